@@ -1,0 +1,80 @@
+"""The adapter protocol and the name -> adapter registry.
+
+An adapter is one platform: the page kinds it knows, the base URLs it needs, and `poll`, which fetches
+through the core's HTTP client and hands bodies to pure parse functions. The core loads adapters from
+the `livestream_collector.adapters` entry-point group and never imports a platform module by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol
+
+from collector.outcomes import Outcome
+from schemas.types import ParseResult
+
+if TYPE_CHECKING:
+    from collector.config import TargetConfig
+    from collector.http import HttpFetcher
+
+ENTRY_POINT_GROUP = "livestream_collector.adapters"
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    """The target fields one page kind takes."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    summary: str = ""
+
+
+@dataclass(slots=True)
+class PollResult:
+    """A poll that reached the platform and understood its answer."""
+
+    outcome: Outcome
+    parsed: ParseResult
+
+
+@dataclass(slots=True)
+class PollContext:
+    """Everything one poll may use; `memory` survives between polls of the same target."""
+
+    target: TargetConfig
+    base_urls: Mapping[str, str]
+    http: HttpFetcher
+    memory: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    name: str
+    kinds: Mapping[str, KindSpec]
+    default_base_urls: Mapping[str, str]
+
+    async def poll(self, ctx: PollContext) -> PollResult: ...
+
+
+class UnknownPlatform(LookupError):
+    pass
+
+
+@cache
+def registered_adapters() -> dict[str, Adapter]:
+    """Every installed adapter by platform name."""
+    found: dict[str, Adapter] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        adapter = ep.load()
+        found[adapter.name] = adapter
+    return dict(sorted(found.items()))
+
+
+def get_adapter(platform: str) -> Adapter:
+    adapters = registered_adapters()
+    try:
+        return adapters[platform]
+    except KeyError:
+        raise UnknownPlatform(platform) from None

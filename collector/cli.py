@@ -1,0 +1,313 @@
+"""`collector`: the operator's command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from collector.adapters import registered_adapters
+from collector.config import (
+    Config,
+    ConfigError,
+    build_config,
+    describe,
+    format_duration,
+    load_config,
+    parse_duration,
+)
+
+CONFIG_HELP = "Configuration file (env COLLECTOR_CONFIG)."
+log = logging.getLogger("collector")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiohttp logs every refused connection at ERROR; our poller already classifies them.
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"config error: {problem}", err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+@click.version_option(package_name="livestream-collector")
+def main(log_level: str) -> None:
+    """Collect live-commerce counters from TikTok, Shopee and Facebook into a database and Prometheus."""
+    _setup_logging(log_level)
+
+
+config_option = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    envvar="COLLECTOR_CONFIG",
+    default="config.toml",
+    show_default=True,
+    help=CONFIG_HELP,
+)
+
+
+@main.command()
+@config_option
+def run(config_path: str) -> None:
+    """Run the service: migrate the database, poll every target, serve /metrics until Ctrl-C."""
+    config = _load(config_path)
+    _run_service(config)
+
+
+def _run_service(config: Config) -> None:
+    from collector.migrate import upgrade
+    from collector.service import run_service
+
+    upgrade(config.collector.database_url)
+    asyncio.run(run_service(config))
+
+
+@main.command()
+@config_option
+def once(config_path: str) -> None:
+    """Poll every target once, store the samples and print what was found."""
+    from collector.migrate import upgrade
+    from collector.service import poll_once
+
+    config = _load(config_path)
+    upgrade(config.collector.database_url)
+    records = asyncio.run(poll_once(config))
+    table = Table(title=f"{len(records)} targets polled", show_lines=False)
+    for column in ("target", "platform", "kind", "outcome", "values"):
+        table.add_column(column, overflow="fold")
+    by_name = {t.name: t for t in config.targets}
+    for record in records:
+        target = by_name[record.target]
+        values = "  ".join(f"{s.metric.value}={_number(s.value)}" for s in record.samples)
+        table.add_row(record.target, target.platform, target.kind, record.outcome.value, values)
+    Console().print(table)
+
+
+@main.group()
+def targets() -> None:
+    """Inspect configured targets."""
+
+
+@targets.command("list")
+@config_option
+def targets_list(config_path: str) -> None:
+    """List configured targets with their platform, kind, fields and interval."""
+    config = _load(config_path)
+    table = Table()
+    for column in ("name", "platform", "kind", "fields", "interval", "campaign", "enabled"):
+        table.add_column(column)
+    for t in config.targets:
+        fields = " ".join(f"{k}={v}" for k, v in t.params.items())
+        table.add_row(
+            t.name,
+            t.platform,
+            t.kind,
+            fields,
+            format_duration(t.interval),
+            t.campaign or "",
+            "yes" if t.enabled else "no",
+        )
+    Console().print(table)
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: str) -> None:
+    """Validate the configuration and print the effective settings (secrets redacted)."""
+    config = _load(config_path)
+    for key, value in describe(config):
+        click.echo(f"{key} = {value}")
+    click.echo(f"ok: {len(config.targets)} targets on {len(registered_adapters())} platforms", err=True)
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(config_path: str) -> None:
+    """Apply Alembic migrations up to the newest schema."""
+    from collector.migrate import upgrade
+
+    config = _load(config_path)
+    upgrade(config.collector.database_url)
+    click.echo("database schema is up to date", err=True)
+
+
+def _when(text: str | None) -> datetime | None:
+    """An ISO 8601 time (UTC if no zone) or a duration meaning that long ago (`2h`)."""
+    if text is None:
+        return None
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: use ISO 8601 (2025-09-09T20:00:00Z) or a duration (2h)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def iso_utc(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+EXPORT_HEADER = ("observed_at", "platform", "target", "metric", "value", "provenance", "session_id")
+
+
+@main.command()
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True)
+@click.option("--since", help="Start (inclusive): ISO 8601 time or a duration ago, e.g. 2h.")
+@click.option("--until", help="End (exclusive): ISO 8601 time or a duration ago.")
+@click.option("--target", "target_names", multiple=True, help="Only this target (repeatable).")
+@click.option("--metric", "metrics", multiple=True, help="Only this metric (repeatable).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+def export(
+    config_path: str,
+    fmt: str,
+    since: str | None,
+    until: str | None,
+    target_names: Sequence[str],
+    metrics: Sequence[str],
+    output: Path | None,
+) -> None:
+    """Export stored samples, oldest first (observed_at in ISO 8601 UTC)."""
+    config = _load(config_path)
+    start, end = _when(since), _when(until)
+    stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        count = asyncio.run(_export_csv(config, stream, start, end, target_names, metrics))
+    finally:
+        if output:
+            stream.close()
+    click.echo(f"exported {count} samples", err=True)
+
+
+async def _export_csv(config: Config, stream, since, until, target_names, metrics) -> int:  # type: ignore[no-untyped-def]
+    from collector.store import Store
+
+    store = Store(config.collector.database_url)
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(EXPORT_HEADER)
+    count = 0
+    try:
+        async for row in store.export_rows(since=since, until=until, targets=target_names, metrics=metrics):
+            writer.writerow(
+                (
+                    iso_utc(row.observed_at),
+                    row.platform,
+                    row.target,
+                    row.metric,
+                    _number(row.value),
+                    row.provenance,
+                    row.session_id or "",
+                )
+            )
+            count += 1
+    finally:
+        await store.close()
+    return count
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:8900", show_default=True, help="host:port (port 0 picks one).")
+@click.option("--scenario", default="demo", show_default=True, help="Scripted scenario to serve.")
+@click.option("--seed", default=1, show_default=True, help="Seed: same seed, same counters.")
+@click.option("--speed", default=1.0, show_default=True, help="Scenario seconds per real second.")
+@click.option("--freeze-at", type=float, help="Hold the scenario clock at this many seconds in.")
+def simulate(listen: str, scenario: str, seed: int, speed: float, freeze_at: float | None) -> None:
+    """Serve the documented platform pages and APIs on loopback, with counters that evolve."""
+    from simulator.app import serve
+
+    host, _, port = listen.rpartition(":")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            serve(
+                host,
+                int(port),
+                scenario=scenario,
+                seed=seed,
+                speed=speed,
+                freeze_at=freeze_at,
+                ready=lambda url: click.echo(f"simulator listening on {url}", err=True),
+            )
+        )
+
+
+@main.command()
+@click.option("--simulator-listen", default="127.0.0.1:8900", show_default=True)
+@click.option("--seed", default=1, show_default=True)
+def demo(simulator_listen: str, seed: int) -> None:
+    """Start the simulator and the collector polling it (SQLite in data/, metrics on :9108)."""
+    import threading
+
+    from simulator.app import serve
+
+    host, _, port = simulator_listen.rpartition(":")
+    ready = threading.Event()
+    sim_url: list[str] = []
+
+    def on_ready(url: str) -> None:
+        sim_url.append(url)
+        ready.set()
+
+    thread = threading.Thread(
+        target=lambda: asyncio.run(serve(host, int(port), seed=seed, ready=on_ready)), daemon=True
+    )
+    thread.start()
+    if not ready.wait(15):
+        raise click.ClickException(f"the simulator did not start on {simulator_listen}")
+    text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
+    config = build_config(_toml(text.replace("{simulator}", sim_url[0])), source="<embedded demo>")
+    click.echo(f"simulator:  {sim_url[0]}  (ground truth at {sim_url[0]}/_sim/truth)")
+    click.echo(f"database:   {config.collector.database_url}")
+    click.echo(f"metrics:    http://{config.collector.metrics_listen}/metrics")
+    click.echo(f"targets:    {', '.join(t.name for t in config.targets)}")
+    click.echo("export:     .venv/bin/collector export --format csv   (same SQLite file as config.toml)")
+    click.echo("Ctrl-C to stop.")
+    _run_service(config)
+
+
+def _toml(text: str) -> dict:  # type: ignore[type-arg]
+    import tomllib
+
+    return tomllib.loads(text)

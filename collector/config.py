@@ -1,0 +1,406 @@
+"""Typed configuration, validated once at the edge.
+
+Every problem is reported with the key path that caused it (`targets[2].platform: unknown platform
+"tiktk" (known: tiktok)`), all problems at once, before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from collector.adapters import registered_adapters
+
+DATABASE_URL_ENV = "COLLECTOR_DATABASE_URL"
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_TARGET_COMMON_KEYS = ("name", "platform", "kind", "interval", "campaign", "enabled")
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """One or more configuration problems, each naming its key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_duration(text: str) -> float:
+    """`500ms`, `20s`, `5m`, `1h30m`, `14d` -> seconds."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f'expected a duration string like "30s", got {text!r}')
+    compact = text.replace(" ", "")
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(compact):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(compact):
+        raise ValueError(f'bad duration {text!r} (use e.g. "500ms", "20s", "5m", "1h", "14d")')
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{round(seconds * 1000)}ms"
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorSettings:
+    database_url: str = "sqlite+aiosqlite:///data/collector.db"
+    metrics_listen: HostPort = HostPort("127.0.0.1", 9108)
+    default_interval: float = 30.0
+    max_concurrency: int = 64
+    jitter: float = 0.1
+    shutdown_grace: float = 10.0
+    flush_interval: float = 1.0
+    batch_size: int = 500
+    snapshot_success_every: int = 50
+    raw_retention: float = 14 * 86400.0
+    pending_limit: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    timeout: float = 15.0
+    user_agent: str = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/126.0.0.0 Safari/537.36"
+    )
+    headers: Mapping[str, str] = field(default_factory=lambda: {"Accept-Language": "vi-VN,vi;q=0.9,en;q=0.8"})
+    proxy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSettings:
+    name: str
+    base_urls: Mapping[str, str]
+    min_interval: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class TargetConfig:
+    name: str
+    platform: str
+    kind: str
+    interval: float
+    params: Mapping[str, str] = field(default_factory=dict)
+    campaign: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    collector: CollectorSettings
+    http: HttpSettings
+    platforms: Mapping[str, PlatformSettings]
+    targets: tuple[TargetConfig, ...]
+    source: str = "<defaults>"
+
+    def active_targets(self) -> list[TargetConfig]:
+        return [t for t in self.targets if t.enabled]
+
+
+class _Reader:
+    """Reads one TOML table, remembering the key path and every problem found."""
+
+    def __init__(self, data: Mapping[str, Any], path: str, problems: list[str]) -> None:
+        self.data, self.path, self.problems = data, path, problems
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def problem(self, name: str, message: str) -> None:
+        self.problems.append(f"{self.key(name)}: {message}")
+
+    def get(self, name: str, kind: type[T], default: T) -> T:
+        self.seen.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        # bool is an int subclass; a counter set to `true` is a mistake worth naming.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.problem(name, f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+            return default
+        return value
+
+    def convert(self, name: str, default: T, convert: Callable[[Any], T]) -> T:
+        self.seen.add(name)
+        if name not in self.data:
+            return default
+        try:
+            return convert(self.data[name])
+        except (ValueError, TypeError) as exc:
+            self.problem(name, str(exc))
+            return default
+
+    def table(self, name: str) -> _Reader:
+        self.seen.add(name)
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            self.problem(name, f"expected a table, got {type(value).__name__}")
+            value = {}
+        return _Reader(value, self.key(name), self.problems)
+
+    def reject_unknown(self, allowed: tuple[str, ...] | None = None, hint: str = "") -> None:
+        known = set(allowed) if allowed is not None else self.seen
+        for name in self.data:
+            if name not in known:
+                expected = ", ".join(sorted(known)) or "none"
+                self.problem(name, f"unknown key{hint} (expected one of: {expected})")
+
+
+def _positive(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"must be greater than zero, got {value!r}")
+    return seconds
+
+
+def _host_port(value: Any) -> HostPort:
+    if not isinstance(value, str) or ":" not in value:
+        raise ValueError(f'expected "host:port", got {value!r}')
+    host, _, port = value.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"bad port in {value!r}")
+    return HostPort(host.strip("[]"), int(port))
+
+
+def _database_url(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError('not a database URL (e.g. "sqlite+aiosqlite:///data/collector.db")') from None
+    if url.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise ValueError(
+            f"unsupported driver {url.drivername!r} (use sqlite+aiosqlite or postgresql+asyncpg)"
+        )
+    return value
+
+
+def _read_collector(root: _Reader, env: Mapping[str, str]) -> CollectorSettings:
+    r = root.table("collector")
+    d = CollectorSettings()
+    settings = CollectorSettings(
+        database_url=r.convert("database_url", d.database_url, _database_url),
+        metrics_listen=r.convert("metrics_listen", d.metrics_listen, _host_port),
+        default_interval=r.convert("default_interval", d.default_interval, _positive),
+        max_concurrency=r.get("max_concurrency", int, d.max_concurrency),
+        jitter=float(r.get("jitter", float, d.jitter)),
+        shutdown_grace=r.convert("shutdown_grace", d.shutdown_grace, _positive),
+        flush_interval=r.convert("flush_interval", d.flush_interval, _positive),
+        batch_size=r.get("batch_size", int, d.batch_size),
+        snapshot_success_every=r.get("snapshot_success_every", int, d.snapshot_success_every),
+        raw_retention=r.convert("raw_retention", d.raw_retention, _positive),
+        pending_limit=r.get("pending_limit", int, d.pending_limit),
+    )
+    r.reject_unknown()
+    for name in ("max_concurrency", "batch_size", "pending_limit"):
+        if getattr(settings, name) < 1:
+            r.problem(name, "must be at least 1")
+    if not 0 <= settings.jitter < 1:
+        r.problem("jitter", "must be in [0, 1)")
+    if env.get(DATABASE_URL_ENV):
+        try:
+            settings = replace(settings, database_url=_database_url(env[DATABASE_URL_ENV]))
+        except ValueError as exc:
+            root.problems.append(f"{DATABASE_URL_ENV} (environment): {exc}")
+    return settings
+
+
+def _read_http(root: _Reader) -> HttpSettings:
+    r = root.table("http")
+    d = HttpSettings()
+    headers = r.get("headers", dict, dict(d.headers))
+    for name, value in headers.items():
+        if not isinstance(value, str):
+            r.problem(f"headers.{name}", f"expected str, got {type(value).__name__}")
+    settings = HttpSettings(
+        timeout=r.convert("timeout", d.timeout, _positive),
+        user_agent=r.get("user_agent", str, d.user_agent),
+        headers=headers,
+        proxy=r.get("proxy", str, "") or None,
+    )
+    r.reject_unknown()
+    return settings
+
+
+def _read_platforms(root: _Reader) -> dict[str, PlatformSettings]:
+    adapters = registered_adapters()
+    table = root.table("platforms")
+    platforms: dict[str, PlatformSettings] = {}
+    for name in table.data:
+        if name not in adapters:
+            table.problem(name, f"unknown platform {name!r} (known: {', '.join(adapters)})")
+    for name, adapter in adapters.items():
+        r = table.table(name)
+        urls = r.table("base_urls")
+        base_urls = dict(adapter.default_base_urls)
+        for key in adapter.default_base_urls:
+            base_urls[key] = urls.convert(key, base_urls[key], _base_url).rstrip("/")
+        urls.reject_unknown(tuple(adapter.default_base_urls), f" for platform {name}")
+        platforms[name] = PlatformSettings(
+            name=name,
+            base_urls=base_urls,
+            min_interval=r.convert("min_interval", 10.0, _positive),
+        )
+        r.reject_unknown()
+    return platforms
+
+
+def _base_url(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _read_targets(
+    root: _Reader, collector: CollectorSettings, platforms: Mapping[str, PlatformSettings]
+) -> tuple[TargetConfig, ...]:
+    root.seen.add("targets")
+    raw = root.data.get("targets", [])
+    if not isinstance(raw, list):
+        root.problem("targets", "expected an array of tables ([[targets]])")
+        return ()
+    adapters = registered_adapters()
+    targets: list[TargetConfig] = []
+    names: dict[str, int] = {}
+    for index, item in enumerate(raw):
+        path = f"targets[{index}]"
+        if not isinstance(item, dict):
+            root.problems.append(f"{path}: expected a table")
+            continue
+        r = _Reader(item, path, root.problems)
+        name = r.get("name", str, "")
+        if not name:
+            r.problem("name", "missing (every target needs a unique name)")
+        elif not _TARGET_NAME.match(name):
+            r.problem("name", f"{name!r} must be lower-case letters, digits, '.', '_' or '-'")
+        elif name in names:
+            r.problem("name", f"duplicate target name {name!r} (also targets[{names[name]}])")
+        else:
+            names[name] = index
+        platform = r.get("platform", str, "")
+        kind = r.get("kind", str, "")
+        interval = r.convert("interval", collector.default_interval, _positive)
+        campaign = r.get("campaign", str, "") or None
+        enabled = r.get("enabled", bool, True)
+        adapter = adapters.get(platform)
+        if adapter is None:
+            r.problem("platform", f"unknown platform {platform!r} (known: {', '.join(adapters)})")
+            continue
+        spec = adapter.kinds.get(kind)
+        if spec is None:
+            r.problem("kind", f"unknown kind {kind!r} for {platform} (known: {', '.join(adapter.kinds)})")
+            continue
+        params: dict[str, str] = {}
+        for field_name in (*spec.required, *spec.optional):
+            value = r.get(field_name, str, "")
+            if value:
+                params[field_name] = value
+            elif field_name in spec.required:
+                r.problem(field_name, f"missing (required for {platform} {kind} targets)")
+        r.reject_unknown((*_TARGET_COMMON_KEYS, *spec.required, *spec.optional), f" for {platform} {kind}")
+        floor = platforms[platform].min_interval
+        if interval < floor:
+            r.problem(
+                "interval",
+                f"{format_duration(interval)} is faster than platforms.{platform}.min_interval "
+                f"{format_duration(floor)}",
+            )
+        targets.append(TargetConfig(name, platform, kind, interval, params, campaign, enabled))
+    return tuple(targets)
+
+
+def build_config(data: Mapping[str, Any], *, source: str, env: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed TOML document; raises ConfigError listing every problem."""
+    problems: list[str] = []
+    root = _Reader(data, "", problems)
+    collector = _read_collector(root, os.environ if env is None else env)
+    http = _read_http(root)
+    platforms = _read_platforms(root)
+    targets = _read_targets(root, collector, platforms)
+    root.reject_unknown()
+    if problems:
+        raise ConfigError(problems)
+    return Config(collector, http, platforms, targets, source)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return build_config(data, source=str(path), env=env)
+
+
+def redacted_database_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def redacted_proxy(proxy: str | None) -> str | None:
+    if not proxy:
+        return proxy
+    return re.sub(r"//[^@/]*@", "//***@", proxy)
+
+
+def describe(config: Config) -> Iterator[tuple[str, str]]:
+    """The effective configuration as (key, value) rows, secrets redacted."""
+    c = config.collector
+    yield "source", config.source
+    yield "collector.database_url", redacted_database_url(c.database_url)
+    yield "collector.metrics_listen", str(c.metrics_listen)
+    yield "collector.default_interval", format_duration(c.default_interval)
+    yield "collector.max_concurrency", str(c.max_concurrency)
+    yield "collector.jitter", str(c.jitter)
+    yield "collector.shutdown_grace", format_duration(c.shutdown_grace)
+    yield "collector.flush_interval", format_duration(c.flush_interval)
+    yield "collector.batch_size", str(c.batch_size)
+    yield "collector.snapshot_success_every", str(c.snapshot_success_every)
+    yield "collector.raw_retention", format_duration(c.raw_retention)
+    yield "collector.pending_limit", str(c.pending_limit)
+    yield "http.timeout", format_duration(config.http.timeout)
+    yield "http.user_agent", config.http.user_agent
+    for name, value in config.http.headers.items():
+        yield f"http.headers.{name}", value
+    yield "http.proxy", redacted_proxy(config.http.proxy) or "(none)"
+    for name, platform in config.platforms.items():
+        for key, url in platform.base_urls.items():
+            yield f"platforms.{name}.base_urls.{key}", url
+        yield f"platforms.{name}.min_interval", format_duration(platform.min_interval)
+    for t in config.targets:
+        fields = " ".join(f"{k}={v}" for k, v in t.params.items())
+        state = "" if t.enabled else " (disabled)"
+        yield (
+            f"targets.{t.name}",
+            f"{t.platform} {t.kind} {fields} every {format_duration(t.interval)}{state}",
+        )

@@ -1,0 +1,179 @@
+"""Prometheus exposition: the latest value of every series from an in-memory snapshot, plus self-metrics.
+
+`/metrics` never touches the network or the database: pollers update `LiveState`, and a custom
+collector turns it into metric families on each scrape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from collector.config import HostPort, TargetConfig
+from schemas.types import Sample
+
+PREFIX = "livestream"
+SERIES_LABELS = ("platform", "target", "kind", "campaign", "provenance")
+_HELP = {
+    "viewers": "Concurrent viewers of the live session now.",
+    "peak_viewers": "Peak concurrent viewers of the live session.",
+    "views": "Cumulative views (entries) of the live session.",
+    "likes": "Cumulative likes of the live session or video.",
+    "comments": "Cumulative comments.",
+    "shares": "Cumulative shares.",
+    "followers": "Followers of the account.",
+    "new_followers": "Followers gained during the live session.",
+    "orders": "Orders attributed to the live session.",
+    "items_sold": "Items sold in the live session.",
+    "revenue": "Revenue in the currency's base unit (VND has no minor unit).",
+    "hashtag_views": "Views of videos under the hashtag.",
+    "hashtag_posts": "Videos posted under the hashtag.",
+    "live_status": "Live status: 0 unknown, 1 scheduled, 2 live, 3 paused, 4 ended.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Latest:
+    value: float
+    observed_at: datetime
+    provenance: str
+
+
+class LiveState:
+    """The latest value per (target, metric), written by pollers, read by scrapes."""
+
+    def __init__(self, targets: Iterable[TargetConfig]) -> None:
+        self._targets = {t.name: t for t in targets}
+        self._latest: dict[tuple[str, str], _Latest] = {}
+
+    def update(self, samples: Iterable[Sample]) -> None:
+        for s in samples:
+            self._latest[(s.target, s.metric.value)] = _Latest(s.value, s.observed_at, s.provenance.value)
+
+    def value(self, target: str, metric: str) -> float | None:
+        latest = self._latest.get((target, metric))
+        return None if latest is None else latest.value
+
+    def families(self) -> Iterator[Metric]:
+        by_metric: dict[str, GaugeMetricFamily] = {}
+        observed = GaugeMetricFamily(
+            f"{PREFIX}_observed_timestamp_seconds",
+            "When the series' latest value was observed (Unix time).",
+            labels=("target", "metric"),
+        )
+        for (target, metric), latest in sorted(self._latest.items()):
+            config = self._targets.get(target)
+            if config is None:
+                continue
+            family = by_metric.get(metric)
+            if family is None:
+                family = by_metric[metric] = GaugeMetricFamily(
+                    f"{PREFIX}_{metric}", _HELP.get(metric, metric), labels=SERIES_LABELS
+                )
+            labels = [config.platform, target, config.kind, config.campaign or "", latest.provenance]
+            family.add_metric(labels, latest.value)
+            observed.add_metric([target, metric], latest.observed_at.timestamp())
+        yield from by_metric.values()
+        yield observed
+
+
+class _LiveStateCollector:
+    def __init__(self, state: LiveState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.state.families()
+
+
+class SelfMetrics:
+    """The collector's own health, in a private registry beside the live-state series."""
+
+    def __init__(self, state: LiveState) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.polls = Counter(
+            "collector_polls_total", "Polls by outcome.", ("platform", "kind", "outcome"), registry=r
+        )
+        self.poll_duration = Histogram(
+            "collector_poll_duration_seconds",
+            "Wall time of one poll, fetch and parse.",
+            ("platform", "kind"),
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.parse_failures = Counter(
+            "collector_parse_failures_total",
+            "Pages that arrived but could not be parsed, by reason.",
+            ("platform", "kind", "reason"),
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "collector_last_success_timestamp_seconds",
+            "Unix time of the target's last successful poll.",
+            ("target",),
+            registry=r,
+        )
+        self.skipped = Counter(
+            "collector_polls_skipped_total",
+            "Polls not started because the previous poll of the target was still running.",
+            ("target",),
+            registry=r,
+        )
+        self.samples_written = Counter(
+            "collector_samples_written_total", "Sample rows written to the database.", registry=r
+        )
+        self.write_failures = Counter(
+            "collector_write_failures_total", "Batch writes that failed and will be retried.", registry=r
+        )
+        self.pending = Gauge(
+            "collector_pending_records", "Poll records waiting to be written to the database.", registry=r
+        )
+        self.dropped = Counter(
+            "collector_dropped_records_total",
+            "Poll records dropped because the write buffer was full.",
+            registry=r,
+        )
+        self.snapshots = Counter(
+            "collector_raw_snapshots_total", "Raw response bodies kept, by outcome.", ("outcome",), registry=r
+        )
+        self.heartbeat = Gauge(
+            "collector_scheduler_heartbeat_timestamp_seconds",
+            "Unix time the scheduler loop last ran.",
+            registry=r,
+        )
+        r.register(_LiveStateCollector(state))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def metrics_app(metrics: SelfMetrics, healthy: Callable[[], bool]) -> web.Application:
+    async def handle_metrics(_request: web.Request) -> web.Response:
+        response = web.Response(body=metrics.exposition())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def handle_health(_request: web.Request) -> web.Response:
+        if healthy():
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="scheduler loop stalled\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", handle_metrics)
+    app.router.add_get("/healthz", handle_health)
+    return app
+
+
+async def start_metrics_server(
+    listen: HostPort, metrics: SelfMetrics, healthy: Callable[[], bool]
+) -> web.AppRunner:
+    runner = web.AppRunner(metrics_app(metrics, healthy), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, listen.host, listen.port).start()
+    return runner

@@ -1,0 +1,32 @@
+"""Alembic, driven from code: `collector db upgrade` and the start of `collector run` call `upgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.engine import make_url
+
+import schemas
+
+MIGRATIONS = Path(schemas.__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def ensure_sqlite_directory(database_url: str) -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def upgrade(database_url: str) -> None:
+    """Bring the database schema to the newest revision (blocking; call outside the event loop)."""
+    ensure_sqlite_directory(database_url)
+    command.upgrade(alembic_config(database_url), "head")

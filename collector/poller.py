@@ -1,0 +1,146 @@
+"""The core wrapper around one adapter poll: time it, classify it, stamp samples, keep raw bodies.
+
+Adapters never import prometheus_client or the store; this is the one place a poll's result becomes
+samples, metrics, log lines and a record for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from collector.adapters import Adapter, PollContext, get_adapter
+from collector.config import Config, TargetConfig
+from collector.http import HttpClient, HttpFetcher, RawResponse
+from collector.metrics import LiveState, SelfMetrics
+from collector.outcomes import Outcome, ParseFailure, PollError
+from collector.store import PollRecord
+from schemas.types import Sample
+
+log = logging.getLogger(__name__)
+
+# Outcomes whose response bodies are worth keeping: they are what an operator needs to see why.
+_KEEP_BODIES = {Outcome.PARSE_FAILURE, Outcome.BLOCKED, Outcome.LOGIN_WALL}
+
+
+@dataclass(slots=True)
+class _TargetState:
+    memory: dict[str, Any] = field(default_factory=dict)
+    last_outcome: Outcome | None = None
+    failures: int = 0
+    successes: int = 0
+
+
+class Poller:
+    def __init__(
+        self,
+        config: Config,
+        http: HttpClient,
+        live: LiveState,
+        metrics: SelfMetrics,
+        sink: Callable[[PollRecord], None],
+    ) -> None:
+        self.config, self.http, self.live, self.metrics, self.sink = config, http, live, metrics, sink
+        self.adapters: Mapping[str, Adapter] = {t.platform: get_adapter(t.platform) for t in config.targets}
+        self.poll_timeout = config.http.timeout * 3
+        self._state: dict[str, _TargetState] = {}
+
+    async def poll(self, target: TargetConfig) -> PollRecord:
+        """Poll one target; never raises for anything the platform or the page did."""
+        state = self._state.setdefault(target.name, _TargetState())
+        fetcher = HttpFetcher(self.http)
+        ctx = PollContext(
+            target=target,
+            base_urls=self.config.platforms[target.platform].base_urls,
+            http=fetcher,
+            memory=state.memory,
+        )
+        started = time.monotonic()
+        reason: str | None = None
+        error: PollError | None = None
+        try:
+            async with asyncio.timeout(self.poll_timeout):
+                result = await self.adapters[target.platform].poll(ctx)
+            outcome, parsed = result.outcome, result.parsed
+        except PollError as exc:
+            error, outcome, parsed = exc, exc.outcome, None
+            reason = exc.reason if isinstance(exc, ParseFailure) else None
+        except TimeoutError:
+            error = PollError(f"poll took longer than {self.poll_timeout:g}s")
+            outcome, parsed = Outcome.TIMEOUT, None
+        except Exception as exc:  # an adapter bug must not stop the service; keep the body for the fix
+            log.exception("adapter %s crashed polling %s", target.platform, target.name)
+            error = ParseFailure(f"adapter_error:{type(exc).__name__}", str(exc)[:200])
+            outcome, parsed, reason = Outcome.PARSE_FAILURE, None, error.reason  # type: ignore[attr-defined]
+        observed_at = datetime.now(UTC)
+        labels = (target.platform, target.kind)
+        self.metrics.poll_duration.labels(*labels).observe(time.monotonic() - started)
+        self.metrics.polls.labels(*labels, outcome.value).inc()
+        if reason is not None:
+            self.metrics.parse_failures.labels(*labels, reason).inc()
+
+        record = PollRecord(target.name, observed_at, outcome)
+        if parsed is not None:
+            session_key = parsed.session.key if parsed.session else None
+            record.samples = [
+                Sample(
+                    target.name,
+                    target.platform,
+                    target.kind,
+                    r.metric,
+                    r.value,
+                    observed_at,
+                    r.provenance,
+                    session_key,
+                )
+                for r in parsed.readings
+            ]
+            record.session = parsed.session
+            self.live.update(record.samples)
+            self.metrics.last_success.labels(target.name).set(observed_at.timestamp())
+        record.snapshots = self._snapshots_to_keep(state, outcome, reason, fetcher.responses)
+        for _ in record.snapshots:
+            self.metrics.snapshots.labels(outcome.value).inc()
+        self._log_transition(target, state, outcome, error)
+        self.sink(record)
+        return record
+
+    def _snapshots_to_keep(
+        self, state: _TargetState, outcome: Outcome, reason: str | None, responses: list[RawResponse]
+    ) -> list[tuple[RawResponse, str | None]]:
+        if not responses:
+            return []
+        if outcome in _KEEP_BODIES:
+            return [(raw, reason) for raw in responses]
+        if outcome in (Outcome.OK, Outcome.NOT_LIVE):
+            state.successes += 1
+            every = self.config.collector.snapshot_success_every
+            # A sample of good bodies lets a parser fix be checked against what used to parse.
+            if every and state.successes % every == 1:
+                return [(responses[-1], None)]
+        return []
+
+    def _log_transition(
+        self, target: TargetConfig, state: _TargetState, outcome: Outcome, error: PollError | None
+    ) -> None:
+        ok = outcome in (Outcome.OK, Outcome.NOT_LIVE)
+        if ok:
+            if state.failures:
+                log.info(
+                    "%s recovered (%s) after %d failed polls", target.name, outcome.value, state.failures
+                )
+            elif state.last_outcome != outcome:
+                log.info("%s: %s", target.name, outcome.value)
+            state.failures = 0
+        else:
+            state.failures += 1
+            if state.failures == 1 or state.last_outcome != outcome:
+                log.warning("%s: %s: %s", target.name, outcome.value, error.detail if error else "")
+            else:
+                log.debug("%s: %s again (%d in a row)", target.name, outcome.value, state.failures)
+        state.last_outcome = outcome

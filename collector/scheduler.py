@@ -1,0 +1,94 @@
+"""The due-queue scheduler: every target polled every `interval` with jitter, under a global bound.
+
+Each target starts at a random phase so polls do not bunch up. A poll still running when the next is
+due is skipped and counted, never stacked (Telegraf's rule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from collector.config import TargetConfig
+
+log = logging.getLogger(__name__)
+HEARTBEAT_EVERY = 1.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        targets: Sequence[TargetConfig],
+        poll: Callable[[TargetConfig], Awaitable[object]],
+        *,
+        max_concurrency: int,
+        jitter: float,
+        on_skip: Callable[[TargetConfig], None],
+        rng: random.Random | None = None,
+    ) -> None:
+        self.targets = list(targets)
+        self.poll, self.on_skip = poll, on_skip
+        self.jitter = jitter
+        self.rng = rng or random.Random()
+        self._limit = asyncio.Semaphore(max_concurrency)
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self.last_heartbeat = time.monotonic()
+
+    def alive(self, stall_after: float = 10.0) -> bool:
+        return time.monotonic() - self.last_heartbeat < stall_after
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Schedule until `stop` is set; in-flight polls are left to `drain`."""
+        now = time.monotonic()
+        due = [(now + self.rng.random() * t.interval, i, t) for i, t in enumerate(self.targets)]
+        heapq.heapify(due)
+        while not stop.is_set():
+            self.last_heartbeat = time.monotonic()
+            if not due:
+                await _wait(stop, HEARTBEAT_EVERY)
+                continue
+            when, index, target = due[0]
+            delay = when - time.monotonic()
+            if delay > 0:
+                await _wait(stop, min(delay, HEARTBEAT_EVERY))
+                continue
+            heapq.heappop(due)
+            self._start(target)
+            step = target.interval * (1 + self.rng.uniform(-self.jitter, self.jitter))
+            # After a stall (suspend, overload) resume from now instead of firing a burst of catch-ups.
+            heapq.heappush(due, (max(when + step, time.monotonic() + step / 2), index, target))
+
+    def _start(self, target: TargetConfig) -> None:
+        running = self._inflight.get(target.name)
+        if running is not None and not running.done():
+            self.on_skip(target)
+            log.debug("%s: previous poll still running, skipped", target.name)
+            return
+        self._inflight[target.name] = asyncio.create_task(self._limited(target), name=f"poll:{target.name}")
+
+    async def _limited(self, target: TargetConfig) -> None:
+        async with self._limit:
+            await self.poll(target)
+
+    async def drain(self, grace: float) -> None:
+        """Let in-flight polls finish for up to `grace` seconds, then cancel the rest."""
+        tasks = [t for t in self._inflight.values() if not t.done()]
+        if not tasks:
+            return
+        log.info("waiting up to %.0fs for %d in-flight polls", grace, len(tasks))
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+            log.warning("cancelled %d polls still running after %.0fs", len(pending), grace)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

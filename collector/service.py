@@ -1,0 +1,108 @@
+"""Wiring: the long-running service (`collector run`) and the one-shot poll (`collector once`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from collector.config import Config
+from collector.http import HttpClient
+from collector.metrics import LiveState, SelfMetrics, start_metrics_server
+from collector.poller import Poller
+from collector.scheduler import Scheduler
+from collector.store import PollRecord, Store
+from collector.writer import BatchWriter
+
+log = logging.getLogger(__name__)
+
+
+def _writer(config: Config, store: Store, metrics: SelfMetrics) -> BatchWriter:
+    c = config.collector
+    return BatchWriter(
+        store,
+        metrics,
+        flush_interval=c.flush_interval,
+        batch_size=c.batch_size,
+        pending_limit=c.pending_limit,
+        raw_retention=c.raw_retention,
+    )
+
+
+async def run_service(config: Config, *, on_ready: Callable[[str], None] | None = None) -> None:
+    """Poll until SIGINT/SIGTERM, then finish in-flight polls, flush writes and return."""
+    targets = config.active_targets()
+    store = Store(config.collector.database_url)
+    await store.sync_targets(targets, datetime.now(UTC))
+    live = LiveState(targets)
+    metrics = SelfMetrics(live)
+    writer = _writer(config, store, metrics)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with HttpClient(config.http) as http:
+            poller = Poller(config, http, live, metrics, writer.submit)
+            scheduler = Scheduler(
+                targets,
+                poller.poll,
+                max_concurrency=config.collector.max_concurrency,
+                jitter=config.collector.jitter,
+                on_skip=lambda t: metrics.skipped.labels(t.name).inc(),
+            )
+            metrics.heartbeat.set_function(
+                lambda: time.time() - (time.monotonic() - scheduler.last_heartbeat)
+            )
+            server = await start_metrics_server(config.collector.metrics_listen, metrics, scheduler.alive)
+            writer_task = asyncio.create_task(writer.run(), name="writer")
+            listen = config.collector.metrics_listen
+            log.info(
+                "collector running: %d targets, metrics at http://%s/metrics, database %s",
+                len(targets),
+                listen,
+                store.engine.url.render_as_string(hide_password=True),
+            )
+            if on_ready is not None:
+                on_ready(f"http://{listen}")
+            try:
+                await scheduler.run(stop)
+                log.info("stopping: no new polls")
+                await scheduler.drain(config.collector.shutdown_grace)
+            finally:
+                writer_task.cancel()
+                await asyncio.gather(writer_task, return_exceptions=True)
+                await writer.flush(time.monotonic() + config.collector.shutdown_grace)
+                await server.cleanup()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await store.close()
+    log.info("collector stopped cleanly")
+
+
+async def poll_once(config: Config) -> list[PollRecord]:
+    """Poll every enabled target once, concurrently, and write the results."""
+    targets = config.active_targets()
+    store = Store(config.collector.database_url)
+    try:
+        await store.sync_targets(targets, datetime.now(UTC))
+        live = LiveState(targets)
+        metrics = SelfMetrics(live)
+        writer = _writer(config, store, metrics)
+        async with HttpClient(config.http) as http:
+            poller = Poller(config, http, live, metrics, writer.submit)
+            limit = asyncio.Semaphore(config.collector.max_concurrency)
+
+            async def one(target):  # type: ignore[no-untyped-def]
+                async with limit:
+                    return await poller.poll(target)
+
+            records = await asyncio.gather(*(one(t) for t in targets))
+        await writer.flush(time.monotonic() + config.collector.shutdown_grace)
+        return list(records)
+    finally:
+        await store.close()

@@ -1,0 +1,236 @@
+"""The database side: target registration, batched idempotent writes, and export queries."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from collector.config import TargetConfig
+from collector.http import RawResponse
+from collector.outcomes import Outcome
+from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow
+from schemas.types import Metric, Sample, SessionObservation
+
+
+@dataclass(slots=True)
+class PollRecord:
+    """Everything one poll produced, as the writer stores it in one batch with others."""
+
+    target: str
+    observed_at: datetime
+    outcome: Outcome
+    samples: list[Sample] = field(default_factory=list)
+    session: SessionObservation | None = None
+    snapshots: list[tuple[RawResponse, str | None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    observed_at: datetime
+    platform: str
+    target: str
+    metric: str
+    value: float
+    provenance: str
+    session_id: str | None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets `collector export` read while the service writes; NORMAL is durable at checkpoints.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    engine = create_async_engine(database_url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Store:
+    def __init__(self, database_url: str) -> None:
+        self.engine = create_engine(database_url)
+        self._insert = sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
+        self.target_ids: dict[str, int] = {}
+        self._session_ids: dict[tuple[int, str], int] = {}
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def sync_targets(self, targets: Iterable[TargetConfig], now: datetime) -> None:
+        """Register configured targets (new ones inserted, changed ones updated) and cache their ids."""
+        async with self.engine.begin() as conn:
+            for t in targets:
+                values = {
+                    "platform": t.platform,
+                    "kind": t.kind,
+                    "params": dict(t.params),
+                    "campaign": t.campaign,
+                }
+                stmt = self._insert(TargetRow).values(name=t.name, created_at=now, **values)
+                await conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+            rows = await conn.execute(select(TargetRow.name, TargetRow.id))
+            self.target_ids = {name: id_ for name, id_ in rows}
+
+    async def write(self, records: Sequence[PollRecord]) -> int:
+        """Write a batch in one transaction; returns the number of new sample rows."""
+        async with self.engine.begin() as conn:
+            for record in records:
+                if record.session is not None:
+                    await self._upsert_session(conn, record)
+            rows = [self._sample_row(s) for r in records for s in r.samples]
+            inserted = 0
+            if rows:
+                stmt = self._insert(SampleRow).on_conflict_do_nothing(
+                    index_elements=["target_id", "metric", "observed_at"]
+                )
+                result = await conn.execute(stmt, rows)
+                inserted = max(result.rowcount, 0)
+            snapshots = [self._snapshot_row(r, raw, reason) for r in records for raw, reason in r.snapshots]
+            if snapshots:
+                await conn.execute(self._insert(RawSnapshotRow), snapshots)
+            await self._record_outcomes(conn, records)
+        return inserted
+
+    async def _upsert_session(self, conn: AsyncConnection, record: PollRecord) -> None:
+        obs = record.session
+        assert obs is not None
+        target_id = self.target_ids[record.target]
+        viewers = [s.value for s in record.samples if s.metric is Metric.VIEWERS]
+        peak = max(viewers) if viewers else None
+        key = (target_id, obs.key)
+        session_id = self._session_ids.get(key)
+        if session_id is None:
+            session_id = await conn.scalar(
+                select(LiveSessionRow.id).where(
+                    LiveSessionRow.target_id == target_id, LiveSessionRow.session_key == obs.key
+                )
+            )
+        if session_id is None:
+            session_id = await conn.scalar(
+                self._insert(LiveSessionRow)
+                .values(
+                    target_id=target_id,
+                    session_key=obs.key,
+                    title=obs.title,
+                    started_at=obs.started_at,
+                    ended_at=obs.ended_at,
+                    first_seen_at=record.observed_at,
+                    last_seen_at=record.observed_at,
+                    last_status=obs.status.value,
+                    peak_viewers=peak,
+                )
+                .returning(LiveSessionRow.id)
+            )
+        else:
+            current = await conn.execute(
+                select(LiveSessionRow.peak_viewers, LiveSessionRow.title).where(
+                    LiveSessionRow.id == session_id
+                )
+            )
+            old_peak, old_title = current.one()
+            changes: dict[str, Any] = {"last_seen_at": record.observed_at, "last_status": obs.status.value}
+            if peak is not None and (old_peak is None or peak > old_peak):
+                changes["peak_viewers"] = peak
+            if obs.ended_at is not None:
+                changes["ended_at"] = obs.ended_at
+            if obs.title and obs.title != old_title:
+                changes["title"] = obs.title
+            await conn.execute(
+                update(LiveSessionRow).where(LiveSessionRow.id == session_id).values(**changes)
+            )
+        self._session_ids[key] = session_id
+
+    def _sample_row(self, sample: Sample) -> dict[str, Any]:
+        target_id = self.target_ids[sample.target]
+        session_id = self._session_ids.get((target_id, sample.session_key)) if sample.session_key else None
+        return {
+            "target_id": target_id,
+            "metric": sample.metric.value,
+            "observed_at": sample.observed_at,
+            "value": sample.value,
+            "provenance": sample.provenance.value,
+            "session_id": session_id,
+        }
+
+    def _snapshot_row(self, record: PollRecord, raw: RawResponse, reason: str | None) -> dict[str, Any]:
+        return {
+            "target_id": self.target_ids[record.target],
+            "fetched_at": raw.fetched_at,
+            "url": raw.url,
+            "status_code": raw.status,
+            "content_type": raw.content_type[:128],
+            "outcome": record.outcome.value,
+            "reason": reason,
+            "body_size": len(raw.body),
+            "body_zlib": zlib.compress(raw.body, 6),
+        }
+
+    async def _record_outcomes(self, conn: AsyncConnection, records: Sequence[PollRecord]) -> None:
+        latest: dict[str, PollRecord] = {}
+        for record in records:
+            latest[record.target] = record
+        for name, record in latest.items():
+            values: dict[str, Any] = {
+                "last_outcome": record.outcome.value,
+                "last_outcome_at": record.observed_at,
+            }
+            if record.outcome in (Outcome.OK, Outcome.NOT_LIVE):
+                values["last_success_at"] = record.observed_at
+            await conn.execute(
+                update(TargetRow).where(TargetRow.id == self.target_ids[name]).values(**values)
+            )
+
+    async def purge_snapshots(self, older_than: datetime) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                RawSnapshotRow.__table__.delete().where(RawSnapshotRow.fetched_at < older_than)
+            )
+            return max(result.rowcount, 0)
+
+    async def export_rows(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        targets: Sequence[str] = (),
+        metrics: Sequence[str] = (),
+    ) -> AsyncIterator[ExportRow]:
+        query = (
+            select(
+                SampleRow.observed_at,
+                TargetRow.platform,
+                TargetRow.name,
+                SampleRow.metric,
+                SampleRow.value,
+                SampleRow.provenance,
+                LiveSessionRow.session_key,
+            )
+            .join(TargetRow, SampleRow.target_id == TargetRow.id)
+            .outerjoin(LiveSessionRow, SampleRow.session_id == LiveSessionRow.id)
+            .order_by(SampleRow.observed_at, TargetRow.name, SampleRow.metric)
+        )
+        if since is not None:
+            query = query.where(SampleRow.observed_at >= since)
+        if until is not None:
+            query = query.where(SampleRow.observed_at < until)
+        if targets:
+            query = query.where(TargetRow.name.in_(targets))
+        if metrics:
+            query = query.where(SampleRow.metric.in_(metrics))
+        async with self.engine.connect() as conn:
+            result = await conn.stream(query)
+            async for row in result:
+                yield ExportRow(*row)

@@ -1,0 +1,120 @@
+"""SQLAlchemy 2.0 models: targets, live sessions, samples and raw snapshots.
+
+Schema changes go through Alembic migrations in `schemas/migrations`; these models are their source.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit sequence.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores naive text, PostgreSQL timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TargetRow(Base):
+    __tablename__ = "targets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    campaign: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+    last_outcome_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LiveSessionRow(Base):
+    """One broadcast: a TikTok room id, a Shopee session id, a Facebook video id."""
+
+    __tablename__ = "live_sessions"
+    __table_args__ = (UniqueConstraint("target_id", "session_key", name="uq_live_sessions_target_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    session_key: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_status: Mapped[str] = mapped_column(String(16))
+    peak_viewers: Mapped[float | None] = mapped_column(Double)
+
+
+class SampleRow(Base):
+    __tablename__ = "samples"
+    # The unique key makes a retried or replayed write a no-op instead of a duplicate.
+    __table_args__ = (
+        UniqueConstraint("target_id", "metric", "observed_at", name="uq_samples_target_metric_time"),
+        Index("ix_samples_observed_at", "observed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(32))
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    value: Mapped[float] = mapped_column(Double)
+    provenance: Mapped[str] = mapped_column(String(16))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("live_sessions.id", ondelete="SET NULL"))
+
+
+class RawSnapshotRow(Base):
+    """A response body as fetched (zlib-compressed), kept to diagnose and re-parse layout changes."""
+
+    __tablename__ = "raw_snapshots"
+    __table_args__ = (Index("ix_raw_snapshots_fetched_at", "fetched_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    url: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(128))
+    outcome: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    body_size: Mapped[int] = mapped_column(Integer)
+    body_zlib: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,96 @@
+"""Normalised in-memory vocabulary shared by adapters, the store and the metrics exporter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Provenance(StrEnum):
+    """Where a number comes from: a public page, the shop's own dashboard/API, or derived."""
+
+    OBSERVED = "observed"
+    REPORTED = "reported"
+    ESTIMATED = "estimated"
+
+
+class LiveStatus(StrEnum):
+    """One status vocabulary for every platform's live session."""
+
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    PAUSED = "paused"
+    ENDED = "ended"
+    UNKNOWN = "unknown"
+
+
+# The numeric encoding exported as the `live_status` metric; Grafana value mappings rely on it.
+LIVE_STATUS_CODE: dict[LiveStatus, int] = {
+    LiveStatus.UNKNOWN: 0,
+    LiveStatus.SCHEDULED: 1,
+    LiveStatus.LIVE: 2,
+    LiveStatus.PAUSED: 3,
+    LiveStatus.ENDED: 4,
+}
+
+
+class Metric(StrEnum):
+    """The metric names used everywhere: database rows, exports and Prometheus series."""
+
+    VIEWERS = "viewers"  # concurrent viewers now
+    PEAK_VIEWERS = "peak_viewers"
+    VIEWS = "views"  # cumulative views/entries of the session
+    LIKES = "likes"
+    COMMENTS = "comments"
+    SHARES = "shares"
+    FOLLOWERS = "followers"
+    NEW_FOLLOWERS = "new_followers"
+    ORDERS = "orders"
+    ITEMS_SOLD = "items_sold"
+    REVENUE = "revenue"
+    HASHTAG_VIEWS = "hashtag_views"
+    HASHTAG_POSTS = "hashtag_posts"
+    LIVE_STATUS = "live_status"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One number a parser found on a page, before it is stamped with target and time."""
+
+    metric: Metric
+    value: float
+    provenance: Provenance = Provenance.OBSERVED
+
+
+@dataclass(frozen=True, slots=True)
+class SessionObservation:
+    """What a page says about the live session it shows (keyed by the platform's room/session id)."""
+
+    key: str
+    status: LiveStatus
+    title: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class ParseResult:
+    """The output of a pure parse function."""
+
+    readings: list[Reading] = field(default_factory=list)
+    session: SessionObservation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A stamped reading: the unit the store writes and the exporter publishes."""
+
+    target: str
+    platform: str
+    kind: str
+    metric: Metric
+    value: float
+    observed_at: datetime
+    provenance: Provenance
+    session_key: str | None = None

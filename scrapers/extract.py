@@ -1,0 +1,81 @@
+"""Small pieces every parser uses: embedded-JSON location by byte search, and declarative metric tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from collector.normalise import NumberFormatError, parse_count
+from collector.outcomes import ParseFailure
+from schemas.types import Metric, Provenance, Reading
+
+_MISSING = object()
+
+
+def dig(obj: Any, path: tuple[str | int, ...]) -> Any:
+    """`obj[path[0]][path[1]]...`, or _MISSING where the path breaks."""
+    for key in path:
+        try:
+            obj = obj[key]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return obj
+
+
+def first(obj: Any, *paths: tuple[str | int, ...]) -> Any:
+    """The value at the first path present (and not null), or None."""
+    for path in paths:
+        value = dig(obj, path)
+        if value is not _MISSING and value is not None:
+            return value
+    return None
+
+
+def load_json(body: bytes | str) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ParseFailure("bad_json", str(exc)[:200]) from None
+
+
+def script_json(body: bytes, marker: bytes) -> Any | None:
+    """Decode the JSON inside the `<script ...marker...>` tag, or None when no such tag exists.
+
+    A byte search instead of an HTML parser: these pages are hundreds of KiB and the script tag is
+    the only part we need.
+    """
+    at = body.find(marker)
+    if at < 0:
+        return None
+    open_end = body.find(b">", at)
+    close = body.find(b"</script>", open_end)
+    if open_end < 0 or close < 0:
+        raise ParseFailure("truncated_script", marker.decode(errors="replace"))
+    return load_json(body[open_end + 1 : close])
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """Where one metric lives in a JSON object: the first present path wins."""
+
+    metric: Metric
+    paths: tuple[tuple[str | int, ...], ...]
+    provenance: Provenance = Provenance.OBSERVED
+
+
+def readings_from(obj: Mapping[str, Any], specs: Iterable[MetricSpec]) -> list[Reading]:
+    """One generic loop over a platform's metric table; absent metrics are skipped, junk is a failure."""
+    readings = []
+    for spec in specs:
+        raw = first(obj, *spec.paths)
+        if raw is None:
+            continue
+        try:
+            value = parse_count(raw)
+        except NumberFormatError as exc:
+            raise ParseFailure("bad_number", f"{spec.metric}: {exc}") from None
+        readings.append(Reading(spec.metric, float(value), spec.provenance))
+    return readings

@@ -1,0 +1,1 @@
+"""Local platform simulator: serves documented TikTok shapes (shared/platforms.md) on loopback."""

@@ -1,0 +1,122 @@
+"""Simulator application: platform routes, ground truth, a request log, and a runnable server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from simulator import tiktok
+from simulator.clock import SimClock
+from simulator.keys import CLOCK, REQUEST_LOG, SCENARIO, json_response
+from simulator.scenario import SCENARIOS, Scenario
+
+# Each platform module offers NAME, register(app) and truth(scenario, elapsed, epoch);
+# a new platform (simulator/shopee.py, ...) only needs adding here.
+PLATFORMS = (tiktok,)
+REQUEST_LOG_SIZE = 10_000
+SIM_PREFIX = "/_sim/"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record every platform request (not /_sim/ ones) so tests can check polling timing."""
+    if not request.path.startswith(SIM_PREFIX):
+        request.app[REQUEST_LOG].append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "time": time.time(),  # wall clock: what a collector's scheduler runs on
+                "scenario_time": request.app[CLOCK].now(),
+            }
+        )
+    return await handler(request)
+
+
+async def handle_truth(request: web.Request) -> web.Response:
+    """GET /_sim/truth: every platform's ground truth at one instant."""
+    scenario, clock = request.app[SCENARIO], request.app[CLOCK]
+    elapsed = clock.elapsed()
+    body: dict = {
+        "scenario": scenario.name,
+        "seed": scenario.seed,
+        "now": clock.epoch() + elapsed,
+        "elapsed": elapsed,
+    }
+    for platform in PLATFORMS:
+        body[platform.NAME] = platform.truth(scenario, elapsed, clock.epoch())
+    return json_response(body)
+
+
+async def handle_requests(request: web.Request) -> web.Response:
+    """GET /_sim/requests[?since=UNIX]: the logged platform requests, oldest first."""
+    since = float(request.query.get("since", "-inf"))
+    entries = [entry for entry in request.app[REQUEST_LOG] if entry["time"] >= since]
+    return json_response({"requests": entries})
+
+
+async def handle_clear_requests(request: web.Request) -> web.Response:
+    """DELETE /_sim/requests: forget logged requests (between test phases)."""
+    request.app[REQUEST_LOG].clear()
+    return json_response({"cleared": True})
+
+
+def build_app(
+    scenario: Scenario,
+    clock: SimClock,
+    *,
+    request_log_size: int = REQUEST_LOG_SIZE,
+) -> web.Application:
+    """The simulator app serving every platform's routes for one scenario and clock."""
+    app = web.Application(middlewares=[log_requests])
+    app[SCENARIO] = scenario
+    app[CLOCK] = clock
+    app[REQUEST_LOG] = deque(maxlen=request_log_size)
+    for platform in PLATFORMS:
+        platform.register(app)
+    app.router.add_get(SIM_PREFIX + "truth", handle_truth)
+    app.router.add_get(SIM_PREFIX + "requests", handle_requests)
+    app.router.add_delete(SIM_PREFIX + "requests", handle_clear_requests)
+    return app
+
+
+def base_url(host: str, port: int) -> str:
+    """http://HOST:PORT, bracketing IPv6 literals."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve(
+    host: str,
+    port: int,
+    *,
+    scenario: str = "demo",
+    seed: int = 1,
+    speed: float = 1.0,
+    freeze_at: float | None = None,
+    start: float | None = None,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run the simulator until cancelled; port 0 binds a free port, reported via `ready`."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(sorted(SCENARIOS))}")
+    clock = SimClock(speed=speed, freeze_at=freeze_at, start=start)
+    runner = web.AppRunner(build_app(SCENARIOS[scenario](seed), clock), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]  # the real port, also when asked for port 0
+        url = base_url(host, bound_port)
+        if ready is not None:
+            ready(url)
+        else:
+            print(f"simulator listening on {url}", flush=True)
+        await asyncio.Event().wait()  # until cancelled
+    finally:
+        await runner.cleanup()
