@@ -1,0 +1,5 @@
+"""`python -m collector` runs the CLI."""
+
+from collector.cli import main
+
+main()

@@ -1,0 +1,167 @@
+"""Helpers for tests that run the real CLI against the real simulator in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "collector"]
+
+DEMO_TARGETS = """
+[[targets]]
+name = "lai-chau-shop"
+platform = "tiktok"
+kind = "live"
+account = "shop_vn"
+campaign = "mega-livestream-lai-chau-2025"
+
+[[targets]]
+name = "nongsan-lai-chau"
+platform = "tiktok"
+kind = "live"
+account = "nongsanlaichau_official"
+
+[[targets]]
+name = "offline-shop"
+platform = "tiktok"
+kind = "live"
+account = "offline_shop"
+
+[[targets]]
+name = "age-restricted-room"
+platform = "tiktok"
+kind = "live"
+account = "adult_room_vn"
+
+[[targets]]
+name = "ghost"
+platform = "tiktok"
+kind = "live"
+account = "ghost_user"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@contextmanager
+def simulator(*args: str) -> Iterator[str]:
+    """Run `collector simulate` on a free port; yields its base URL."""
+    proc = subprocess.Popen(
+        [*CLI, "simulate", "--listen", "127.0.0.1:0", *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 20
+        url = None
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            match = re.search(r"listening on (http://\S+)", line)
+            if match:
+                url = match.group(1)
+                break
+            if not line and proc.poll() is not None:
+                break
+        assert url, "simulator did not start"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def truth(sim_url: str) -> dict:
+    status, body = http_get(f"{sim_url}/_sim/truth")
+    assert status == 200
+    return json.loads(body)
+
+
+def write_config(
+    path: Path, *, database_url: str, sim_url: str, metrics_port: int, targets: str = DEMO_TARGETS
+) -> Path:
+    path.write_text(
+        f"""
+[collector]
+database_url = "{database_url}"
+metrics_listen = "127.0.0.1:{metrics_port}"
+default_interval = "1s"
+flush_interval = "200ms"
+shutdown_grace = "5s"
+
+[http]
+timeout = "3s"
+
+[platforms.tiktok]
+base_urls = {{ web = "{sim_url}/www.tiktok.com", webcast = "{sim_url}/webcast.tiktok.com" }}
+min_interval = "1s"
+{targets}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COLLECTOR_DATABASE_URL"}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@contextmanager
+def service(config: Path) -> Iterator[subprocess.Popen[str]]:
+    """`collector run` in the background; stopped with SIGTERM if the test did not stop it."""
+    proc = subprocess.Popen(
+        [*CLI, "run", "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def metric_value(exposition: str, name: str, **labels: str) -> float | None:
+    """The value of the first series of `name` whose labels include `labels`."""
+    for line in exposition.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.25):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
