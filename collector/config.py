@@ -142,6 +142,9 @@ class _Reader:
         if name not in self.data:
             return default
         value = self.data[name]
+        # TOML writes `jitter = 0` as an integer; a whole number is a fine float.
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)  # type: ignore[return-value]
         # bool is an int subclass; a counter set to `true` is a mistake worth naming.
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             self.problem(name, f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
@@ -300,7 +303,7 @@ def _read_targets(
         name = r.get("name", str, "")
         if not name:
             r.problem("name", "missing (every target needs a unique name)")
-        elif not _TARGET_NAME.match(name):
+        elif not _TARGET_NAME.fullmatch(name):
             r.problem("name", f"{name!r} must be lower-case letters, digits, '.', '_' or '-'")
         elif name in names:
             r.problem("name", f"duplicate target name {name!r} (also targets[{names[name]}])")
@@ -360,6 +363,10 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         raise ConfigError([f"{path}: file not found"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not valid TOML: not UTF-8 text"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
     return build_config(data, source=str(path), env=env)
 
 

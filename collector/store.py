@@ -93,11 +93,13 @@ class Store:
             rows = [self._sample_row(s) for r in records for s in r.samples]
             inserted = 0
             if rows:
-                stmt = self._insert(SampleRow).on_conflict_do_nothing(
-                    index_elements=["target_id", "metric", "observed_at"]
+                stmt = (
+                    self._insert(SampleRow)
+                    .on_conflict_do_nothing(index_elements=["target_id", "metric", "observed_at"])
+                    .returning(SampleRow.id)
                 )
-                result = await conn.execute(stmt, rows)
-                inserted = max(result.rowcount, 0)
+                # RETURNING yields only the rows really inserted; executemany rowcount is unreliable.
+                inserted = len((await conn.execute(stmt, rows)).all())
             snapshots = [self._snapshot_row(r, raw, reason) for r in records for raw, reason in r.snapshots]
             if snapshots:
                 await conn.execute(self._insert(RawSnapshotRow), snapshots)

@@ -54,8 +54,12 @@ def _status(code: object) -> LiveStatus:
 
 
 def _room_id(value: object) -> str | None:
-    text = str(value).strip() if value is not None else ""
-    return text if text.isdigit() and text != "0" else None
+    # Only a string or an int can be an id: str() of a deeply nested list raises RecursionError, and
+    # str.isdigit() alone accepts non-ASCII digits ("²", "٧").
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    return text if text.isascii() and text.isdigit() and text.strip("0") else None
 
 
 def _followers(value: object) -> int | None:
@@ -130,7 +134,7 @@ def parse_room_info(body: bytes) -> ParseResult:
     readings = readings_from(data, ROOM_INFO_METRICS)
     readings.append(Reading(Metric.LIVE_STATUS, float(LIVE_STATUS_CODE[status])))
     session = SessionObservation(
-        key=str(data.get("id_str") or data.get("id") or ""),
+        key=_room_id(data.get("id_str")) or _room_id(data.get("id")) or "",
         status=status,
         title=data.get("title") if isinstance(data.get("title"), str) else None,
         started_at=_time(data.get("start_time") or data.get("create_time")),

@@ -51,7 +51,9 @@ def latest(rows: list[dict[str, str]], target: str, metric: str) -> dict[str, st
 
 def test_once_stores_exactly_what_the_simulator_served(database_url: str, tmp_path: Path) -> None:
     with simulator("--freeze-at", FROZEN_AT) as sim:
-        config = write_config(tmp_path / "c.toml", database_url=database_url, sim_url=sim, metrics_port=free_port())
+        config = write_config(
+            tmp_path / "c.toml", database_url=database_url, sim_url=sim, metrics_port=free_port()
+        )
         result = run_cli("once", "--config", str(config))
         assert result.returncode == 0, result.stderr
         served = truth(sim)["tiktok"]
@@ -77,7 +79,10 @@ def test_once_stores_exactly_what_the_simulator_served(database_url: str, tmp_pa
     assert float(latest(rows, "lai-chau-shop", "followers")["value"]) == shop["followers"]
     assert latest(rows, "lai-chau-shop", "live_status")["value"] == "2"
     assert latest(rows, "nongsan-lai-chau", "live_status")["value"] == "3"  # paused
-    assert float(latest(rows, "nongsan-lai-chau", "viewers")["value"]) == served["nongsanlaichau_official"]["viewers"]
+    assert (
+        float(latest(rows, "nongsan-lai-chau", "viewers")["value"])
+        == served["nongsanlaichau_official"]["viewers"]
+    )
     assert {r["metric"] for r in rows if r["target"] == "offline-shop"} == {"live_status", "followers"}
     assert not [r for r in rows if r["target"] in ("age-restricted-room", "ghost")]
 
@@ -102,7 +107,11 @@ def test_run_serves_metrics_and_stops_cleanly_on_sigterm(database_url: str, tmp_
             body = wait_for(lambda: _quiet(scrape), timeout=30)
             assert body, "no viewers series on /metrics within 30 s"
             served = truth(sim)["tiktok"]["shop_vn"]
-            labels = {"target": "lai-chau-shop", "platform": "tiktok", "campaign": "mega-livestream-lai-chau-2025"}
+            labels = {
+                "target": "lai-chau-shop",
+                "platform": "tiktok",
+                "campaign": "mega-livestream-lai-chau-2025",
+            }
             assert metric_value(body, "livestream_viewers", **labels) == served["viewers"]
             assert metric_value(body, "livestream_views", **labels) == served["views"]
             assert metric_value(body, "collector_polls_total", outcome="login_wall") >= 1
@@ -124,7 +133,10 @@ def test_a_new_room_id_starts_a_new_live_session(tmp_path: Path) -> None:
     db = tmp_path / "collector.db"
     with simulator("--speed", "200") as sim:
         config = write_config(
-            tmp_path / "c.toml", database_url=f"sqlite+aiosqlite:///{db}", sim_url=sim, metrics_port=free_port()
+            tmp_path / "c.toml",
+            database_url=f"sqlite+aiosqlite:///{db}",
+            sim_url=sim,
+            metrics_port=free_port(),
         )
         with service(config) as proc:
             second_room = wait_for(lambda: _two_sessions(db), timeout=40, interval=1)
@@ -151,7 +163,9 @@ def _two_sessions(db: Path) -> bool:
                 "SELECT count(*) FROM live_sessions s JOIN targets t ON t.id = s.target_id "
                 "WHERE t.name = 'lai-chau-shop' AND s.last_status = 'live'"
             ).fetchone()[0]
-            ended = conn.execute("SELECT count(*) FROM live_sessions WHERE last_status = 'ended'").fetchone()[0]
+            ended = conn.execute("SELECT count(*) FROM live_sessions WHERE last_status = 'ended'").fetchone()[
+                0
+            ]
     except sqlite3.Error:
         return False
     return count >= 1 and ended >= 1

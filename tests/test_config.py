@@ -1,0 +1,637 @@
+"""Tests for collector.config: every problem named by key path, exact messages, all at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from collector.cli import main
+from collector.config import (
+    DATABASE_URL_ENV,
+    CollectorSettings,
+    ConfigError,
+    HostPort,
+    HttpSettings,
+    build_config,
+    describe,
+    load_config,
+    parse_duration,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SIMULATOR = "http://127.0.0.1:8900"
+DURATION_HINT = '(use e.g. "500ms", "20s", "5m", "1h", "14d")'
+COLLECTOR_KEYS = (
+    "batch_size, database_url, default_interval, flush_interval, jitter, max_concurrency, "
+    "metrics_listen, pending_limit, raw_retention, shutdown_grace, snapshot_success_every"
+)
+TARGET_KEYS = "account, campaign, enabled, interval, kind, name, platform"
+
+
+def target(**overrides: Any) -> dict[str, Any]:
+    """A valid tiktok live target; `None` drops a key."""
+    item: dict[str, Any] = {"name": "a", "platform": "tiktok", "kind": "live", "account": "shop_vn"}
+    item.update(overrides)
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def problems(data: dict[str, Any], env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as exc_info:
+        build_config(data, source="test.toml", env={} if env is None else env)
+    assert str(exc_info.value) == "\n".join(exc_info.value.problems)
+    return exc_info.value.problems
+
+
+# --- parse_duration -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("20s", 20.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1h30m", 5400.0),
+        ("1h 30m", 5400.0),
+        ("14d", 14 * 86400.0),
+        ("1.5s", 1.5),
+        ("0s", 0.0),
+    ],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "expected a duration string like \"30s\", got ''"),
+        ("   ", "expected a duration string like \"30s\", got '   '"),
+        (5, 'expected a duration string like "30s", got 5'),
+        ("s", f"bad duration 's' {DURATION_HINT}"),
+        ("5", f"bad duration '5' {DURATION_HINT}"),
+        ("5 x", f"bad duration '5 x' {DURATION_HINT}"),
+        ("1h-5m", f"bad duration '1h-5m' {DURATION_HINT}"),
+        ("-5s", f"bad duration '-5s' {DURATION_HINT}"),
+        ("10 parsecs", f"bad duration '10 parsecs' {DURATION_HINT}"),
+        ("5S", f"bad duration '5S' {DURATION_HINT}"),
+        ("5s!", f"bad duration '5s!' {DURATION_HINT}"),
+    ],
+)
+def test_parse_duration_rejects(text: Any, message: str) -> None:
+    with pytest.raises(ValueError) as exc_info:
+        parse_duration(text)
+    assert str(exc_info.value) == message
+
+
+# --- targets --------------------------------------------------------------------------------------
+
+
+def test_unknown_platform() -> None:
+    data = {"targets": [target(name="a"), target(name="b"), target(name="c", platform="tiktk")]}
+    assert problems(data) == ["targets[2].platform: unknown platform 'tiktk' (known: tiktok)"]
+
+
+def test_missing_platform_is_reported_as_unknown_empty_platform() -> None:
+    assert problems({"targets": [target(platform=None)]}) == [
+        "targets[0].platform: unknown platform '' (known: tiktok)"
+    ]
+
+
+def test_unknown_kind() -> None:
+    assert problems({"targets": [target(kind="video")]}) == [
+        "targets[0].kind: unknown kind 'video' for tiktok (known: live)"
+    ]
+
+
+def test_missing_required_field() -> None:
+    assert problems({"targets": [target(account=None)]}) == [
+        "targets[0].account: missing (required for tiktok live targets)"
+    ]
+
+
+def test_empty_required_field_counts_as_missing() -> None:
+    assert problems({"targets": [target(account="")]}) == [
+        "targets[0].account: missing (required for tiktok live targets)"
+    ]
+
+
+def test_unknown_key_in_target_lists_expected_keys() -> None:
+    assert problems({"targets": [target(acount="shop_vn")]}) == [
+        f"targets[0].acount: unknown key for tiktok live (expected one of: {TARGET_KEYS})"
+    ]
+
+
+def test_duplicate_target_names() -> None:
+    assert problems({"targets": [target(name="a"), target(name="a")]}) == [
+        "targets[1].name: duplicate target name 'a' (also targets[0])"
+    ]
+
+
+def test_duplicate_names_point_at_the_first_occurrence() -> None:
+    data = {"targets": [target(name="a"), target(name="b"), target(name="a"), target(name="b")]}
+    assert problems(data) == [
+        "targets[2].name: duplicate target name 'a' (also targets[0])",
+        "targets[3].name: duplicate target name 'b' (also targets[1])",
+    ]
+
+
+@pytest.mark.parametrize("name", ["Bad Name", "UPPER", "-leading-dash", "x" * 64, "tab\there", "abc\n"])
+def test_bad_target_name(name: str) -> None:
+    assert problems({"targets": [target(name=name)]}) == [
+        f"targets[0].name: {name!r} must be lower-case letters, digits, '.', '_' or '-'"
+    ]
+
+
+@pytest.mark.parametrize("name", ["a", "lai-chau-shop", "shop_vn.2025", "0", "x" * 63])
+def test_good_target_name(name: str) -> None:
+    config = build_config({"targets": [target(name=name)]}, source="t", env={})
+    assert config.targets[0].name == name
+
+
+def test_missing_target_name() -> None:
+    assert problems({"targets": [target(name=None)]}) == [
+        "targets[0].name: missing (every target needs a unique name)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("interval", "message"),
+    [
+        ("10 parsecs", f"bad duration '10 parsecs' {DURATION_HINT}"),
+        ("-5s", f"bad duration '-5s' {DURATION_HINT}"),
+        ("0s", "must be greater than zero, got '0s'"),
+        (5, 'expected a duration string like "30s", got 5'),
+    ],
+)
+def test_bad_target_interval(interval: Any, message: str) -> None:
+    assert problems({"targets": [target(interval=interval)]}) == [f"targets[0].interval: {message}"]
+
+
+def test_interval_below_platform_min_interval() -> None:
+    assert problems({"targets": [target(interval="5s")]}) == [
+        "targets[0].interval: 5s is faster than platforms.tiktok.min_interval 10s"
+    ]
+
+
+def test_interval_below_configured_min_interval() -> None:
+    data = {"platforms": {"tiktok": {"min_interval": "1m"}}, "targets": [target(interval="1500ms")]}
+    assert problems(data) == ["targets[0].interval: 1500ms is faster than platforms.tiktok.min_interval 1m"]
+
+
+def test_interval_equal_to_min_interval_is_fine() -> None:
+    config = build_config({"targets": [target(interval="10s")]}, source="t", env={})
+    assert config.targets[0].interval == 10.0
+
+
+def test_target_interval_defaults_to_collector_default_interval() -> None:
+    data = {"collector": {"default_interval": "45s"}, "targets": [target()]}
+    config = build_config(data, source="t", env={})
+    assert config.targets[0].interval == 45.0
+
+
+def test_target_wrong_types() -> None:
+    assert problems({"targets": [target(enabled="yes", campaign=7)]}) == [
+        "targets[0].campaign: expected str, got int 7",
+        "targets[0].enabled: expected bool, got str 'yes'",
+    ]
+
+
+def test_targets_must_be_an_array_of_tables() -> None:
+    assert problems({"targets": {"name": "a"}}) == ["targets: expected an array of tables ([[targets]])"]
+    assert problems({"targets": [1]}) == ["targets[0]: expected a table"]
+
+
+def test_target_fields_are_parsed() -> None:
+    data = {"targets": [target(interval="20s", campaign="mega", enabled=False), target(name="b")]}
+    config = build_config(data, source="t", env={})
+    first, second = config.targets
+    assert first.params == {"account": "shop_vn"}
+    assert (first.interval, first.campaign, first.enabled) == (20.0, "mega", False)
+    assert (second.campaign, second.enabled) == (None, True)
+    assert config.active_targets() == [second]
+
+
+# --- top level, [collector], [http], [platforms] ---------------------------------------------------
+
+
+def test_unknown_top_level_key() -> None:
+    assert problems({"colector": {}}) == [
+        "colector: unknown key (expected one of: collector, http, platforms, targets)"
+    ]
+
+
+def test_unknown_key_in_collector() -> None:
+    assert problems({"collector": {"max_concurency": 8}}) == [
+        f"collector.max_concurency: unknown key (expected one of: {COLLECTOR_KEYS})"
+    ]
+
+
+def test_unknown_key_in_http() -> None:
+    assert problems({"http": {"timeuot": "5s"}}) == [
+        "http.timeuot: unknown key (expected one of: headers, proxy, timeout, user_agent)"
+    ]
+
+
+def test_section_must_be_a_table() -> None:
+    assert problems({"collector": 1}) == ["collector: expected a table, got int"]
+
+
+def test_unknown_platform_table() -> None:
+    assert problems({"platforms": {"tiktk": {"min_interval": "5s"}}}) == [
+        "platforms.tiktk: unknown platform 'tiktk' (known: tiktok)"
+    ]
+
+
+def test_unknown_key_in_platform_table() -> None:
+    assert problems({"platforms": {"tiktok": {"min_intervall": "5s"}}}) == [
+        "platforms.tiktok.min_intervall: unknown key (expected one of: base_urls, min_interval)"
+    ]
+
+
+def test_unknown_base_urls_key() -> None:
+    assert problems({"platforms": {"tiktok": {"base_urls": {"api": "https://api.tiktok.com"}}}}) == [
+        "platforms.tiktok.base_urls.api: unknown key for platform tiktok (expected one of: web, webcast)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [("ftp://www.tiktok.com", "'ftp://www.tiktok.com'"), ("www.tiktok.com", "'www.tiktok.com'"), (5, "5")],
+)
+def test_bad_base_url(url: Any, shown: str) -> None:
+    assert problems({"platforms": {"tiktok": {"base_urls": {"web": url}}}}) == [
+        f"platforms.tiktok.base_urls.web: expected an http(s) URL, got {shown}"
+    ]
+
+
+def test_base_urls_override_one_key_and_strip_trailing_slash() -> None:
+    data = {"platforms": {"tiktok": {"base_urls": {"web": "http://127.0.0.1:8900/www/"}}}}
+    urls = build_config(data, source="t", env={}).platforms["tiktok"].base_urls
+    assert urls == {"web": "http://127.0.0.1:8900/www", "webcast": "https://webcast.tiktok.com"}
+
+
+def test_bad_min_interval() -> None:
+    assert problems({"platforms": {"tiktok": {"min_interval": "0s"}}}) == [
+        "platforms.tiktok.min_interval: must be greater than zero, got '0s'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("64", "expected int, got str '64'"),
+        (True, "expected int, got bool True"),
+        (64.0, "expected int, got float 64.0"),
+        (0, "must be at least 1"),
+        (-1, "must be at least 1"),
+    ],
+)
+def test_bad_max_concurrency(value: Any, message: str) -> None:
+    assert problems({"collector": {"max_concurrency": value}}) == [f"collector.max_concurrency: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("batch_size", 0, "must be at least 1"),
+        ("pending_limit", "many", "expected int, got str 'many'"),
+        ("snapshot_success_every", False, "expected int, got bool False"),
+        ("jitter", 1.0, "must be in [0, 1)"),
+        ("jitter", -0.1, "must be in [0, 1)"),
+        ("jitter", 1, "must be in [0, 1)"),
+        ("jitter", "0.1", "expected float, got str '0.1'"),
+        ("default_interval", "soon", f"bad duration 'soon' {DURATION_HINT}"),
+        ("shutdown_grace", "0ms", "must be greater than zero, got '0ms'"),
+        ("flush_interval", 1, 'expected a duration string like "30s", got 1'),
+        ("raw_retention", "-14d", f"bad duration '-14d' {DURATION_HINT}"),
+    ],
+)
+def test_bad_collector_values(key: str, value: Any, message: str) -> None:
+    assert problems({"collector": {key: value}}) == [f"collector.{key}: {message}"]
+
+
+def test_jitter_accepts_a_whole_number() -> None:
+    # TOML writes `jitter = 0` as an integer; it must not be rejected as "expected float".
+    assert build_config({"collector": {"jitter": 0}}, source="t", env={}).collector.jitter == 0.0
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("localhost", "expected \"host:port\", got 'localhost'"),
+        (9108, 'expected "host:port", got 9108'),
+        ("localhost:99999", "bad port in 'localhost:99999'"),
+        ("localhost:", "bad port in 'localhost:'"),
+        ("localhost:http", "bad port in 'localhost:http'"),
+    ],
+)
+def test_bad_metrics_listen(value: Any, message: str) -> None:
+    assert problems({"collector": {"metrics_listen": value}}) == [f"collector.metrics_listen: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0.0.0.0:9000", HostPort("0.0.0.0", 9000)),
+        ("[::1]:9108", HostPort("::1", 9108)),
+        ("localhost:0", HostPort("localhost", 0)),
+    ],
+)
+def test_good_metrics_listen(value: str, expected: HostPort) -> None:
+    config = build_config({"collector": {"metrics_listen": value}}, source="t", env={})
+    assert config.collector.metrics_listen == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u:p@db/x", "unsupported driver 'mysql' (use sqlite+aiosqlite or postgresql+asyncpg)"),
+        (
+            "sqlite:///data/collector.db",
+            "unsupported driver 'sqlite' (use sqlite+aiosqlite or postgresql+asyncpg)",
+        ),
+        (
+            "postgresql://u@db/x",
+            "unsupported driver 'postgresql' (use sqlite+aiosqlite or postgresql+asyncpg)",
+        ),
+        ("not a url", 'not a database URL (e.g. "sqlite+aiosqlite:///data/collector.db")'),
+        (5, "expected a string, got int"),
+    ],
+)
+def test_bad_database_url(url: Any, message: str) -> None:
+    assert problems({"collector": {"database_url": url}}) == [f"collector.database_url: {message}"]
+
+
+def test_http_header_values_must_be_strings() -> None:
+    assert problems({"http": {"headers": {"X-Count": 1}}}) == ["http.headers.X-Count: expected str, got int"]
+
+
+# --- COLLECTOR_DATABASE_URL -----------------------------------------------------------------------
+
+
+def test_env_database_url_overrides_the_file() -> None:
+    url = "postgresql+asyncpg://u:p@db/collector"
+    data = {"collector": {"database_url": "sqlite+aiosqlite:///x.db"}}
+    config = build_config(data, source="t", env={DATABASE_URL_ENV: url})
+    assert config.collector.database_url == url
+
+
+def test_empty_env_database_url_is_ignored() -> None:
+    config = build_config({}, source="t", env={DATABASE_URL_ENV: ""})
+    assert config.collector.database_url == CollectorSettings().database_url
+
+
+def test_invalid_env_database_url_names_the_variable() -> None:
+    assert problems({}, env={DATABASE_URL_ENV: "mysql://u@db/x"}) == [
+        "COLLECTOR_DATABASE_URL (environment): unsupported driver 'mysql' "
+        "(use sqlite+aiosqlite or postgresql+asyncpg)"
+    ]
+    assert problems({}, env={DATABASE_URL_ENV: "nope"}) == [
+        'COLLECTOR_DATABASE_URL (environment): not a database URL (e.g. "sqlite+aiosqlite:///data/collector.db")'
+    ]
+
+
+def test_env_none_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DATABASE_URL_ENV, "postgresql+asyncpg://u@db/env")
+    assert build_config({}, source="t").collector.database_url == "postgresql+asyncpg://u@db/env"
+
+
+# --- all problems at once -------------------------------------------------------------------------
+
+
+def test_several_problems_reported_at_once_in_order() -> None:
+    data = {
+        "collector": {"max_concurrency": "64", "metrics_listen": "nohost", "bogus": 1},
+        "http": {"timeout": "0s"},
+        "platforms": {"shopee": {}, "tiktok": {"base_urls": {"web": "ftp://x"}}},
+        "targets": [
+            target(name="a", interval="5s"),
+            target(name="a", platform="tiktk"),
+            target(name="c", account=None, extra="x"),
+        ],
+        "extra": True,
+    }
+    assert problems(data, env={DATABASE_URL_ENV: "mysql://db/x"}) == [
+        "collector.metrics_listen: expected \"host:port\", got 'nohost'",
+        "collector.max_concurrency: expected int, got str '64'",
+        f"collector.bogus: unknown key (expected one of: {COLLECTOR_KEYS})",
+        "COLLECTOR_DATABASE_URL (environment): unsupported driver 'mysql' "
+        "(use sqlite+aiosqlite or postgresql+asyncpg)",
+        "http.timeout: must be greater than zero, got '0s'",
+        "platforms.shopee: unknown platform 'shopee' (known: tiktok)",
+        "platforms.tiktok.base_urls.web: expected an http(s) URL, got 'ftp://x'",
+        "targets[0].interval: 5s is faster than platforms.tiktok.min_interval 10s",
+        "targets[1].name: duplicate target name 'a' (also targets[0])",
+        "targets[1].platform: unknown platform 'tiktk' (known: tiktok)",
+        "targets[2].account: missing (required for tiktok live targets)",
+        f"targets[2].extra: unknown key for tiktok live (expected one of: {TARGET_KEYS})",
+        "extra: unknown key (expected one of: collector, http, platforms, targets)",
+    ]
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+
+def test_load_config_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as exc_info:
+        load_config(path, env={})
+    assert exc_info.value.problems == [f"{path}: file not found"]
+
+
+def test_load_config_toml_syntax_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[collector]\nmax_concurrency = \n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc_info:
+        load_config(path, env={})
+    assert exc_info.value.problems == [f"{path}: not valid TOML: Invalid value (at line 2, column 19)"]
+
+
+def test_load_config_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"[collector]\ndatabase_url = 'caf\xe9'\n")
+    with pytest.raises(ConfigError) as exc_info:
+        load_config(path, env={})
+    assert exc_info.value.problems == [f"{path}: not valid TOML: not UTF-8 text"]
+
+
+def test_load_config_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc_info:
+        load_config(tmp_path, env={})
+    assert exc_info.value.problems == [f"{tmp_path}: cannot read: Is a directory"]
+
+
+def test_load_config_records_source_and_validates(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[targets]]\nname = "x"\nplatform = "tiktok"\nkind = "live"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as exc_info:
+        load_config(path, env={})
+    assert exc_info.value.problems == ["targets[0].account: missing (required for tiktok live targets)"]
+    path.write_text('[[targets]]\nname = "x"\nplatform = "tiktok"\nkind = "live"\naccount = "y"\n')
+    assert load_config(str(path), env={}).source == str(path)
+
+
+def test_production_config_loads() -> None:
+    config = load_config(ROOT / "config.toml", env={})
+    assert [t.name for t in config.targets] == [
+        "lai-chau-shop",
+        "nongsan-lai-chau",
+        "ocop-lai-chau",
+        "danang-trade-week",
+    ]
+    assert all(t.platform == "tiktok" and t.kind == "live" for t in config.targets)
+    assert config.targets[0].params == {"account": "shop_vn"}
+    assert config.targets[0].interval == 20.0
+    assert config.collector.raw_retention == 14 * 86400.0
+    assert config.platforms["tiktok"].min_interval == 10.0
+
+
+def test_demo_config_loads(tmp_path: Path) -> None:
+    text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
+    path = tmp_path / "demo.toml"
+    path.write_text(text.replace("{simulator}", SIMULATOR), encoding="utf-8")
+    config = load_config(path, env={})
+    assert config.platforms["tiktok"].base_urls == {
+        "web": f"{SIMULATOR}/www.tiktok.com",
+        "webcast": f"{SIMULATOR}/webcast.tiktok.com",
+    }
+    assert config.platforms["tiktok"].min_interval == 2.0
+    assert len(config.targets) == 5
+    assert {t.interval for t in config.targets} == {5.0, 15.0}
+
+
+def test_demo_config_without_substitution_is_rejected() -> None:
+    text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
+    found = problems(tomllib.loads(text))
+    assert found == [
+        "platforms.tiktok.base_urls.web: expected an http(s) URL, got '{simulator}/www.tiktok.com'",
+        "platforms.tiktok.base_urls.webcast: expected an http(s) URL, got '{simulator}/webcast.tiktok.com'",
+    ]
+
+
+def test_defaults_when_sections_are_absent() -> None:
+    config = build_config({}, source="empty.toml", env={})
+    assert config.collector == CollectorSettings()
+    assert config.collector.database_url == "sqlite+aiosqlite:///data/collector.db"
+    assert config.collector.metrics_listen == HostPort("127.0.0.1", 9108)
+    assert config.collector.default_interval == 30.0
+    assert config.collector.max_concurrency == 64
+    assert config.collector.raw_retention == 14 * 86400.0
+    assert config.http == HttpSettings()
+    assert config.http.proxy is None
+    assert config.platforms["tiktok"].base_urls == {
+        "web": "https://www.tiktok.com",
+        "webcast": "https://webcast.tiktok.com",
+    }
+    assert config.platforms["tiktok"].min_interval == 10.0
+    assert config.targets == ()
+    assert config.source == "empty.toml"
+
+
+# --- describe -------------------------------------------------------------------------------------
+
+
+def test_describe_redacts_database_password() -> None:
+    data = {"collector": {"database_url": "postgresql+asyncpg://u:s3cret@db/x"}}
+    rows = dict(describe(build_config(data, source="t", env={})))
+    assert rows["collector.database_url"] == "postgresql+asyncpg://u:***@db/x"
+    assert not any("s3cret" in key or "s3cret" in value for key, value in rows.items())
+
+
+def test_describe_redacts_proxy_credentials() -> None:
+    data = {"http": {"proxy": "http://bob:hunter2@proxy.local:3128"}}
+    rows = list(describe(build_config(data, source="t", env={})))
+    assert ("http.proxy", "http://***@proxy.local:3128") in rows
+    assert not any("hunter2" in value or "bob" in value for _, value in rows)
+
+
+def test_describe_rows() -> None:
+    data = {"targets": [target(interval="20s", enabled=False)]}
+    rows = dict(describe(build_config(data, source="s.toml", env={})))
+    assert rows["source"] == "s.toml"
+    assert rows["http.proxy"] == "(none)"
+    assert rows["collector.raw_retention"] == "14d"
+    assert rows["platforms.tiktok.min_interval"] == "10s"
+    assert rows["targets.a"] == "tiktok live account=shop_vn every 20s (disabled)"
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+
+CLEAN_ENV = {DATABASE_URL_ENV: None, "COLLECTOR_CONFIG": None}
+
+BAD_TOML = """\
+[collector]
+max_concurrency = "64"
+
+[[targets]]
+name = "a"
+platform = "tiktk"
+kind = "live"
+account = "x"
+"""
+
+
+def test_cli_check_config_bad(tmp_path: Path) -> None:
+    path = tmp_path / "BAD.toml"
+    path.write_text(BAD_TOML, encoding="utf-8")
+    result = CliRunner().invoke(main, ["check-config", "--config", str(path)], env=CLEAN_ENV)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "config error: collector.max_concurrency: expected int, got str '64'",
+        "config error: targets[0].platform: unknown platform 'tiktk' (known: tiktok)",
+    ]
+
+
+def test_cli_check_config_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.toml"
+    result = CliRunner().invoke(main, ["check-config", "-c", str(path)], env=CLEAN_ENV)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"config error: {path}: file not found\n"
+
+
+def test_cli_check_config_good() -> None:
+    result = CliRunner().invoke(main, ["check-config", "--config", str(ROOT / "config.toml")], env=CLEAN_ENV)
+    assert result.exit_code == 0, result.output
+    assert "config error" not in result.output
+    lines = result.stdout.splitlines()
+    assert f"source = {ROOT / 'config.toml'}" in lines
+    assert "targets.lai-chau-shop = tiktok live account=shop_vn every 20s" in lines
+    assert result.stderr.splitlines()[-1] == "ok: 4 targets on 1 platforms"
+
+
+def test_cli_check_config_subprocess(tmp_path: Path) -> None:
+    """The real process: exit status 2, problems on stderr, nothing on stdout."""
+    path = tmp_path / "BAD.toml"
+    path.write_text(BAD_TOML, encoding="utf-8")
+    command = [sys.executable, "-c", "from collector.cli import main; main()", "check-config"]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    bad = subprocess.run(
+        [*command, "--config", str(path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert bad.stderr.splitlines() == [
+        "config error: collector.max_concurrency: expected int, got str '64'",
+        "config error: targets[0].platform: unknown platform 'tiktk' (known: tiktok)",
+    ]
+    good = subprocess.run(
+        [*command, "--config", str(ROOT / "config.toml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert good.returncode == 0, good.stderr
+    assert "ok: 4 targets on 1 platforms" in good.stderr

@@ -1,0 +1,195 @@
+"""Core pieces on their own: scheduler rules, status classification, idempotent storage, exposition."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from collector.config import TargetConfig
+from collector.http import RawResponse, check_status, retry_after_seconds
+from collector.metrics import LiveState, SelfMetrics
+from collector.migrate import upgrade
+from collector.outcomes import Blocked, HttpError, Outcome, RateLimited, Transient
+from collector.scheduler import Scheduler
+from collector.store import PollRecord, Store
+from schemas.models import LiveSessionRow, SampleRow
+from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
+from tests.harness import metric_value
+
+T0 = datetime(2025, 9, 9, 13, 0, tzinfo=UTC)
+
+
+def target(name: str, interval: float = 0.1) -> TargetConfig:
+    return TargetConfig(name, "tiktok", "live", interval, {"account": name}, "camp")
+
+
+async def test_a_poll_still_running_is_skipped_and_counted_never_stacked() -> None:
+    running: dict[str, int] = {}
+    most_at_once: dict[str, int] = {}
+    skipped: list[str] = []
+
+    async def slow_poll(t: TargetConfig) -> None:
+        running[t.name] = running.get(t.name, 0) + 1
+        most_at_once[t.name] = max(most_at_once.get(t.name, 0), running[t.name])
+        await asyncio.sleep(0.35)
+        running[t.name] -= 1
+
+    scheduler = Scheduler(
+        [target("a"), target("b")],
+        slow_poll,
+        max_concurrency=8,
+        jitter=0.0,
+        on_skip=lambda t: skipped.append(t.name),
+    )
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(1.2, stop.set)
+    await scheduler.run(stop)
+    await scheduler.drain(2)
+    assert most_at_once == {"a": 1, "b": 1}
+    assert skipped.count("a") >= 3 and skipped.count("b") >= 3
+
+
+async def test_global_concurrency_is_bounded() -> None:
+    in_flight, peak = 0, 0
+
+    async def poll(_t: TargetConfig) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.1)
+        in_flight -= 1
+
+    targets = [target(f"t{i}", interval=0.05) for i in range(10)]
+    scheduler = Scheduler(targets, poll, max_concurrency=3, jitter=0.1, on_skip=lambda _t: None)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.6, stop.set)
+    await scheduler.run(stop)
+    await scheduler.drain(2)
+    assert peak == 3
+
+
+async def test_drain_cancels_polls_that_outlive_the_grace_period() -> None:
+    finished: list[str] = []
+
+    async def stuck(t: TargetConfig) -> None:
+        await asyncio.sleep(30)
+        finished.append(t.name)
+
+    scheduler = Scheduler([target("a", 0.01)], stuck, max_concurrency=1, jitter=0, on_skip=lambda _t: None)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.1, stop.set)
+    await scheduler.run(stop)
+    await asyncio.wait_for(scheduler.drain(0.2), 2)
+    assert finished == []
+
+
+def raw(status: int, body: bytes = b"{}", retry_after: float | None = None) -> RawResponse:
+    return RawResponse("http://x/y", status, "application/json", body, T0, retry_after)
+
+
+@pytest.mark.parametrize(
+    ("response", "error", "outcome"),
+    [
+        (raw(429, retry_after=7), RateLimited, Outcome.RATE_LIMITED),
+        (raw(503, retry_after=3), RateLimited, Outcome.RATE_LIMITED),
+        (raw(503), Transient, Outcome.HTTP_ERROR),
+        (raw(500), Transient, Outcome.HTTP_ERROR),
+        (raw(403), Blocked, Outcome.BLOCKED),
+        (raw(404), HttpError, Outcome.HTTP_ERROR),
+        (raw(200, b"  \n"), Blocked, Outcome.BLOCKED),
+    ],
+)
+def test_unusable_responses_are_classified_before_any_parser_sees_them(
+    response: RawResponse, error: type[Exception], outcome: Outcome
+) -> None:
+    with pytest.raises(error) as caught:
+        check_status(response)
+    assert caught.value.outcome is outcome
+    if response.retry_after is not None:
+        assert caught.value.retry_after == response.retry_after
+
+
+def test_a_good_response_passes() -> None:
+    check_status(raw(200, b'{"ok":1}'))
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    now = T0.timestamp()
+    assert retry_after_seconds("120", now) == 120
+    assert retry_after_seconds(format_datetime(T0 + timedelta(seconds=90), usegmt=True), now) == 90
+    assert retry_after_seconds(format_datetime(T0 - timedelta(seconds=90), usegmt=True), now) == 0
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path}/c.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    upgrade(url)
+    return url
+
+
+def record(at: datetime, viewers: float, room: str = "7400000000000000001") -> PollRecord:
+    samples = [
+        Sample("shop", "tiktok", "live", Metric.VIEWERS, viewers, at, Provenance.OBSERVED, room),
+        Sample("shop", "tiktok", "live", Metric.VIEWS, viewers * 10, at, Provenance.OBSERVED, room),
+    ]
+    return PollRecord("shop", at, Outcome.OK, samples, SessionObservation(room, LiveStatus.LIVE, "Sale 9.9"))
+
+
+async def test_rewriting_a_batch_never_duplicates_and_sessions_keep_their_peak(database_url: str) -> None:
+    store = Store(database_url)
+    try:
+        await store.sync_targets([target("shop")], T0)
+        batch = [
+            record(T0, 100),
+            record(T0 + timedelta(seconds=20), 250),
+            record(T0 + timedelta(seconds=40), 180),
+        ]
+        assert await store.write(batch) == 6
+        # A retry after an ambiguous failure, from a fresh process with empty caches.
+        second = Store(database_url)
+        await second.sync_targets([target("shop")], T0)
+        assert await second.write(batch) == 0
+        await second.close()
+        async with store.engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(SampleRow)) == 6
+            session = (await conn.execute(select(LiveSessionRow))).one()
+        assert session.peak_viewers == 250
+        assert session.session_key == "7400000000000000001"
+        rows = [r async for r in store.export_rows(metrics=["viewers"])]
+        assert [(r.observed_at, r.value, r.session_id) for r in rows] == [
+            (T0, 100, "7400000000000000001"),
+            (T0 + timedelta(seconds=20), 250, "7400000000000000001"),
+            (T0 + timedelta(seconds=40), 180, "7400000000000000001"),
+        ]
+    finally:
+        await store.close()
+
+
+def test_exposition_names_follow_prometheus_conventions() -> None:
+    state = LiveState([target("shop")])
+    metrics = SelfMetrics(state)
+    state.update([Sample("shop", "tiktok", "live", Metric.VIEWERS, 1234, T0, Provenance.OBSERVED, "1")])
+    text = metrics.exposition().decode()
+    assert (
+        'livestream_viewers{campaign="camp",kind="live",platform="tiktok",provenance="observed",target="shop"} 1234.0'
+        in text
+    )
+    observed = metric_value(text, "livestream_observed_timestamp_seconds", metric="viewers", target="shop")
+    assert observed == T0.timestamp()
+    assert "# TYPE collector_polls_total counter" in text
+    # Gauges never carry _total; label values never carry room ids or URLs.
+    for line in text.splitlines():
+        if line.startswith("livestream_"):
+            assert "_total" not in line.split("{")[0]
+            assert "7400" not in line and "http" not in line
