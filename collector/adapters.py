@@ -17,6 +17,7 @@ from collector.outcomes import Outcome
 from schemas.types import ParseResult
 
 if TYPE_CHECKING:
+    from collector.browser import BrowserFetcher
     from collector.config import TargetConfig
     from collector.http import HttpFetcher
 
@@ -29,6 +30,10 @@ class KindSpec:
 
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    # Secrets are given as `<name>_env` or `<name>_file` in the target table, never inline.
+    required_secrets: tuple[str, ...] = ()
+    optional_secrets: tuple[str, ...] = ()
+    uses_browser: bool = False
     summary: str = ""
 
 
@@ -47,6 +52,7 @@ class PollContext:
     target: TargetConfig
     base_urls: Mapping[str, str]
     http: HttpFetcher
+    browser: BrowserFetcher | None = None
     memory: dict[str, Any] = field(default_factory=dict)
 
 

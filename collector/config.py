@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from collector.adapters import registered_adapters
+from collector.adapters import KindSpec, registered_adapters
+from collector.secrets import Secret, read_secret
 
 DATABASE_URL_ENV = "COLLECTOR_DATABASE_URL"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -110,6 +111,15 @@ class TargetConfig:
     params: Mapping[str, str] = field(default_factory=dict)
     campaign: str | None = None
     enabled: bool = True
+    secrets: Mapping[str, Secret] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserSettings:
+    executable_path: str | None = None  # None: find chromium on PATH when a target needs it
+    max_pages: int = 4
+    recycle_after: int = 100
+    navigation_timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +129,7 @@ class Config:
     platforms: Mapping[str, PlatformSettings]
     targets: tuple[TargetConfig, ...]
     source: str = "<defaults>"
+    browser: BrowserSettings = BrowserSettings()
 
     def active_targets(self) -> list[TargetConfig]:
         return [t for t in self.targets if t.enabled]
@@ -254,6 +265,24 @@ def _read_http(root: _Reader) -> HttpSettings:
     return settings
 
 
+def _read_browser(root: _Reader) -> BrowserSettings:
+    r = root.table("browser")
+    d = BrowserSettings()
+    settings = BrowserSettings(
+        executable_path=r.get("executable_path", str, "") or None,
+        max_pages=r.get("max_pages", int, d.max_pages),
+        recycle_after=r.get("recycle_after", int, d.recycle_after),
+        navigation_timeout=r.convert("navigation_timeout", d.navigation_timeout, _positive),
+    )
+    r.reject_unknown()
+    for name in ("max_pages", "recycle_after"):
+        if getattr(settings, name) < 1:
+            r.problem(name, "must be at least 1")
+    if settings.executable_path and not Path(settings.executable_path).is_file():
+        r.problem("executable_path", f"no such file {settings.executable_path!r}")
+    return settings
+
+
 def _read_platforms(root: _Reader) -> dict[str, PlatformSettings]:
     adapters = registered_adapters()
     table = root.table("platforms")
@@ -283,8 +312,32 @@ def _base_url(value: Any) -> str:
     return value
 
 
+def _read_secrets(r: _Reader, spec: KindSpec, env: Mapping[str, str], what: str) -> dict[str, Secret]:
+    secrets: dict[str, Secret] = {}
+    for name in (*spec.required_secrets, *spec.optional_secrets):
+        env_name = r.get(f"{name}_env", str, "")
+        file_path = r.get(f"{name}_file", str, "")
+        if not env_name and not file_path:
+            if name in spec.required_secrets:
+                r.problem(f"{name}_env", f"missing (required for {what} targets; or give {name}_file)")
+            continue
+        try:
+            secrets[name] = read_secret(env_name=env_name, file_path=file_path, env=env)
+        except ValueError as exc:
+            r.problem(f"{name}_env" if env_name else f"{name}_file", str(exc))
+    return secrets
+
+
+def _secret_keys(spec: KindSpec) -> tuple[str, ...]:
+    names = (*spec.required_secrets, *spec.optional_secrets)
+    return tuple(f"{n}_{form}" for n in names for form in ("env", "file"))
+
+
 def _read_targets(
-    root: _Reader, collector: CollectorSettings, platforms: Mapping[str, PlatformSettings]
+    root: _Reader,
+    collector: CollectorSettings,
+    platforms: Mapping[str, PlatformSettings],
+    env: Mapping[str, str],
 ) -> tuple[TargetConfig, ...]:
     root.seen.add("targets")
     raw = root.data.get("targets", [])
@@ -329,7 +382,9 @@ def _read_targets(
                 params[field_name] = value
             elif field_name in spec.required:
                 r.problem(field_name, f"missing (required for {platform} {kind} targets)")
-        r.reject_unknown((*_TARGET_COMMON_KEYS, *spec.required, *spec.optional), f" for {platform} {kind}")
+        secrets = _read_secrets(r, spec, env, f"{platform} {kind}")
+        allowed = (*_TARGET_COMMON_KEYS, *spec.required, *spec.optional, *_secret_keys(spec))
+        r.reject_unknown(allowed, f" for {platform} {kind}")
         floor = platforms[platform].min_interval
         if interval < floor:
             r.problem(
@@ -337,22 +392,24 @@ def _read_targets(
                 f"{format_duration(interval)} is faster than platforms.{platform}.min_interval "
                 f"{format_duration(floor)}",
             )
-        targets.append(TargetConfig(name, platform, kind, interval, params, campaign, enabled))
+        targets.append(TargetConfig(name, platform, kind, interval, params, campaign, enabled, secrets))
     return tuple(targets)
 
 
 def build_config(data: Mapping[str, Any], *, source: str, env: Mapping[str, str] | None = None) -> Config:
     """Validate a parsed TOML document; raises ConfigError listing every problem."""
     problems: list[str] = []
+    env = os.environ if env is None else env
     root = _Reader(data, "", problems)
-    collector = _read_collector(root, os.environ if env is None else env)
+    collector = _read_collector(root, env)
     http = _read_http(root)
+    browser = _read_browser(root)
     platforms = _read_platforms(root)
-    targets = _read_targets(root, collector, platforms)
+    targets = _read_targets(root, collector, platforms, env)
     root.reject_unknown()
     if problems:
         raise ConfigError(problems)
-    return Config(collector, http, platforms, targets, source)
+    return Config(collector, http, platforms, targets, source, browser)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -400,12 +457,19 @@ def describe(config: Config) -> Iterator[tuple[str, str]]:
     for name, value in config.http.headers.items():
         yield f"http.headers.{name}", value
     yield "http.proxy", redacted_proxy(config.http.proxy) or "(none)"
+    b = config.browser
+    yield "browser.executable_path", b.executable_path or "(chromium on PATH)"
+    yield "browser.max_pages", str(b.max_pages)
+    yield "browser.recycle_after", str(b.recycle_after)
+    yield "browser.navigation_timeout", format_duration(b.navigation_timeout)
     for name, platform in config.platforms.items():
         for key, url in platform.base_urls.items():
             yield f"platforms.{name}.base_urls.{key}", url
         yield f"platforms.{name}.min_interval", format_duration(platform.min_interval)
     for t in config.targets:
-        fields = " ".join(f"{k}={v}" for k, v in t.params.items())
+        fields = " ".join(
+            [*(f"{k}={v}" for k, v in t.params.items()), *(f"{k}={v}" for k, v in t.secrets.items())]
+        )
         state = "" if t.enabled else " (disabled)"
         yield (
             f"targets.{t.name}",

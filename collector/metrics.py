@@ -20,6 +20,7 @@ from schemas.types import Sample
 
 PREFIX = "livestream"
 SERIES_LABELS = ("platform", "target", "kind", "campaign", "provenance")
+MONEY_METRICS = {"revenue"}
 _HELP = {
     "viewers": "Concurrent viewers of the live session now.",
     "peak_viewers": "Peak concurrent viewers of the live session.",
@@ -43,6 +44,7 @@ class _Latest:
     value: float
     observed_at: datetime
     provenance: str
+    currency: str | None
 
 
 class LiveState:
@@ -54,7 +56,9 @@ class LiveState:
 
     def update(self, samples: Iterable[Sample]) -> None:
         for s in samples:
-            self._latest[(s.target, s.metric.value)] = _Latest(s.value, s.observed_at, s.provenance.value)
+            self._latest[(s.target, s.metric.value)] = _Latest(
+                s.value, s.observed_at, s.provenance.value, s.currency
+            )
 
     def value(self, target: str, metric: str) -> float | None:
         latest = self._latest.get((target, metric))
@@ -71,12 +75,17 @@ class LiveState:
             config = self._targets.get(target)
             if config is None:
                 continue
+            money = metric in MONEY_METRICS
             family = by_metric.get(metric)
             if family is None:
                 family = by_metric[metric] = GaugeMetricFamily(
-                    f"{PREFIX}_{metric}", _HELP.get(metric, metric), labels=SERIES_LABELS
+                    f"{PREFIX}_{metric}",
+                    _HELP.get(metric, metric),
+                    labels=(*SERIES_LABELS, "currency") if money else SERIES_LABELS,
                 )
             labels = [config.platform, target, config.kind, config.campaign or "", latest.provenance]
+            if money:
+                labels.append(latest.currency or "VND")
             family.add_metric(labels, latest.value)
             observed.add_metric([target, metric], latest.observed_at.timestamp())
         yield from by_metric.values()

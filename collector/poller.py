@@ -97,6 +97,7 @@ class Poller:
                     observed_at,
                     r.provenance,
                     session_key,
+                    r.currency,
                 )
                 for r in parsed.readings
             ]

@@ -165,6 +165,7 @@ class Store:
             "value": sample.value,
             "provenance": sample.provenance.value,
             "session_id": session_id,
+            "currency": sample.currency,
         }
 
     def _snapshot_row(self, record: PollRecord, raw: RawResponse, reason: str | None) -> dict[str, Any]:

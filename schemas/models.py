@@ -100,6 +100,7 @@ class SampleRow(Base):
     value: Mapped[float] = mapped_column(Double)
     provenance: Mapped[str] = mapped_column(String(16))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("live_sessions.id", ondelete="SET NULL"))
+    currency: Mapped[str | None] = mapped_column(String(3))
 
 
 class RawSnapshotRow(Base):

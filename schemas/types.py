@@ -61,6 +61,7 @@ class Reading:
     metric: Metric
     value: float
     provenance: Provenance = Provenance.OBSERVED
+    currency: str | None = None  # ISO 4217, for money metrics only
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +95,4 @@ class Sample:
     observed_at: datetime
     provenance: Provenance
     session_key: str | None = None
+    currency: str | None = None

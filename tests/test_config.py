@@ -225,7 +225,7 @@ def test_target_fields_are_parsed() -> None:
 
 def test_unknown_top_level_key() -> None:
     assert problems({"colector": {}}) == [
-        "colector: unknown key (expected one of: collector, http, platforms, targets)"
+        "colector: unknown key (expected one of: browser, collector, http, platforms, targets)"
     ]
 
 
@@ -434,7 +434,7 @@ def test_several_problems_reported_at_once_in_order() -> None:
         "targets[1].platform: unknown platform 'tiktk' (known: tiktok)",
         "targets[2].account: missing (required for tiktok live targets)",
         f"targets[2].extra: unknown key for tiktok live (expected one of: {TARGET_KEYS})",
-        "extra: unknown key (expected one of: collector, http, platforms, targets)",
+        "extra: unknown key (expected one of: browser, collector, http, platforms, targets)",
     ]
 
 
