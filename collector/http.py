@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
 
@@ -67,13 +68,19 @@ class HttpClient:
         if self._session is not None:
             await self._session.close()
 
-    async def get(
-        self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
     ) -> RawResponse:
         assert self._session is not None, "HttpClient used outside `async with`"
         try:
-            async with self._session.get(
-                url, params=params, headers=headers, proxy=self.settings.proxy
+            async with self._session.request(
+                method, url, params=params, headers=headers, json=json, proxy=self.settings.proxy
             ) as resp:
                 body = await resp.content.read(MAX_BODY_BYTES)
                 return RawResponse(
@@ -115,7 +122,20 @@ class HttpFetcher:
     async def get(
         self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
     ) -> RawResponse:
-        raw = await self.client.get(url, params=params, headers=headers)
+        return await self._send("GET", url, params=params, headers=headers)
+
+    async def post(
+        self,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> RawResponse:
+        return await self._send("POST", url, params=params, headers=headers, json=json)
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> RawResponse:
+        raw = await self.client.request(method, url, **kwargs)
         self.responses.append(raw)
         check_status(raw)
         return raw

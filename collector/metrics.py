@@ -20,7 +20,7 @@ from schemas.types import Sample
 
 PREFIX = "livestream"
 SERIES_LABELS = ("platform", "target", "kind", "campaign", "provenance")
-MONEY_METRICS = {"revenue"}
+MONEY_METRICS = {"revenue", "revenue_confirmed"}
 _HELP = {
     "viewers": "Concurrent viewers of the live session now.",
     "peak_viewers": "Peak concurrent viewers of the live session.",
@@ -32,7 +32,11 @@ _HELP = {
     "new_followers": "Followers gained during the live session.",
     "orders": "Orders attributed to the live session.",
     "items_sold": "Items sold in the live session.",
-    "revenue": "Revenue in the currency's base unit (VND has no minor unit).",
+    "revenue": "Revenue (placed GMV, or estimated) in the currency's base unit (VND has no minor unit).",
+    "orders_confirmed": "Confirmed orders of the live session (shop dashboard).",
+    "items_sold_confirmed": "Confirmed items sold in the live session (shop dashboard).",
+    "revenue_confirmed": "Confirmed GMV of the live session in the currency's base unit.",
+    "items_on_sale": "Products in the live session's bag.",
     "hashtag_views": "Views of videos under the hashtag.",
     "hashtag_posts": "Videos posted under the hashtag.",
     "live_status": "Live status: 0 unknown, 1 scheduled, 2 live, 3 paused, 4 ended.",
@@ -150,6 +154,15 @@ class SelfMetrics:
         )
         self.snapshots = Counter(
             "collector_raw_snapshots_total", "Raw response bodies kept, by outcome.", ("outcome",), registry=r
+        )
+        self.browser_restarts = Counter(
+            "collector_browser_restarts_total",
+            "Chromium processes started after the first, by reason (recycled, crashed).",
+            ("reason",),
+            registry=r,
+        )
+        self.browser_pages = Counter(
+            "collector_browser_pages_total", "Pages loaded through the browser pool.", registry=r
         )
         self.heartbeat = Gauge(
             "collector_scheduler_heartbeat_timestamp_seconds",

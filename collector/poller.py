@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.adapters import Adapter, PollContext, get_adapter
 from collector.config import Config, TargetConfig
@@ -21,6 +21,9 @@ from collector.metrics import LiveState, SelfMetrics
 from collector.outcomes import Outcome, ParseFailure, PollError
 from collector.store import PollRecord
 from schemas.types import Sample
+
+if TYPE_CHECKING:
+    from collector.browser import BrowserPool
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,10 @@ class Poller:
         live: LiveState,
         metrics: SelfMetrics,
         sink: Callable[[PollRecord], None],
+        browser: BrowserPool | None = None,
     ) -> None:
         self.config, self.http, self.live, self.metrics, self.sink = config, http, live, metrics, sink
+        self.browser = browser
         self.adapters: Mapping[str, Adapter] = {t.platform: get_adapter(t.platform) for t in config.targets}
         self.poll_timeout = config.http.timeout * 3
         self._state: dict[str, _TargetState] = {}
@@ -58,6 +63,7 @@ class Poller:
             target=target,
             base_urls=self.config.platforms[target.platform].base_urls,
             http=fetcher,
+            browser=self.browser.fetcher(target, fetcher.responses) if self.browser else None,
             memory=state.memory,
         )
         started = time.monotonic()

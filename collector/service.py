@@ -6,9 +6,12 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from collector.adapters import get_adapter
 from collector.config import Config
 from collector.http import HttpClient
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
@@ -17,7 +20,30 @@ from collector.scheduler import Scheduler
 from collector.store import PollRecord, Store
 from collector.writer import BatchWriter
 
+if TYPE_CHECKING:
+    from collector.browser import BrowserPool
+
 log = logging.getLogger(__name__)
+
+
+def needs_browser(config: Config) -> bool:
+    return any(get_adapter(t.platform).kinds[t.kind].uses_browser for t in config.active_targets())
+
+
+@asynccontextmanager
+async def browser_pool(config: Config, metrics: SelfMetrics) -> AsyncIterator[BrowserPool | None]:
+    """A started Chromium pool when some target needs one (Playwright is imported only then)."""
+    if not needs_browser(config):
+        yield None
+        return
+    from collector.browser import BrowserPool
+
+    pool = BrowserPool(config.browser, config.http, metrics)
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 def _writer(config: Config, store: Store, metrics: SelfMetrics) -> BatchWriter:
@@ -45,8 +71,8 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with HttpClient(config.http) as http:
-            poller = Poller(config, http, live, metrics, writer.submit)
+        async with HttpClient(config.http) as http, browser_pool(config, metrics) as browser:
+            poller = Poller(config, http, live, metrics, writer.submit, browser)
             scheduler = Scheduler(
                 targets,
                 poller.poll,
@@ -93,8 +119,8 @@ async def poll_once(config: Config) -> list[PollRecord]:
         live = LiveState(targets)
         metrics = SelfMetrics(live)
         writer = _writer(config, store, metrics)
-        async with HttpClient(config.http) as http:
-            poller = Poller(config, http, live, metrics, writer.submit)
+        async with HttpClient(config.http) as http, browser_pool(config, metrics) as browser:
+            poller = Poller(config, http, live, metrics, writer.submit, browser)
             limit = asyncio.Semaphore(config.collector.max_concurrency)
 
             async def one(target):  # type: ignore[no-untyped-def]

@@ -46,9 +46,13 @@ class Metric(StrEnum):
     SHARES = "shares"
     FOLLOWERS = "followers"
     NEW_FOLLOWERS = "new_followers"
-    ORDERS = "orders"
+    ORDERS = "orders"  # placed orders
     ITEMS_SOLD = "items_sold"
-    REVENUE = "revenue"
+    REVENUE = "revenue"  # placed GMV, or estimated from live-bag sales
+    ORDERS_CONFIRMED = "orders_confirmed"
+    ITEMS_SOLD_CONFIRMED = "items_sold_confirmed"
+    REVENUE_CONFIRMED = "revenue_confirmed"
+    ITEMS_ON_SALE = "items_on_sale"
     HASHTAG_VIEWS = "hashtag_views"
     HASHTAG_POSTS = "hashtag_posts"
     LIVE_STATUS = "live_status"
