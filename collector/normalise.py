@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,12 +30,17 @@ __all__ = [
 ]
 
 
+_brief = reprlib.Repr()
+_brief.maxstring = _brief.maxother = 120
+_brief.maxlevel = 3
+
+
 class NumberFormatError(ValueError):
     """A value that is not a number in any shape the platforms use; `value` is the input."""
 
     def __init__(self, what: str, value: object) -> None:
-        # Truncated repr: the message names the input without dumping a whole page into the logs.
-        super().__init__(f"not a valid {what}: {value!r:.120}")
+        # reprlib bounds size and depth: a whole page or a 1,000-deep list never reaches the logs.
+        super().__init__(f"not a valid {what}: {_brief.repr(value)}")
         self.value = value
 
 

@@ -73,6 +73,9 @@ def readings_from(obj: Mapping[str, Any], specs: Iterable[MetricSpec]) -> list[R
         raw = first(obj, *spec.paths)
         if raw is None:
             continue
+        if not isinstance(raw, str | int | float):
+            # Not handed to parse_count: its error message reprs the value, which fails for deep nesting.
+            raise ParseFailure("bad_number", f"{spec.metric}: a {type(raw).__name__}, not a number")
         try:
             value = parse_count(raw)
         except NumberFormatError as exc:

@@ -62,6 +62,11 @@ def _room_id(value: object) -> str | None:
     return text if text.isascii() and text.isdigit() and text.strip("0") else None
 
 
+def _brief(value: object) -> str:
+    """A JSON value for an error message; containers are named, not rendered (deep nesting cannot be)."""
+    return repr(value)[:80] if isinstance(value, str | int | float | None) else type(value).__name__
+
+
 def _followers(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -75,7 +80,9 @@ def parse_user_room(body: bytes) -> RoomLookup:
         raise NotFound("TikTok user not found")
     user = first(doc, ("data", "user"))
     if not isinstance(user, dict):
-        raise ParseFailure("missing_keys", f"user/room without data.user (message {doc.get('message')!r})")
+        raise ParseFailure(
+            "missing_keys", f"user/room without data.user (message {_brief(doc.get('message'))})"
+        )
     status = _status(first(doc, ("data", "liveRoom", "status"), ("data", "user", "status")))
     return RoomLookup(
         _room_id(user.get("roomId")), status, _followers(first(doc, ("data", "stats", "followerCount")))
@@ -109,7 +116,8 @@ def parse_live_page(body: bytes) -> RoomLookup:
 
 
 def _time(value: object) -> datetime | None:
-    if not value:
+    # Only scalars: NumberFormatError's message reprs its input, which fails for deeply nested values.
+    if not value or not isinstance(value, str | int | float):
         return None
     try:
         return to_utc(value)  # type: ignore[arg-type]
@@ -126,7 +134,7 @@ def parse_room_info(body: bytes) -> ParseResult:
     if code == AGE_RESTRICTED_CODE:
         raise LoginWall("age-restricted room: needs a logged-in sessionid cookie")
     if code not in (0, None):
-        raise NotFound(f"room/info answered status_code {code}")
+        raise NotFound(f"room/info answered status_code {_brief(code)}")
     data = doc.get("data")
     if not isinstance(data, dict) or "status" not in data or "user_count" not in data:
         raise ParseFailure("missing_keys", "room/info data without status/user_count")
