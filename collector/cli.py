@@ -139,6 +139,49 @@ def targets_list(config_path: str) -> None:
     Console().print(table)
 
 
+@main.command()
+@config_option
+def status(config_path: str) -> None:
+    """Each target's last outcome, last success and next due time, as the service recorded them."""
+    from collector.store import Store
+
+    config = _load(config_path)
+
+    async def rows():  # type: ignore[no-untyped-def]
+        store = Store(config.collector.database_url)
+        try:
+            return await store.target_status()
+        finally:
+            await store.close()
+
+    configured = {t.name for t in config.targets}
+    table = Table()
+    for column in ("target", "platform", "kind", "last outcome", "at", "last success", "next due", "detail"):
+        table.add_column(column, overflow="fold")
+    for row in asyncio.run(rows()):
+        if row.name not in configured:
+            continue
+        table.add_row(
+            row.name,
+            row.platform,
+            row.kind,
+            row.last_outcome or "never polled",
+            _ago(row.last_outcome_at),
+            _ago(row.last_success_at),
+            _ago(row.next_due_at),
+            row.last_detail or "",
+        )
+    Console().print(table)
+
+
+def _ago(when: datetime | None) -> str:
+    if when is None:
+        return "-"
+    seconds = (when - datetime.now(UTC)).total_seconds()
+    span = format_duration(max(1, round(abs(seconds))))
+    return f"in {span}" if seconds > 0 else f"{span} ago"
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: str) -> None:
@@ -254,10 +297,25 @@ async def _export_csv(config: Config, stream, since, until, target_names, metric
 @click.option("--seed", default=1, show_default=True, help="Seed: same seed, same counters.")
 @click.option("--speed", default=1.0, show_default=True, help="Scenario seconds per real second.")
 @click.option("--freeze-at", type=float, help="Hold the scenario clock at this many seconds in.")
-def simulate(listen: str, scenario: str, seed: int, speed: float, freeze_at: float | None) -> None:
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="MODE:MATCH[:k=v,...]",
+    help="Inject a fault into matching requests, e.g. 429:shop_vn:retry_after=5,count=3 (repeatable; "
+    "modes: 429 503 500 slow reset empty truncate captcha login layout redirect_foreign redirect_private).",
+)
+def simulate(
+    listen: str, scenario: str, seed: int, speed: float, freeze_at: float | None, faults: Sequence[str]
+) -> None:
     """Serve the documented platform pages and APIs on loopback, with counters that evolve."""
     from simulator.app import serve
+    from simulator.faults import parse_rule
 
+    try:
+        rules = [parse_rule(f) for f in faults]
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from None
     host, _, port = listen.rpartition(":")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
@@ -268,6 +326,7 @@ def simulate(listen: str, scenario: str, seed: int, speed: float, freeze_at: flo
                 seed=seed,
                 speed=speed,
                 freeze_at=freeze_at,
+                faults=rules,
                 ready=lambda url: click.echo(f"simulator listening on {url}", err=True),
             )
         )

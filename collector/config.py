@@ -82,6 +82,9 @@ class CollectorSettings:
     snapshot_success_every: int = 50
     raw_retention: float = 14 * 86400.0
     pending_limit: int = 200_000
+    max_backoff: float = 600.0
+    spool_dir: str = "data/spool"
+    spool_max_bytes: int = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,9 @@ class HttpSettings:
     )
     headers: Mapping[str, str] = field(default_factory=lambda: {"Accept-Language": "vi-VN,vi;q=0.9,en;q=0.8"})
     proxy: str | None = None
+    retries: int = 2  # extra attempts per request for timeouts, resets and 5xx
+    retry_backoff: float = 0.5  # first retry wait; doubles, with jitter
+    max_redirects: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,11 @@ class PlatformSettings:
     name: str
     base_urls: Mapping[str, str]
     min_interval: float = 10.0
+    requests_per_second: float = 2.0  # per host of the platform, every poller and backfill together
+    max_concurrency: int = 8  # requests in flight per host of the platform
+    breaker_failures: int = 10  # consecutive failures across targets that open the circuit
+    breaker_reset: float = 60.0  # how long an open circuit waits before a half-open probe
+    proxies: tuple[Secret, ...] = ()  # rotated when the platform bans or rate-limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +244,12 @@ def _read_collector(root: _Reader, env: Mapping[str, str]) -> CollectorSettings:
         snapshot_success_every=r.get("snapshot_success_every", int, d.snapshot_success_every),
         raw_retention=r.convert("raw_retention", d.raw_retention, _positive),
         pending_limit=r.get("pending_limit", int, d.pending_limit),
+        max_backoff=r.convert("max_backoff", d.max_backoff, _positive),
+        spool_dir=r.get("spool_dir", str, d.spool_dir),
+        spool_max_bytes=r.get("spool_max_bytes", int, d.spool_max_bytes),
     )
     r.reject_unknown()
-    for name in ("max_concurrency", "batch_size", "pending_limit"):
+    for name in ("max_concurrency", "batch_size", "pending_limit", "spool_max_bytes"):
         if getattr(settings, name) < 1:
             r.problem(name, "must be at least 1")
     if not 0 <= settings.jitter < 1:
@@ -260,8 +274,13 @@ def _read_http(root: _Reader) -> HttpSettings:
         user_agent=r.get("user_agent", str, d.user_agent),
         headers=headers,
         proxy=r.get("proxy", str, "") or None,
+        retries=r.get("retries", int, d.retries),
+        retry_backoff=r.convert("retry_backoff", d.retry_backoff, _positive),
+        max_redirects=r.get("max_redirects", int, d.max_redirects),
     )
     r.reject_unknown()
+    if settings.retries < 0:
+        r.problem("retries", "must be 0 or more")
     return settings
 
 
@@ -283,7 +302,24 @@ def _read_browser(root: _Reader) -> BrowserSettings:
     return settings
 
 
-def _read_platforms(root: _Reader) -> dict[str, PlatformSettings]:
+def _read_proxies(r: _Reader, env: Mapping[str, str]) -> tuple[Secret, ...]:
+    env_name, file_path = r.get("proxies_env", str, ""), r.get("proxies_file", str, "")
+    if not env_name and not file_path:
+        return ()
+    try:
+        listing = read_secret(env_name=env_name, file_path=file_path, env=env)
+    except ValueError as exc:
+        r.problem("proxies_env" if env_name else "proxies_file", str(exc))
+        return ()
+    urls = [u.strip() for u in re.split(r"[\s,]+", listing.reveal()) if u.strip()]
+    bad = [i for i, u in enumerate(urls) if not re.match(r"^(https?|socks5)://", u)]
+    if bad:
+        # Name the position only: the entry itself may carry credentials.
+        r.problem("proxies_env" if env_name else "proxies_file", f"entry {bad[0] + 1} is not a proxy URL")
+    return tuple(Secret(u, f"{listing.source} #{i + 1}") for i, u in enumerate(urls))
+
+
+def _read_platforms(root: _Reader, env: Mapping[str, str]) -> dict[str, PlatformSettings]:
     adapters = registered_adapters()
     table = root.table("platforms")
     platforms: dict[str, PlatformSettings] = {}
@@ -297,12 +333,21 @@ def _read_platforms(root: _Reader) -> dict[str, PlatformSettings]:
         for key in adapter.default_base_urls:
             base_urls[key] = urls.convert(key, base_urls[key], _base_url).rstrip("/")
         urls.reject_unknown(tuple(adapter.default_base_urls), f" for platform {name}")
+        d = PlatformSettings(name, base_urls)
         platforms[name] = PlatformSettings(
             name=name,
             base_urls=base_urls,
-            min_interval=r.convert("min_interval", 10.0, _positive),
+            min_interval=r.convert("min_interval", d.min_interval, _positive),
+            requests_per_second=r.get("requests_per_second", float, d.requests_per_second),
+            max_concurrency=r.get("max_concurrency", int, d.max_concurrency),
+            breaker_failures=r.get("breaker_failures", int, d.breaker_failures),
+            breaker_reset=r.convert("breaker_reset", d.breaker_reset, _positive),
+            proxies=_read_proxies(r, env),
         )
         r.reject_unknown()
+        for key in ("requests_per_second", "max_concurrency", "breaker_failures"):
+            if getattr(platforms[name], key) <= 0:
+                r.problem(key, "must be greater than zero")
     return platforms
 
 
@@ -404,7 +449,7 @@ def build_config(data: Mapping[str, Any], *, source: str, env: Mapping[str, str]
     collector = _read_collector(root, env)
     http = _read_http(root)
     browser = _read_browser(root)
-    platforms = _read_platforms(root)
+    platforms = _read_platforms(root, env)
     targets = _read_targets(root, collector, platforms, env)
     root.reject_unknown()
     if problems:
@@ -452,11 +497,17 @@ def describe(config: Config) -> Iterator[tuple[str, str]]:
     yield "collector.snapshot_success_every", str(c.snapshot_success_every)
     yield "collector.raw_retention", format_duration(c.raw_retention)
     yield "collector.pending_limit", str(c.pending_limit)
+    yield "collector.max_backoff", format_duration(c.max_backoff)
+    yield "collector.spool_dir", c.spool_dir
+    yield "collector.spool_max_bytes", str(c.spool_max_bytes)
     yield "http.timeout", format_duration(config.http.timeout)
     yield "http.user_agent", config.http.user_agent
     for name, value in config.http.headers.items():
         yield f"http.headers.{name}", value
     yield "http.proxy", redacted_proxy(config.http.proxy) or "(none)"
+    yield "http.retries", str(config.http.retries)
+    yield "http.retry_backoff", format_duration(config.http.retry_backoff)
+    yield "http.max_redirects", str(config.http.max_redirects)
     b = config.browser
     yield "browser.executable_path", b.executable_path or "(chromium on PATH)"
     yield "browser.max_pages", str(b.max_pages)
@@ -466,6 +517,15 @@ def describe(config: Config) -> Iterator[tuple[str, str]]:
         for key, url in platform.base_urls.items():
             yield f"platforms.{name}.base_urls.{key}", url
         yield f"platforms.{name}.min_interval", format_duration(platform.min_interval)
+        yield f"platforms.{name}.requests_per_second", f"{platform.requests_per_second:g}"
+        yield f"platforms.{name}.max_concurrency", str(platform.max_concurrency)
+        yield f"platforms.{name}.breaker_failures", str(platform.breaker_failures)
+        yield f"platforms.{name}.breaker_reset", format_duration(platform.breaker_reset)
+        if platform.proxies:
+            yield (
+                f"platforms.{name}.proxies",
+                f"{len(platform.proxies)} from {platform.proxies[0].source.split(' #')[0]}",
+            )
     for t in config.targets:
         fields = " ".join(
             [*(f"{k}={v}" for k, v in t.params.items()), *(f"{k}={v}" for k, v in t.secrets.items())]

@@ -7,17 +7,25 @@ the raw body of a poll that failed to parse.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from collector.config import HttpSettings
-from collector.outcomes import Blocked, HttpError, Outcome, RateLimited, Transient
+from collector.limits import HostLimiter
+from collector.outcomes import Blocked, HttpError, Outcome, RateLimited, Refused, Transient
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -48,19 +56,74 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-class HttpClient:
-    """Owns the aiohttp session: browser-like headers, timeouts and an optional proxy."""
+class OutboundRefusedError(OSError):
+    """Raised by the resolver for a name that resolves to an address we must not reach."""
 
-    def __init__(self, settings: HttpSettings) -> None:
+
+def _is_internal(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified
+
+
+class OutboundGuard:
+    """Requests may go only to configured platform hosts, and to internal addresses only where a
+    platform's base URL itself is internal (the simulator, a local proxy)."""
+
+    def __init__(self, base_urls: Iterable[str]) -> None:
+        hosts = {(urlsplit(u).hostname or "").lower() for u in base_urls}
+        self.allowed = frozenset(hosts)
+        self.internal_ok = frozenset(h for h in hosts if h == "localhost" or _is_internal(h))
+
+    def check(self, url: str) -> None:
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in self.allowed:
+            raise Refused(f"request to {host or url!r} refused: not a configured platform host")
+        if _is_internal(host) and host not in self.internal_ok:
+            raise Refused(f"request to internal address {host} refused")
+
+
+class GuardedResolver(AbstractResolver):
+    """Refuses names that resolve to internal addresses (DNS rebinding, a hijacked record)."""
+
+    def __init__(self, internal_ok: frozenset[str]) -> None:
+        self.inner = DefaultResolver()
+        self.internal_ok = internal_ok
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list:  # type: ignore[override]
+        results = await self.inner.resolve(host, port, family)
+        if host.lower() not in self.internal_ok:
+            for result in results:
+                if _is_internal(result["host"]):
+                    raise OutboundRefusedError(f"{host} resolves to internal address {result['host']}")
+        return results
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+class HttpClient:
+    """Owns the aiohttp session: browser-like headers, timeouts, no shared cookie jar, and the guard."""
+
+    def __init__(self, settings: HttpSettings, guard: OutboundGuard | None = None) -> None:
         self.settings = settings
+        self.guard = guard
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> HttpClient:
         headers = {"User-Agent": self.settings.user_agent, **self.settings.headers}
+        resolver = GuardedResolver(self.guard.internal_ok) if self.guard else None
         self._session = aiohttp.ClientSession(
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=resolver),
+            # Cookies stay with their target (sent per request from its secrets), never shared.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self
 
@@ -76,25 +139,51 @@ class HttpClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         json: Any = None,
+        proxy: str | None = None,
     ) -> RawResponse:
+        """One request; redirects are followed here so every hop passes the guard."""
         assert self._session is not None, "HttpClient used outside `async with`"
-        try:
-            async with self._session.request(
-                method, url, params=params, headers=headers, json=json, proxy=self.settings.proxy
-            ) as resp:
-                body = await resp.content.read(MAX_BODY_BYTES)
-                return RawResponse(
-                    url=str(resp.url),
-                    status=resp.status,
-                    content_type=resp.headers.get("Content-Type", ""),
-                    body=body,
-                    fetched_at=datetime.now(UTC),
-                    retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
-                )
-        except TimeoutError:
-            raise Transient(Outcome.TIMEOUT, f"no answer within {self.settings.timeout:g}s: {url}") from None
-        except aiohttp.ClientError as exc:
-            raise Transient(Outcome.NETWORK_ERROR, f"{type(exc).__name__}: {url}") from None
+        for _hop in range(self.settings.max_redirects + 1):
+            if self.guard is not None:
+                self.guard.check(url)
+            try:
+                async with self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    json=json,
+                    proxy=proxy or self.settings.proxy,
+                    allow_redirects=False,
+                ) as resp:
+                    location = resp.headers.get("Location")
+                    if resp.status in _REDIRECTS and location:
+                        url, params = urljoin(str(resp.url), location), None
+                        if resp.status in (301, 302, 303):
+                            method, json = "GET", None
+                        continue
+                    body = await resp.content.read(MAX_BODY_BYTES)
+                    return RawResponse(
+                        url=str(resp.url),
+                        status=resp.status,
+                        content_type=resp.headers.get("Content-Type", ""),
+                        body=body,
+                        fetched_at=datetime.now(UTC),
+                        retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
+                    )
+            except TimeoutError:
+                raise Transient(
+                    Outcome.TIMEOUT, f"no answer within {self.settings.timeout:g}s: {url}"
+                ) from None
+            except aiohttp.ClientConnectorError as exc:
+                if isinstance(exc.os_error, OutboundRefusedError) or isinstance(
+                    exc.__cause__, OutboundRefusedError
+                ):
+                    raise Refused(f"request to {url} refused: {exc.os_error}") from None
+                raise Transient(Outcome.NETWORK_ERROR, f"{type(exc).__name__}: {url}") from None
+            except aiohttp.ClientError as exc:
+                raise Transient(Outcome.NETWORK_ERROR, f"{type(exc).__name__}: {url}") from None
+        raise HttpError(f"more than {self.settings.max_redirects} redirects from {url}")
 
 
 def check_status(raw: RawResponse) -> None:
@@ -114,9 +203,13 @@ def check_status(raw: RawResponse) -> None:
 
 @dataclass(slots=True)
 class HttpFetcher:
-    """The fetch step handed to an adapter for one poll."""
+    """The fetch step handed to an adapter for one poll: polite, retried, guarded, recorded."""
 
     client: HttpClient
+    platform: str = ""
+    limiter: HostLimiter | None = None
+    proxy: str | None = None
+    on_retry: Callable[[], None] = lambda: None
     responses: list[RawResponse] = field(default_factory=list)
 
     async def get(
@@ -135,7 +228,26 @@ class HttpFetcher:
         return await self._send("POST", url, params=params, headers=headers, json=json)
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> RawResponse:
-        raw = await self.client.request(method, url, **kwargs)
+        settings = self.client.settings
+        retrying = AsyncRetrying(
+            # Only transport trouble and 5xx are retried; never a parse error, a ban or a 429.
+            retry=retry_if_exception_type(Transient),
+            stop=stop_after_attempt(settings.retries + 1),
+            wait=wait_exponential_jitter(initial=settings.retry_backoff, max=settings.retry_backoff * 8),
+            before_sleep=lambda _state: self.on_retry(),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(method, url, **kwargs)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _once(self, method: str, url: str, **kwargs: Any) -> RawResponse:
+        slot = self.limiter.slot(self.platform, url) if self.limiter else nullcontext()
+        async with slot:
+            raw = await self.client.request(method, url, proxy=self.proxy, **kwargs)
         self.responses.append(raw)
+        if self.limiter and raw.retry_after is not None and raw.status in (429, 503):
+            self.limiter.block(self.platform, url, raw.retry_after)
         check_status(raw)
         return raw

@@ -164,6 +164,42 @@ class SelfMetrics:
         self.browser_pages = Counter(
             "collector_browser_pages_total", "Pages loaded through the browser pool.", registry=r
         )
+        self.retries = Counter(
+            "collector_http_retries_total",
+            "Requests retried after a timeout, reset or 5xx.",
+            ("platform",),
+            registry=r,
+        )
+        self.rate_limit_waits = Counter(
+            "collector_rate_limit_waits_total",
+            "Requests that waited for a host's spacing or Retry-After.",
+            ("platform",),
+            registry=r,
+        )
+        self.rate_limit_wait_seconds = Counter(
+            "collector_rate_limit_wait_seconds_total",
+            "Seconds requests spent waiting for a host's spacing or Retry-After.",
+            ("platform",),
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "collector_circuit_state",
+            "Per-platform circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ("platform",),
+            registry=r,
+        )
+        self.backoff = Gauge(
+            "collector_target_backoff_seconds",
+            "Extra delay imposed on the target after repeated failures (0 when healthy).",
+            ("target",),
+            registry=r,
+        )
+        self.proxy_rotations = Counter(
+            "collector_proxy_rotations_total",
+            "Switches to the next proxy after a ban or rate limit.",
+            ("platform",),
+            registry=r,
+        )
         self.heartbeat = Gauge(
             "collector_scheduler_heartbeat_timestamp_seconds",
             "Unix time the scheduler loop last ran.",

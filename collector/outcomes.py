@@ -20,6 +20,7 @@ class Outcome(StrEnum):
     NETWORK_ERROR = "network_error"
     HTTP_ERROR = "http_error"
     PARSE_FAILURE = "parse_failure"
+    REFUSED = "refused"  # the outbound guard stopped a request to a host we must not reach
 
 
 class PollError(Exception):
@@ -59,6 +60,10 @@ class Transient(PollError):
     def __init__(self, outcome: Outcome, detail: str, *, retry_after: float | None = None) -> None:
         super().__init__(detail, retry_after=retry_after)
         self.outcome = outcome
+
+
+class Refused(PollError):
+    outcome = Outcome.REFUSED
 
 
 class HttpError(PollError):

@@ -11,12 +11,14 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from collector.adapters import Adapter, PollContext, get_adapter
+from collector.backoff import CircuitBreaker, CircuitState, TargetBackoff
 from collector.config import Config, TargetConfig
 from collector.http import HttpClient, HttpFetcher, RawResponse
+from collector.limits import HostLimiter, HostRule, ProxyRotation
 from collector.metrics import LiveState, SelfMetrics
 from collector.outcomes import Outcome, ParseFailure, PollError
 from collector.store import PollRecord
@@ -54,11 +56,43 @@ class Poller:
         self.adapters: Mapping[str, Adapter] = {t.platform: get_adapter(t.platform) for t in config.targets}
         self.poll_timeout = config.http.timeout * 3
         self._state: dict[str, _TargetState] = {}
+        platforms = config.platforms
+        self.limiter = HostLimiter(
+            {p.name: HostRule(p.requests_per_second, p.max_concurrency) for p in platforms.values()},
+            on_wait=self._count_wait,
+        )
+        self.backoff = TargetBackoff(config.collector.max_backoff)
+        self.breaker = CircuitBreaker(
+            {p.name: (p.breaker_failures, p.breaker_reset) for p in platforms.values()},
+            on_change=self._circuit_changed,
+        )
+        self.proxies = ProxyRotation(
+            {p.name: tuple(s.reveal() for s in p.proxies) for p in platforms.values()}
+        )
+
+    def hold_off(self, target: TargetConfig) -> float:
+        """Seconds the scheduler must wait before this target's next poll (0: go now)."""
+        return self.backoff.wait(target.name) or self.breaker.wait(target.platform)
+
+    def _count_wait(self, platform: str, seconds: float) -> None:
+        self.metrics.rate_limit_waits.labels(platform).inc()
+        self.metrics.rate_limit_wait_seconds.labels(platform).inc(seconds)
+
+    def _circuit_changed(self, platform: str, state: CircuitState) -> None:
+        self.metrics.circuit_state.labels(platform).set(int(state))
+        level = logging.INFO if state is CircuitState.CLOSED else logging.WARNING
+        log.log(level, "circuit for %s is now %s", platform, state.name.lower().replace("_", "-"))
 
     async def poll(self, target: TargetConfig) -> PollRecord:
         """Poll one target; never raises for anything the platform or the page did."""
         state = self._state.setdefault(target.name, _TargetState())
-        fetcher = HttpFetcher(self.http)
+        fetcher = HttpFetcher(
+            self.http,
+            target.platform,
+            self.limiter,
+            self.proxies.current(target.platform),
+            on_retry=self.metrics.retries.labels(target.platform).inc,
+        )
         ctx = PollContext(
             target=target,
             base_urls=self.config.platforms[target.platform].base_urls,
@@ -90,7 +124,18 @@ class Poller:
         if reason is not None:
             self.metrics.parse_failures.labels(*labels, reason).inc()
 
+        self.breaker.record(target.platform, outcome)
+        delay = self.backoff.record(
+            target.name, target.interval, outcome, error.retry_after if error else None
+        )
+        self.metrics.backoff.labels(target.name).set(delay)
+        if outcome in (Outcome.BLOCKED, Outcome.RATE_LIMITED) and self.proxies.rotate(target.platform):
+            self.metrics.proxy_rotations.labels(target.platform).inc()
+            log.info("%s: switched to the next %s proxy", target.name, target.platform)
+
         record = PollRecord(target.name, observed_at, outcome)
+        record.next_due_at = observed_at + timedelta(seconds=max(target.interval, delay))
+        record.detail = error.detail[:500] if error else None
         if parsed is not None:
             session_key = parsed.session.key if parsed.session else None
             record.samples = [

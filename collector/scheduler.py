@@ -1,7 +1,8 @@
 """The due-queue scheduler: every target polled every `interval` with jitter, under a global bound.
 
 Each target starts at a random phase so polls do not bunch up. A poll still running when the next is
-due is skipped and counted, never stacked (Telegraf's rule).
+due is skipped and counted, never stacked (Telegraf's rule). `hold_off` defers a due target that is
+backing off or whose platform's circuit is open.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ class Scheduler:
         max_concurrency: int,
         jitter: float,
         on_skip: Callable[[TargetConfig], None],
+        hold_off: Callable[[TargetConfig], float] = lambda _t: 0.0,
         rng: random.Random | None = None,
     ) -> None:
         self.targets = list(targets)
-        self.poll, self.on_skip = poll, on_skip
+        self.poll, self.on_skip, self.hold_off = poll, on_skip, hold_off
         self.jitter = jitter
         self.rng = rng or random.Random()
         self._limit = asyncio.Semaphore(max_concurrency)
@@ -58,6 +60,11 @@ class Scheduler:
                 await _wait(stop, min(delay, HEARTBEAT_EVERY))
                 continue
             heapq.heappop(due)
+            wait = self.hold_off(target)
+            if wait > 0:
+                # Backing off or the platform's circuit is open: come back when it may go.
+                heapq.heappush(due, (time.monotonic() + wait, index, target))
+                continue
             self._start(target)
             step = target.interval * (1 + self.rng.uniform(-self.jitter, self.jitter))
             # After a stall (suspend, overload) resume from now instead of firing a burst of catch-ups.

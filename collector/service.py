@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from collector.adapters import get_adapter
 from collector.config import Config
-from collector.http import HttpClient
+from collector.http import HttpClient, OutboundGuard
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
 from collector.poller import Poller
 from collector.scheduler import Scheduler
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from collector.browser import BrowserPool
 
 log = logging.getLogger(__name__)
+
+
+def outbound_guard(config: Config) -> OutboundGuard:
+    return OutboundGuard(url for p in config.platforms.values() for url in p.base_urls.values())
 
 
 def needs_browser(config: Config) -> bool:
@@ -71,7 +75,10 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with HttpClient(config.http) as http, browser_pool(config, metrics) as browser:
+        async with (
+            HttpClient(config.http, outbound_guard(config)) as http,
+            browser_pool(config, metrics) as browser,
+        ):
             poller = Poller(config, http, live, metrics, writer.submit, browser)
             scheduler = Scheduler(
                 targets,
@@ -79,6 +86,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 max_concurrency=config.collector.max_concurrency,
                 jitter=config.collector.jitter,
                 on_skip=lambda t: metrics.skipped.labels(t.name).inc(),
+                hold_off=poller.hold_off,
             )
             metrics.heartbeat.set_function(
                 lambda: time.time() - (time.monotonic() - scheduler.last_heartbeat)
@@ -119,7 +127,10 @@ async def poll_once(config: Config) -> list[PollRecord]:
         live = LiveState(targets)
         metrics = SelfMetrics(live)
         writer = _writer(config, store, metrics)
-        async with HttpClient(config.http) as http, browser_pool(config, metrics) as browser:
+        async with (
+            HttpClient(config.http, outbound_guard(config)) as http,
+            browser_pool(config, metrics) as browser,
+        ):
             poller = Poller(config, http, live, metrics, writer.submit, browser)
             limit = asyncio.Semaphore(config.collector.max_concurrency)
 

@@ -29,6 +29,8 @@ class PollRecord:
     samples: list[Sample] = field(default_factory=list)
     session: SessionObservation | None = None
     snapshots: list[tuple[RawResponse, str | None]] = field(default_factory=list)
+    next_due_at: datetime | None = None
+    detail: str | None = None  # why a poll failed, for `collector status`
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,11 @@ class Store:
             await conn.execute(
                 update(TargetRow).where(TargetRow.id == self.target_ids[name]).values(**values)
             )
+
+    async def target_status(self) -> list[TargetRow]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(TargetRow).order_by(TargetRow.name))
+            return list(result.all())  # type: ignore[arg-type]
 
     async def purge_snapshots(self, older_than: datetime) -> int:
         async with self.engine.begin() as conn:

@@ -65,6 +65,8 @@ class TargetRow(Base):
     last_outcome: Mapped[str | None] = mapped_column(String(32))
     last_outcome_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_detail: Mapped[str | None] = mapped_column(Text)
+    next_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class LiveSessionRow(Base):

@@ -11,6 +11,8 @@ from aiohttp import web
 
 from simulator import tiktok
 from simulator.clock import SimClock
+from simulator.faults import FaultRule, inject_faults
+from simulator.faults import register as register_faults
 from simulator.keys import CLOCK, REQUEST_LOG, SCENARIO, json_response
 from simulator.scenario import SCENARIOS, Scenario
 
@@ -54,6 +56,15 @@ async def handle_truth(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+async def handle_clock(request: web.Request) -> web.Response:
+    """POST /_sim/clock {"freeze_at": seconds}: hold (or move) the scenario clock; null lets it run."""
+    clock = request.app[CLOCK]
+    payload = await request.json()
+    if "freeze_at" in payload:
+        clock.freeze_at = None if payload["freeze_at"] is None else float(payload["freeze_at"])
+    return json_response({"elapsed": clock.elapsed(), "now": clock.now()})
+
+
 async def handle_requests(request: web.Request) -> web.Response:
     """GET /_sim/requests[?since=UNIX]: the logged platform requests, oldest first."""
     since = float(request.query.get("since", "-inf"))
@@ -72,9 +83,12 @@ def build_app(
     clock: SimClock,
     *,
     request_log_size: int = REQUEST_LOG_SIZE,
+    faults: list[FaultRule] | None = None,
 ) -> web.Application:
     """The simulator app serving every platform's routes for one scenario and clock."""
-    app = web.Application(middlewares=[log_requests])
+    # Requests are logged before faults apply, so tests see every attempt, answered or not.
+    app = web.Application(middlewares=[log_requests, inject_faults])
+    register_faults(app, list(faults or ()))
     app[SCENARIO] = scenario
     app[CLOCK] = clock
     app[REQUEST_LOG] = deque(maxlen=request_log_size)
@@ -83,6 +97,7 @@ def build_app(
     app.router.add_get(SIM_PREFIX + "truth", handle_truth)
     app.router.add_get(SIM_PREFIX + "requests", handle_requests)
     app.router.add_delete(SIM_PREFIX + "requests", handle_clear_requests)
+    app.router.add_post(SIM_PREFIX + "clock", handle_clock)
     return app
 
 
@@ -100,13 +115,14 @@ async def serve(
     speed: float = 1.0,
     freeze_at: float | None = None,
     start: float | None = None,
+    faults: list[FaultRule] | None = None,
     ready: Callable[[str], None] | None = None,
 ) -> None:
     """Run the simulator until cancelled; port 0 binds a free port, reported via `ready`."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(sorted(SCENARIOS))}")
     clock = SimClock(speed=speed, freeze_at=freeze_at, start=start)
-    runner = web.AppRunner(build_app(SCENARIOS[scenario](seed), clock), access_log=None)
+    runner = web.AppRunner(build_app(SCENARIOS[scenario](seed), clock, faults=faults), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -13,6 +13,7 @@ from simulator.scenario import Scenario
 SCENARIO = web.AppKey("scenario", Scenario)
 CLOCK = web.AppKey("clock", SimClock)
 REQUEST_LOG = web.AppKey("request_log", deque)
+FAULTS = web.AppKey("faults", list)
 
 
 def json_response(payload: object, status: int = 200) -> web.Response:

@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SIMULATOR = "http://127.0.0.1:8900"
 DURATION_HINT = '(use e.g. "500ms", "20s", "5m", "1h", "14d")'
 COLLECTOR_KEYS = (
-    "batch_size, database_url, default_interval, flush_interval, jitter, max_concurrency, "
-    "metrics_listen, pending_limit, raw_retention, shutdown_grace, snapshot_success_every"
+    "batch_size, database_url, default_interval, flush_interval, jitter, max_backoff, max_concurrency, "
+    "metrics_listen, pending_limit, raw_retention, shutdown_grace, snapshot_success_every, spool_dir, "
+    "spool_max_bytes"
 )
 TARGET_KEYS = "account, campaign, enabled, interval, kind, name, platform"
 
@@ -237,7 +238,7 @@ def test_unknown_key_in_collector() -> None:
 
 def test_unknown_key_in_http() -> None:
     assert problems({"http": {"timeuot": "5s"}}) == [
-        "http.timeuot: unknown key (expected one of: headers, proxy, timeout, user_agent)"
+        "http.timeuot: unknown key (expected one of: headers, max_redirects, proxy, retries, retry_backoff, timeout, user_agent)"
     ]
 
 
@@ -253,7 +254,7 @@ def test_unknown_platform_table() -> None:
 
 def test_unknown_key_in_platform_table() -> None:
     assert problems({"platforms": {"tiktok": {"min_intervall": "5s"}}}) == [
-        "platforms.tiktok.min_intervall: unknown key (expected one of: base_urls, min_interval)"
+        "platforms.tiktok.min_intervall: unknown key (expected one of: base_urls, breaker_failures, breaker_reset, max_concurrency, min_interval, proxies_env, proxies_file, requests_per_second)"
     ]
 
 
