@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from collector.config import HttpSettings
 from collector.limits import HostLimiter
@@ -233,7 +233,8 @@ class HttpFetcher:
             # Only transport trouble and 5xx are retried; never a parse error, a ban or a 429.
             retry=retry_if_exception_type(Transient),
             stop=stop_after_attempt(settings.retries + 1),
-            wait=wait_exponential_jitter(initial=settings.retry_backoff, max=settings.retry_backoff * 8),
+            wait=wait_exponential(multiplier=settings.retry_backoff, max=settings.retry_backoff * 8)
+            + wait_random(0, settings.retry_backoff),
             before_sleep=lambda _state: self.on_retry(),
             reraise=True,
         )

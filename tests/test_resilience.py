@@ -1,0 +1,197 @@
+"""Backoff, circuit breaker, host limiter, proxy rotation and the outbound guard, each on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+from aiohttp import web
+
+from collector.backoff import CircuitBreaker, CircuitState, TargetBackoff
+from collector.config import HttpSettings
+from collector.http import GuardedResolver, HttpClient, HttpFetcher, OutboundGuard, OutboundRefusedError
+from collector.limits import HostLimiter, HostRule, ProxyRotation
+from collector.outcomes import Outcome, RateLimited, Refused, Transient
+
+
+def test_backoff_doubles_per_failure_up_to_the_cap_and_resets_on_success() -> None:
+    backoff = TargetBackoff(max_backoff=100, rng=random.Random(1))
+    delays = [backoff.record("t", 10, Outcome.TIMEOUT, None) for _ in range(6)]
+    assert delays[0] == 0  # one failure keeps the normal cadence
+    for streak, delay in enumerate(delays[1:], start=2):
+        assert 0.8 * min(100, 10 * 2 ** (streak - 1)) <= delay <= min(100, 10 * 2 ** (streak - 1))
+    assert backoff.wait("t") > 0
+    assert backoff.record("t", 10, Outcome.OK, None) == 0
+    assert backoff.wait("t") == 0 and backoff.failures("t") == 0
+
+
+def test_retry_after_is_a_floor_for_the_backoff() -> None:
+    backoff = TargetBackoff(max_backoff=5)
+    assert backoff.record("t", 10, Outcome.RATE_LIMITED, 42) == 42
+
+
+def test_circuit_opens_after_consecutive_failures_probes_once_and_closes_on_success() -> None:
+    changes: list[tuple[str, CircuitState]] = []
+    breaker = CircuitBreaker({"tiktok": (3, 0.2)}, on_change=lambda p, s: changes.append((p, s)))
+    for _ in range(2):
+        breaker.record("tiktok", Outcome.NETWORK_ERROR)
+    assert breaker.wait("tiktok") == 0
+    breaker.record("tiktok", Outcome.TIMEOUT)
+    assert breaker.state("tiktok") is CircuitState.OPEN
+    assert breaker.wait("tiktok") > 0
+    time.sleep(0.25)
+    assert breaker.wait("tiktok") == 0  # the half-open probe
+    assert breaker.state("tiktok") is CircuitState.HALF_OPEN
+    assert breaker.wait("tiktok") > 0  # only one probe at a time
+    breaker.record("tiktok", Outcome.OK)
+    assert breaker.state("tiktok") is CircuitState.CLOSED
+    assert [s for _, s in changes] == [CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED]
+
+
+def test_a_failed_probe_reopens_the_circuit_and_page_problems_do_not_count() -> None:
+    breaker = CircuitBreaker({"fb": (2, 0.05)})
+    breaker.record("fb", Outcome.BLOCKED)
+    breaker.record("fb", Outcome.PARSE_FAILURE)  # the platform answered: not platform trouble
+    breaker.record("fb", Outcome.BLOCKED)
+    assert breaker.state("fb") is CircuitState.CLOSED
+    breaker.record("fb", Outcome.BLOCKED)
+    assert breaker.state("fb") is CircuitState.OPEN
+    time.sleep(0.06)
+    assert breaker.wait("fb") == 0
+    breaker.record("fb", Outcome.RATE_LIMITED)
+    assert breaker.state("fb") is CircuitState.OPEN
+
+
+async def test_limiter_spaces_requests_caps_concurrency_and_honours_retry_after() -> None:
+    waits: list[float] = []
+    limiter = HostLimiter(
+        {"p": HostRule(requests_per_second=20, max_concurrency=2)}, lambda _p, s: waits.append(s)
+    )
+    starts: list[float] = []
+    in_flight = peak = 0
+
+    async def request() -> None:
+        nonlocal in_flight, peak
+        async with limiter.slot("p", "http://h/x"):
+            starts.append(time.monotonic())
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.1)
+            in_flight -= 1
+
+    await asyncio.gather(*(request() for _ in range(6)))
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert peak == 2
+    assert min(gaps) >= 0.05 - 0.005
+    limiter.block("p", "http://h/y", 0.3)
+    before = time.monotonic()
+    async with limiter.slot("p", "http://h/z"):
+        assert time.monotonic() - before >= 0.29
+    # Another host of the same platform is not blocked.
+    before = time.monotonic()
+    async with limiter.slot("p", "http://other/z"):
+        assert time.monotonic() - before < 0.05
+
+
+def test_proxy_rotation_moves_to_the_next_proxy() -> None:
+    rotation = ProxyRotation({"tiktok": ("http://a:1", "http://b:2"), "shopee": ()})
+    assert rotation.current("tiktok") == "http://a:1"
+    assert rotation.rotate("tiktok")
+    assert rotation.current("tiktok") == "http://b:2"
+    assert rotation.rotate("tiktok") and rotation.current("tiktok") == "http://a:1"
+    assert rotation.current("shopee") is None and not rotation.rotate("shopee")
+
+
+def test_guard_allows_only_platform_hosts_and_internal_addresses_only_where_configured() -> None:
+    guard = OutboundGuard(["https://www.tiktok.com", "http://127.0.0.1:8900/www.tiktok.com"])
+    guard.check("https://www.tiktok.com/api-live/user/room/")
+    guard.check("http://127.0.0.1:8900/anything")
+    for url in ("https://evil.example.com/", "http://10.0.0.1/", "http://169.254.169.254/latest/meta-data"):
+        with pytest.raises(Refused):
+            guard.check(url)
+
+
+async def test_a_public_name_resolving_to_an_internal_address_is_refused() -> None:
+    resolver = GuardedResolver(internal_ok=frozenset())
+    with pytest.raises(OutboundRefusedError):
+        await resolver.resolve("localhost", 80)
+    allowed = GuardedResolver(internal_ok=frozenset({"localhost"}))
+    assert await allowed.resolve("localhost", 80)
+    await resolver.close()
+    await allowed.close()
+
+
+@pytest.fixture
+async def redirecting_server():  # type: ignore[no-untyped-def]
+    calls: dict[str, int] = {"flaky": 0}
+
+    async def foreign(_r: web.Request) -> web.Response:
+        raise web.HTTPFound("http://evil.example.com/steal")
+
+    async def internal(_r: web.Request) -> web.Response:
+        raise web.HTTPFound("http://10.1.2.3/")
+
+    async def same(_r: web.Request) -> web.Response:
+        raise web.HTTPFound("/final")
+
+    async def final(_r: web.Request) -> web.Response:
+        return web.json_response({"ok": 1})
+
+    async def flaky(_r: web.Request) -> web.Response:
+        calls["flaky"] += 1
+        return web.Response(status=502) if calls["flaky"] < 3 else web.json_response({"ok": 2})
+
+    async def limited(_r: web.Request) -> web.Response:
+        return web.Response(status=429, headers={"Retry-After": "1"})
+
+    app = web.Application()
+    for path, handler in [
+        ("/foreign", foreign),
+        ("/internal", internal),
+        ("/same", same),
+        ("/final", final),
+        ("/flaky", flaky),
+        ("/limited", limited),
+    ]:
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}", calls
+    await runner.cleanup()
+
+
+async def test_redirects_are_followed_only_within_the_guard(redirecting_server) -> None:  # type: ignore[no-untyped-def]
+    base, _calls = redirecting_server
+    settings = HttpSettings(timeout=5, retries=0)
+    async with HttpClient(settings, OutboundGuard([base])) as client:
+        fetcher = HttpFetcher(client, "p")
+        assert (await fetcher.get(f"{base}/same")).url == f"{base}/final"
+        with pytest.raises(Refused):
+            await fetcher.get(f"{base}/foreign")
+        with pytest.raises(Refused):
+            await fetcher.get(f"{base}/internal")
+
+
+async def test_transient_errors_are_retried_with_backoff_and_429_is_not(redirecting_server) -> None:  # type: ignore[no-untyped-def]
+    base, calls = redirecting_server
+    retries: list[int] = []
+    limiter = HostLimiter({"p": HostRule(100, 4)})
+    async with HttpClient(HttpSettings(timeout=5, retries=2, retry_backoff=0.01)) as client:
+        fetcher = HttpFetcher(client, "p", limiter, on_retry=lambda: retries.append(1))
+        assert (await fetcher.get(f"{base}/flaky")).status == 200
+        assert calls["flaky"] == 3 and len(retries) == 2
+        with pytest.raises(RateLimited) as caught:
+            await fetcher.get(f"{base}/limited")
+        assert caught.value.retry_after == 1 and len(retries) == 2
+        assert limiter.blocked_for("p", f"{base}/other") > 0.5
+    calls["flaky"] = 0
+    async with HttpClient(HttpSettings(timeout=5, retries=0)) as strict:
+        once = HttpFetcher(strict, "p")
+        with pytest.raises(Transient):
+            await once.get(f"{base}/flaky")
+    assert calls["flaky"] == 1 and [r.status for r in once.responses] == [502]
