@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 
@@ -82,7 +83,7 @@ async def test_limiter_spaces_requests_caps_concurrency_and_honours_retry_after(
             in_flight -= 1
 
     await asyncio.gather(*(request() for _ in range(6)))
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert peak == 2
     assert min(gaps) >= 0.05 - 0.005
     limiter.block("p", "http://h/y", 0.3)
