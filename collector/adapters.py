@@ -68,12 +68,19 @@ class UnknownPlatform(LookupError):
     pass
 
 
+class AdapterLoadError(RuntimeError):
+    """An installed adapter that cannot be imported: a startup error, never a silent gap."""
+
+
 @cache
 def registered_adapters() -> dict[str, Adapter]:
     """Every installed adapter by platform name."""
     found: dict[str, Adapter] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        adapter = ep.load()
+        try:
+            adapter = ep.load()
+        except Exception as exc:
+            raise AdapterLoadError(f"platform adapter {ep.name!r} ({ep.value}) failed to load: {exc!r}") from exc
         found[adapter.name] = adapter
     return dict(sorted(found.items()))
 

@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from collector.config import HttpSettings
 from collector.limits import HostLimiter
-from collector.outcomes import Blocked, HttpError, Outcome, RateLimited, Refused, Transient
+from collector.outcomes import Blocked, HttpError, LoginWall, Outcome, RateLimited, Refused, Transient
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -199,6 +199,26 @@ def check_status(raw: RawResponse) -> None:
     if not raw.body.strip():
         # Platforms answer bot traffic with an empty 200 (platforms.md 2.1): a ban, not a layout change.
         raise Blocked(f"empty body from {raw.url}")
+    path = urlsplit(raw.url).path
+    if path.startswith(("/login", "/checkpoint")) or path.endswith(("/login", "/login/")):
+        raise LoginWall(f"redirected to a login page: {raw.url}")
+    head = raw.body[:BAN_MARKER_SCAN]
+    for marker, error in BAN_MARKERS:
+        if marker in head:
+            raise error(f"{marker.decode()!r} page from {raw.url}")
+
+
+# Markers no real content page carries: captcha/WAF challenges and login walls (platforms.md 2.1, 4.1).
+BAN_MARKERS: tuple[tuple[bytes, type[Blocked] | type[LoginWall]], ...] = (
+    (b"_wafchallengeid", Blocked),
+    (b"captcha_verify_container", Blocked),
+    (b"Security Check Required", Blocked),
+    (b"You're Temporarily Blocked", Blocked),
+    (b"You\xe2\x80\x99re Temporarily Blocked", Blocked),
+    (b'id="login_form"', LoginWall),
+    (b"useCometLogInFormQuery", LoginWall),
+)
+BAN_MARKER_SCAN = 512 * 1024  # ban and login pages put their markers well inside this
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from collector.config import TargetConfig
 from collector.http import RawResponse, check_status, retry_after_seconds
 from collector.metrics import LiveState, SelfMetrics
 from collector.migrate import upgrade
-from collector.outcomes import Blocked, HttpError, Outcome, RateLimited, Transient
+from collector.outcomes import Blocked, HttpError, LoginWall, Outcome, RateLimited, Transient
 from collector.scheduler import Scheduler
 from collector.store import PollRecord, Store
 from schemas.models import LiveSessionRow, SampleRow
@@ -193,3 +193,18 @@ def test_exposition_names_follow_prometheus_conventions() -> None:
         if line.startswith("livestream_"):
             assert "_total" not in line.split("{")[0]
             assert "7400" not in line and "http" not in line
+
+
+@pytest.mark.parametrize(
+    ("body", "url", "error"),
+    [
+        (b"<html><div id='cs'></div><script>_wafchallengeid</script></html>", "http://x/webcast/room/info/", Blocked),
+        (b"<title>Security Check Required</title>", "http://x/watch/", Blocked),
+        (b'<form id="login_form"></form>', "http://x/videos/1", LoginWall),
+        (b"<html>sign in</html>", "http://x/login/?next=/videos/1", LoginWall),
+        (b"<html>verify</html>", "http://x/checkpoint/1501092823525282/", LoginWall),
+    ],
+)
+def test_ban_and_login_pages_never_reach_a_parser(body: bytes, url: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        check_status(RawResponse(url, 200, "text/html", body, T0))
