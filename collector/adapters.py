@@ -80,7 +80,9 @@ def registered_adapters() -> dict[str, Adapter]:
         try:
             adapter = ep.load()
         except Exception as exc:
-            raise AdapterLoadError(f"platform adapter {ep.name!r} ({ep.value}) failed to load: {exc!r}") from exc
+            raise AdapterLoadError(
+                f"platform adapter {ep.name!r} ({ep.value}) failed to load: {exc!r}"
+            ) from exc
         found[adapter.name] = adapter
     return dict(sorted(found.items()))
 

@@ -84,10 +84,8 @@ def run(config_path: str) -> None:
 
 
 def _run_service(config: Config) -> None:
-    from collector.migrate import upgrade
     from collector.service import run_service
 
-    upgrade(config.collector.database_url)
     asyncio.run(run_service(config))
 
 
@@ -95,11 +93,9 @@ def _run_service(config: Config) -> None:
 @config_option
 def once(config_path: str) -> None:
     """Poll every target once, store the samples and print what was found."""
-    from collector.migrate import upgrade
     from collector.service import poll_once
 
     config = _load(config_path)
-    upgrade(config.collector.database_url)
     records = asyncio.run(poll_once(config))
     table = Table(title=f"{len(records)} targets polled", show_lines=False)
     for column in ("target", "platform", "kind", "outcome", "values"):

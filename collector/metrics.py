@@ -149,9 +149,14 @@ class SelfMetrics:
         )
         self.dropped = Counter(
             "collector_dropped_records_total",
-            "Poll records dropped because the write buffer was full.",
+            "Poll records dropped, by which cap was reached (memory_cap, spool_cap).",
+            ("reason",),
             registry=r,
         )
+        self.spool_records = Gauge(
+            "collector_spool_records", "Records in the durable spool not yet in the database.", registry=r
+        )
+        self.spool_bytes = Gauge("collector_spool_bytes", "Size of the durable spool on disk.", registry=r)
         self.snapshots = Counter(
             "collector_raw_snapshots_total", "Raw response bodies kept, by outcome.", ("outcome",), registry=r
         )

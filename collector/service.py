@@ -8,7 +8,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from collector.adapters import get_adapter
@@ -17,6 +17,7 @@ from collector.http import HttpClient, OutboundGuard
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
 from collector.poller import Poller
 from collector.scheduler import Scheduler
+from collector.spool import Spool
 from collector.store import PollRecord, Store
 from collector.writer import BatchWriter
 
@@ -50,7 +51,7 @@ async def browser_pool(config: Config, metrics: SelfMetrics) -> AsyncIterator[Br
         await pool.close()
 
 
-def _writer(config: Config, store: Store, metrics: SelfMetrics) -> BatchWriter:
+def _writer(config: Config, store: Store, metrics: SelfMetrics, spool: Spool | None = None) -> BatchWriter:
     c = config.collector
     return BatchWriter(
         store,
@@ -59,17 +60,34 @@ def _writer(config: Config, store: Store, metrics: SelfMetrics) -> BatchWriter:
         batch_size=c.batch_size,
         pending_limit=c.pending_limit,
         raw_retention=c.raw_retention,
+        spool=spool,
     )
+
+
+async def _prepare(store: Store) -> None:
+    """Migrate and register targets now if the database answers; otherwise the writer retries later."""
+    try:
+        await store.prepare()
+    except Exception as exc:
+        log.warning(
+            "database not reachable at start (%s: %s); collecting into the spool until it is",
+            type(exc).__name__,
+            str(exc).splitlines()[0][:200] if str(exc) else "",
+        )
 
 
 async def run_service(config: Config, *, on_ready: Callable[[str], None] | None = None) -> None:
     """Poll until SIGINT/SIGTERM, then finish in-flight polls, flush writes and return."""
     targets = config.active_targets()
-    store = Store(config.collector.database_url)
-    await store.sync_targets(targets, datetime.now(UTC))
+    c = config.collector
+    store = Store(c.database_url, targets)
+    await _prepare(store)
     live = LiveState(targets)
     metrics = SelfMetrics(live)
-    writer = _writer(config, store, metrics)
+    spool = Spool(
+        Path(c.spool_dir), max_bytes=c.spool_max_bytes, on_drop=metrics.dropped.labels("spool_cap").inc
+    )
+    writer = _writer(config, store, metrics, spool)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -114,6 +132,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        spool.close()
         await store.close()
     log.info("collector stopped cleanly")
 
@@ -121,9 +140,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
 async def poll_once(config: Config) -> list[PollRecord]:
     """Poll every enabled target once, concurrently, and write the results."""
     targets = config.active_targets()
-    store = Store(config.collector.database_url)
+    store = Store(config.collector.database_url, targets)
     try:
-        await store.sync_targets(targets, datetime.now(UTC))
+        await store.prepare()
         live = LiveState(targets)
         metrics = SelfMetrics(live)
         writer = _writer(config, store, metrics)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, select, update
@@ -17,6 +19,8 @@ from collector.http import RawResponse
 from collector.outcomes import Outcome
 from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow
 from schemas.types import Metric, Sample, SessionObservation
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -62,11 +66,24 @@ def create_engine(database_url: str) -> AsyncEngine:
 
 
 class Store:
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, targets: Iterable[TargetConfig] = ()) -> None:
+        self.database_url = database_url
+        self.targets = list(targets)
         self.engine = create_engine(database_url)
         self._insert = sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
         self.target_ids: dict[str, int] = {}
         self._session_ids: dict[tuple[int, str], int] = {}
+        self._ready = False
+        self._unknown_warned: set[str] = set()
+
+    async def prepare(self) -> None:
+        """Migrate the schema and register the targets; retried by `write` until it succeeds."""
+        from collector.migrate import upgrade
+
+        # Alembic runs its own event loop, so it gets a thread of its own.
+        await asyncio.to_thread(upgrade, self.database_url)
+        await self.sync_targets(self.targets, datetime.now(UTC))
+        self._ready = True
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -88,6 +105,9 @@ class Store:
 
     async def write(self, records: Sequence[PollRecord]) -> int:
         """Write a batch in one transaction; returns the number of new sample rows."""
+        if not self._ready:
+            await self.prepare()
+        records = [r for r in records if self._known(r.target)]
         async with self.engine.begin() as conn:
             for record in records:
                 if record.session is not None:
@@ -104,9 +124,21 @@ class Store:
                 inserted = len((await conn.execute(stmt, rows)).all())
             snapshots = [self._snapshot_row(r, raw, reason) for r in records for raw, reason in r.snapshots]
             if snapshots:
-                await conn.execute(self._insert(RawSnapshotRow), snapshots)
+                stmt = self._insert(RawSnapshotRow).on_conflict_do_nothing(
+                    index_elements=["target_id", "fetched_at", "url"]
+                )
+                await conn.execute(stmt, snapshots)
             await self._record_outcomes(conn, records)
         return inserted
+
+    def _known(self, target: str) -> bool:
+        if target in self.target_ids:
+            return True
+        # A spooled record of a target since removed from the config: nowhere to put it.
+        if target not in self._unknown_warned:
+            self._unknown_warned.add(target)
+            log.warning("dropping buffered records of %r: no longer a configured target", target)
+        return False
 
     async def _upsert_session(self, conn: AsyncConnection, record: PollRecord) -> None:
         obs = record.session

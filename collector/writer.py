@@ -1,8 +1,10 @@
 """The batched writer between pollers and the database.
 
-Pollers hand over records without waiting; the writer flushes them in batches, one transaction each.
-When the database fails, records stay buffered (bounded, with counted and logged drops) and are
-written once it answers again.
+Pollers hand over records without waiting. Each record first goes to the durable spool (when one is
+configured), then into memory; the writer flushes memory in batches, one transaction each, and
+acknowledges the spool once a batch is committed. When the database fails, records wait (bounded, with
+counted and logged drops) and are written, in order, once it answers again. On start, whatever the
+spool still holds from a previous run is queued first.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from collector.metrics import SelfMetrics
+from collector.spool import Spool
 from collector.store import PollRecord, Store
 
 log = logging.getLogger(__name__)
@@ -32,28 +35,47 @@ class BatchWriter:
         batch_size: int,
         pending_limit: int,
         raw_retention: float,
+        spool: Spool | None = None,
     ) -> None:
-        self.store, self.metrics = store, metrics
+        self.store, self.metrics, self.spool = store, metrics, spool
         self.flush_interval, self.batch_size = flush_interval, batch_size
         self.pending_limit, self.raw_retention = pending_limit, raw_retention
-        self.pending: deque[PollRecord] = deque()
+        self.pending: deque[tuple[int | None, PollRecord]] = deque()
         self._wake = asyncio.Event()
         self._failures = 0
         self._next_purge = time.monotonic()
+        if spool is not None:
+            replayed = spool.replay()
+            if replayed:
+                log.info("replaying %d records kept in the spool by a previous run", len(replayed))
+            self.pending.extend(replayed)
+            self._update_gauges()
 
     def submit(self, record: PollRecord) -> None:
-        self.pending.append(record)
+        seq = None
+        if self.spool is not None:
+            try:
+                seq = self.spool.append(record)
+            except OSError as exc:  # a full or failing disk must not stop collection
+                log.error("spool append failed, record kept in memory only: %s", exc)
+        self.pending.append((seq, record))
         if len(self.pending) > self.pending_limit:
             self.pending.popleft()
-            self.metrics.dropped.inc()
+            self.metrics.dropped.labels("memory_cap").inc()
             log.error(
                 "write buffer full (%d records): dropped the oldest record; the database has been "
                 "failing for a while",
                 self.pending_limit,
             )
-        self.metrics.pending.set(len(self.pending))
+        self._update_gauges()
         if len(self.pending) >= self.batch_size:
             self._wake.set()
+
+    def _update_gauges(self) -> None:
+        self.metrics.pending.set(len(self.pending))
+        if self.spool is not None:
+            self.metrics.spool_records.set(self.spool.depth)
+            self.metrics.spool_bytes.set(self.spool.size_bytes)
 
     async def run(self) -> None:
         """Flush forever; cancel it and call `flush` to drain at shutdown."""
@@ -68,10 +90,12 @@ class BatchWriter:
 
     async def flush_once(self) -> bool:
         """Write everything pending in batches; False when the database refused (records kept)."""
+        if self.spool is not None and self.pending:
+            self._sync_spool()
         while self.pending:
             batch = [self.pending[i] for i in range(min(self.batch_size, len(self.pending)))]
             try:
-                written = await self.store.write(batch)
+                written = await self.store.write([record for _, record in batch])
             except Exception as exc:  # any driver or network error: keep the records and retry later
                 self.metrics.write_failures.inc()
                 if self._failures == 0:
@@ -80,20 +104,33 @@ class BatchWriter:
                 return False
             for _ in batch:
                 self.pending.popleft()
+            acked = [seq for seq, _ in batch if seq is not None]
+            if self.spool is not None and acked:
+                self.spool.ack(max(acked))
             self.metrics.samples_written.inc(written)
-            self.metrics.pending.set(len(self.pending))
+            self._update_gauges()
             if self._failures:
                 log.info("database writes recovered after %d failed attempts", self._failures)
                 self._failures = 0
         return True
 
+    def _sync_spool(self) -> None:
+        assert self.spool is not None
+        try:
+            self.spool.sync()
+        except OSError as exc:
+            log.error("spool fsync failed: %s", exc)
+
     async def flush(self, deadline: float) -> None:
-        """Drain at shutdown, retrying until `deadline` (monotonic seconds)."""
+        """Drain at shutdown, retrying until `deadline` (monotonic seconds); the spool keeps the rest."""
         while not await self.flush_once():
             if time.monotonic() >= deadline:
-                log.error("shutdown: %d records could not be written to the database", len(self.pending))
-                return
+                where = "kept in the spool for the next start" if self.spool else "lost"
+                log.error("shutdown: %d records not written to the database, %s", len(self.pending), where)
+                break
             await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        if self.spool is not None:
+            self._sync_spool()
 
     async def _purge_snapshots(self) -> None:
         self._next_purge = time.monotonic() + PURGE_EVERY

@@ -109,7 +109,11 @@ class RawSnapshotRow(Base):
     """A response body as fetched (zlib-compressed), kept to diagnose and re-parse layout changes."""
 
     __tablename__ = "raw_snapshots"
-    __table_args__ = (Index("ix_raw_snapshots_fetched_at", "fetched_at"),)
+    __table_args__ = (
+        Index("ix_raw_snapshots_fetched_at", "fetched_at"),
+        # A replayed spool record must not store the same body twice.
+        UniqueConstraint("target_id", "fetched_at", "url", name="uq_raw_snapshots_target_time_url"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))

@@ -106,6 +106,7 @@ def write_config(
         f"""
 [collector]
 database_url = "{database_url}"
+spool_dir = "{path.parent / "spool"}"
 metrics_listen = "127.0.0.1:{metrics_port}"
 default_interval = "1s"
 flush_interval = "200ms"
@@ -117,6 +118,7 @@ timeout = "3s"
 [platforms.tiktok]
 base_urls = {{ web = "{sim_url}/www.tiktok.com", webcast = "{sim_url}/webcast.tiktok.com" }}
 min_interval = "1s"
+requests_per_second = 50.0
 {targets}
 """,
         encoding="utf-8",
