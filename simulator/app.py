@@ -27,18 +27,25 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Record every platform request (not /_sim/ ones) so tests can check polling timing."""
-    if not request.path.startswith(SIM_PREFIX):
-        request.app[REQUEST_LOG].append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "query": dict(request.query),
-                "time": time.time(),  # wall clock: what a collector's scheduler runs on
-                "scenario_time": request.app[CLOCK].now(),
-            }
-        )
-    return await handler(request)
+    """Record every platform request (not /_sim/ ones) and its status so tests can check timing."""
+    if request.path.startswith(SIM_PREFIX):
+        return await handler(request)
+    entry = {
+        "method": request.method,
+        "path": request.path,
+        "query": dict(request.query),
+        "time": time.time(),  # wall clock: what a collector's scheduler runs on
+        "scenario_time": request.app[CLOCK].now(),
+        "status": 0,  # stays 0 when the connection was dropped
+    }
+    request.app[REQUEST_LOG].append(entry)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        entry["status"], entry["done"] = exc.status, time.time()
+        raise
+    entry["status"], entry["done"] = response.status, time.time()
+    return response
 
 
 async def handle_truth(request: web.Request) -> web.Response:

@@ -151,11 +151,13 @@ def service(config: Path) -> Iterator[subprocess.Popen[str]]:
 def metric_value(exposition: str, name: str, **labels: str) -> float | None:
     """The value of the first series of `name` whose labels include `labels`."""
     for line in exposition.splitlines():
-        if not line.startswith(name + "{"):
+        series, _, value = line.rpartition(" ")
+        metric, _, label_text = series.partition("{")
+        if metric != name:
             continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        found = dict(re.findall(r'(\w+)="([^"]*)"', label_text))
         if all(found.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
+            return float(value)
     return None
 
 

@@ -109,7 +109,7 @@ def test_missing_platform_is_reported_as_unknown_empty_platform() -> None:
 
 def test_unknown_kind() -> None:
     assert problems({"targets": [target(kind="video")]}) == [
-        "targets[0].kind: unknown kind 'video' for tiktok (known: live)"
+        "targets[0].kind: unknown kind 'video' for tiktok (known: live, hashtag)"
     ]
 
 

@@ -1,0 +1,374 @@
+"""A small pool over one headless Chromium, for pages whose numbers only exist after JavaScript runs.
+
+The browser counterpart of `collector.http`: adapters get a `BrowserFetcher` per poll, and every page or
+network response it captures is remembered in the poll's `responses` like an HTTP fetch is, and the page
+status goes through the same `check_status`. Each target keeps its own BrowserContext, so cookies never
+leak between targets; the browser is replaced every `recycle_after` pages (Chromium grows) and after a
+crash, with the targets' cookies carried over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, Response, async_playwright
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from collector.config import BrowserSettings, HttpSettings, TargetConfig
+from collector.http import MAX_BODY_BYTES, RawResponse, check_status, retry_after_seconds
+from collector.metrics import SelfMetrics
+from collector.outcomes import Outcome, Transient
+
+log = logging.getLogger(__name__)
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+# Flags that keep Chromium from phoning home (updates, sync, field trials): these machines are offline,
+# and those requests would only slow start-up and add noise to what a page capture sees.
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+class _BrowserGone(Exception):
+    """The page, its context or the whole browser went away under a capture: worth one retry."""
+
+
+def _is_gone(exc: PlaywrightError) -> bool:
+    # TargetClosedError is not exported by playwright.async_api; its name and messages are stable.
+    text = exc.message
+    return type(exc).__name__ == "TargetClosedError" or any(
+        s in text for s in ("has been closed", "Target crashed", "Browser closed", "Connection closed")
+    )
+
+
+def _first_line(exc: PlaywrightError) -> str:
+    # Playwright appends a multi-line call log; the first line says what happened.
+    net = re.search(r"net::ERR_[A-Z0-9_]+", exc.message)
+    return net.group(0) if net else exc.message.strip().splitlines()[0]
+
+
+def find_chromium(configured: str | None) -> str:
+    path = configured or next((p for name in CHROMIUM_NAMES if (p := shutil.which(name))), None)
+    if not path:
+        raise RuntimeError(
+            "a target needs a browser but no Chromium was found: install Debian's `chromium` package "
+            f"or set browser.executable_path (looked for {', '.join(CHROMIUM_NAMES)} on PATH)"
+        )
+    return path
+
+
+def _proxy(url: str) -> dict[str, str]:
+    # Playwright wants proxy credentials apart from the server address.
+    parts = urlsplit(url)
+    proxy = {"server": f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")}
+    if parts.username:
+        proxy["username"] = parts.username
+        proxy["password"] = parts.password or ""
+    return proxy
+
+
+def _cookies(header: str, url: str) -> list[Any]:
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}/"  # url (not domain) makes them host-only with path "/"
+    pairs = (item.strip().partition("=") for item in header.split(";"))
+    return [{"name": k.strip(), "value": v.strip(), "url": origin} for k, _, v in pairs if k.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserCapture:
+    page: RawResponse
+    responses: dict[str, RawResponse]
+
+
+@dataclass(slots=True)
+class BrowserFetcher:
+    """The browser step handed to an adapter for one poll."""
+
+    pool: BrowserPool
+    target: TargetConfig
+    responses: list[RawResponse] = field(default_factory=list)
+
+    async def capture(
+        self,
+        url: str,
+        *,
+        wait_for: Sequence[str] = (),
+        click: str | None = None,
+        cookies: str | None = None,
+        timeout: float | None = None,
+    ) -> BrowserCapture:
+        """Load `url` in the target's context; wait (up to `timeout`) for responses matching `wait_for`."""
+        args = (self.target.name, url, tuple(dict.fromkeys(wait_for)), click, cookies, timeout)
+        try:
+            result = await self.pool._capture(*args)
+        except _BrowserGone as exc:
+            log.warning("browser went away loading %s for %s (%s); retrying once", url, args[0], exc)
+            try:
+                result = await self.pool._capture(*args)
+            except _BrowserGone as again:
+                raise Transient(
+                    Outcome.NETWORK_ERROR, f"browser failed twice loading {url}: {again}"
+                ) from None
+        self.responses.append(result.page)
+        self.responses.extend(result.responses.values())
+        check_status(result.page)
+        return result
+
+
+class BrowserPool:
+    def __init__(self, settings: BrowserSettings, http: HttpSettings, metrics: SelfMetrics) -> None:
+        self.settings, self.http, self.metrics = settings, http, metrics
+        self._executable = ""
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._suspect: Browser | None = None  # a page or context on it died; replace it before reuse
+        self._contexts: dict[str, BrowserContext] = {}  # per target, for the current browser only
+        self._applied_cookies: dict[str, str] = {}  # the cookie string last added to each context
+        self._saved_state: dict[str, Any] = {}  # storage_state per target, carried over a recycle
+        self._context_lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(settings.max_pages)
+        self._swap = asyncio.Lock()  # held while a page starts or the browser is replaced
+        self._idle = asyncio.Event()  # no page in flight
+        self._idle.set()
+        self._served = 0  # pages started on the current browser
+        self._in_flight = 0
+        self._closed = False
+
+    async def start(self) -> None:
+        self._executable = find_chromium(self.settings.executable_path)
+        self._playwright = await async_playwright().start()
+        try:
+            self._browser = await self._launch()
+        except PlaywrightError as exc:
+            await self._playwright.stop()
+            raise RuntimeError(f"cannot launch Chromium {self._executable}: {exc.message}") from None
+        log.info("browser started: Chromium %s (%s)", self._browser.version, self._executable)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._browser is not None:
+            with suppress(PlaywrightError):
+                await self._browser.close()
+        if self._playwright is not None:
+            await self._playwright.stop()
+        self._browser = self._playwright = None
+
+    def fetcher(self, target: TargetConfig, responses: list[RawResponse]) -> BrowserFetcher:
+        return BrowserFetcher(self, target, responses)
+
+    async def _launch(self) -> Browser:
+        assert self._playwright is not None, "BrowserPool used before start()"
+        browser = await self._playwright.chromium.launch(
+            executable_path=self._executable,
+            headless=True,
+            args=LAUNCH_ARGS,
+            proxy=_proxy(self.http.proxy) if self.http.proxy else None,  # type: ignore[arg-type]
+        )
+        browser.on("disconnected", self._on_disconnected)
+        self._served = 0
+        return browser
+
+    def _on_disconnected(self, browser: Browser) -> None:
+        # Only logged: `_begin` sees `is_connected()` false and relaunches before the next page.
+        if not self._closed and browser is self._browser:
+            log.warning("Chromium disconnected unexpectedly; relaunching on the next page")
+
+    def _forget(self, target: str, context: BrowserContext) -> None:
+        # A closed context (its browser died or was recycled) must not be handed out again.
+        if self._contexts.get(target) is context:
+            del self._contexts[target]
+            self._applied_cookies.pop(target, None)
+
+    async def _relaunch(self, reason: str) -> None:
+        """Swap in a fresh browser; called with `_swap` held, so no page starts meanwhile."""
+        old, self._browser, self._suspect = self._browser, None, None
+        if old is not None and old.is_connected():
+            for name, context in list(self._contexts.items()):  # closing contexts leave the dict
+                try:
+                    self._saved_state[name] = await context.storage_state()
+                except PlaywrightError as exc:
+                    log.warning("could not save cookies of %s before a browser restart: %s", name, exc)
+        self._contexts.clear()
+        self._applied_cookies.clear()
+        if old is not None:
+            with suppress(PlaywrightError):
+                await old.close()  # also reaps the process of a crashed browser
+        self._browser = await self._launch()
+        self.metrics.browser_restarts.labels(reason).inc()
+        log.info("browser restarted (%s)", reason)
+
+    async def _begin(self) -> Browser:
+        """Count a page in; first recycle a browser that has served enough, or replace a dead one."""
+        async with self._swap:
+            if self._closed:
+                raise RuntimeError("browser pool is closed")
+            browser = self._browser
+            if browser is None or not browser.is_connected() or browser is self._suspect:
+                await self._relaunch("crashed")  # pages still in flight there are failing anyway
+            elif self._served >= self.settings.recycle_after:
+                # Holding `_swap`, no new page starts on the old browser while its last pages finish.
+                await self._idle.wait()
+                await self._relaunch("recycled")
+            assert self._browser is not None
+            self._served += 1
+            self._in_flight += 1
+            self._idle.clear()
+            return self._browser
+
+    def _end(self) -> None:
+        # Not async, so a cancelled poll cannot skip it and leave a recycle waiting forever.
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
+
+    async def _context(self, target: str, browser: Browser) -> BrowserContext:
+        async with self._context_lock:
+            context = self._contexts.get(target)
+            if context is None:
+                context = await browser.new_context(
+                    user_agent=self.http.user_agent,
+                    extra_http_headers=dict(self.http.headers),
+                    locale="vi-VN",
+                    timezone_id="Asia/Ho_Chi_Minh",
+                    storage_state=self._saved_state.get(target),
+                )
+                context.on("close", lambda c: self._forget(target, c))
+                self._contexts[target] = context
+            return context
+
+    async def _capture(
+        self,
+        target: str,
+        url: str,
+        wanted: tuple[str, ...],
+        click: str | None,
+        cookies: str | None,
+        timeout: float | None,
+    ) -> BrowserCapture:
+        limit = timeout if timeout is not None else self.settings.navigation_timeout
+        async with self._slots:
+            try:
+                browser = await self._begin()
+            except PlaywrightError as exc:
+                raise Transient(
+                    Outcome.NETWORK_ERROR, f"cannot relaunch Chromium: {_first_line(exc)}"
+                ) from None
+            try:
+                context = await self._context(target, browser)
+                if cookies and self._applied_cookies.get(target) != cookies:
+                    await context.add_cookies(_cookies(cookies, url))
+                    self._applied_cookies[target] = cookies
+                page = await context.new_page()
+                try:
+                    return await self._load(page, url, wanted, click, limit)
+                finally:
+                    with suppress(PlaywrightError):
+                        await page.close()
+            except PlaywrightTimeout:
+                raise Transient(Outcome.TIMEOUT, f"no page within {limit:g}s: {url}") from None
+            except PlaywrightError as exc:
+                if _is_gone(exc):
+                    # The page often reports closing before the browser reports disconnecting, so
+                    # mark this browser for replacement now. Failures of other pages on the same dead
+                    # browser mark the same one, so one crash costs one relaunch, not one per page.
+                    self._suspect = browser
+                    raise _BrowserGone(_first_line(exc)) from None
+                raise Transient(Outcome.NETWORK_ERROR, f"{_first_line(exc)}: {url}") from None
+            finally:
+                self._end()
+
+    async def _load(
+        self, page: Page, url: str, wanted: tuple[str, ...], click: str | None, limit: float
+    ) -> BrowserCapture:
+        loop = asyncio.get_running_loop()
+        captured: dict[str, RawResponse] = {}
+        claimed: set[str] = set()
+        readers: set[asyncio.Task[None]] = set()
+        changed = asyncio.Event()
+
+        async def read(response: Response, keys: list[str]) -> None:
+            try:
+                body = await response.body()
+            except PlaywrightError:
+                claimed.difference_update(keys)  # body gone (e.g. the page moved on): take the next one
+            else:
+                captured.update(dict.fromkeys(keys, _raw(response, body[:MAX_BODY_BYTES], response.url)))
+            changed.set()
+
+        def on_response(response: Response) -> None:
+            # A redirect has no body; the response it leads to is the one the adapter wants.
+            keys = [w for w in wanted if w not in claimed and w in response.url]
+            if keys and not 300 <= response.status < 400:
+                claimed.update(keys)
+                readers.add(task := asyncio.create_task(read(response, keys)))
+                task.add_done_callback(readers.discard)
+
+        # Listen before navigating, so a request fired during load is not missed.
+        page.on("response", on_response)
+        page.on("close", lambda _: changed.set())
+        page.on("crash", lambda _: changed.set())
+        page.set_default_timeout(limit * 1000)
+        deadline = loop.time() + limit
+        main = await page.goto(url, wait_until="domcontentloaded", timeout=limit * 1000)
+        self.metrics.browser_pages.inc()
+        status = main.status if main is not None else 200
+        clicker = None
+        try:
+            if status < 400:  # an error page will not fire the wanted requests: do not wait for them
+                if click:
+                    clicker = asyncio.create_task(_click(page, click, deadline - loop.time()))
+                if not wanted and clicker is not None:
+                    await clicker
+                # A missing response is not an error here: a page that stopped firing the request is a
+                # layout change the adapter names, so it gets what did arrive.
+                while len(captured) < len(wanted) and not page.is_closed():
+                    with suppress(TimeoutError):
+                        changed.clear()
+                        await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))
+                    if loop.time() >= deadline:
+                        break
+            body = (await page.content()).encode("utf-8")
+        finally:
+            pending = [task for task in (clicker, *readers) if task is not None]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        # content() raised above if the page or browser died while we waited. It is the DOM serialised
+        # as HTML, whatever the response's own type and charset were.
+        page_raw = _raw(main, body, page.url, content_type="text/html; charset=utf-8")
+        return BrowserCapture(page_raw, {w: captured[w] for w in wanted if w in captured})
+
+
+async def _click(page: Page, selector: str, timeout: float) -> None:
+    # The control may never appear (autoplay, a new layout); the wanted responses tell whether it mattered.
+    with suppress(PlaywrightError):
+        await page.click(selector, timeout=max(timeout, 0.001) * 1000)
+
+
+def _raw(response: Response | None, body: bytes, url: str, content_type: str | None = None) -> RawResponse:
+    headers = response.headers if response is not None else {}
+    return RawResponse(
+        url=url,
+        status=response.status if response is not None else 200,
+        content_type=content_type or headers.get("content-type", ""),
+        body=body,
+        fetched_at=datetime.now(UTC),
+        retry_after=retry_after_seconds(headers.get("retry-after")),
+    )
