@@ -14,18 +14,26 @@ import logging
 import re
 import shutil
 from collections.abc import Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, Response, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, Response, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from collector.config import BrowserSettings, HttpSettings, TargetConfig
-from collector.http import MAX_BODY_BYTES, RawResponse, check_status, retry_after_seconds
+from collector.http import (
+    MAX_BODY_BYTES,
+    OutboundGuard,
+    RawResponse,
+    check_status,
+    is_internal,
+    retry_after_seconds,
+)
+from collector.limits import HostLimiter
 from collector.metrics import SelfMetrics
 from collector.outcomes import Outcome, Transient
 
@@ -104,6 +112,7 @@ class BrowserFetcher:
     pool: BrowserPool
     target: TargetConfig
     responses: list[RawResponse] = field(default_factory=list)
+    limiter: HostLimiter | None = None
 
     async def capture(
         self,
@@ -115,26 +124,44 @@ class BrowserFetcher:
         timeout: float | None = None,
     ) -> BrowserCapture:
         """Load `url` in the target's context; wait (up to `timeout`) for responses matching `wait_for`."""
+        if self.pool.guard is not None:
+            self.pool.guard.check(url)
         args = (self.target.name, url, tuple(dict.fromkeys(wait_for)), click, cookies, timeout)
+        slot = self.limiter.slot(self.target.platform, url) if self.limiter else nullcontext()
+        async with slot:
+            result = await self._capture_retrying_once(args)
+        self.responses.append(result.page)
+        self.responses.extend(result.responses.values())
+        if self.limiter and result.page.retry_after is not None and result.page.status in (429, 503):
+            self.limiter.block(self.target.platform, url, result.page.retry_after)
+        if self.pool.guard is not None and result.page.url != url:
+            self.pool.guard.check(result.page.url)  # where the page's redirects ended up
+        check_status(result.page)
+        return result
+
+    async def _capture_retrying_once(self, args: tuple[Any, ...]) -> BrowserCapture:
+        url = args[1]
         try:
-            result = await self.pool._capture(*args)
+            return await self.pool._capture(*args)
         except _BrowserGone as exc:
             log.warning("browser went away loading %s for %s (%s); retrying once", url, args[0], exc)
             try:
-                result = await self.pool._capture(*args)
+                return await self.pool._capture(*args)
             except _BrowserGone as again:
                 raise Transient(
                     Outcome.NETWORK_ERROR, f"browser failed twice loading {url}: {again}"
                 ) from None
-        self.responses.append(result.page)
-        self.responses.extend(result.responses.values())
-        check_status(result.page)
-        return result
 
 
 class BrowserPool:
-    def __init__(self, settings: BrowserSettings, http: HttpSettings, metrics: SelfMetrics) -> None:
-        self.settings, self.http, self.metrics = settings, http, metrics
+    def __init__(
+        self,
+        settings: BrowserSettings,
+        http: HttpSettings,
+        metrics: SelfMetrics,
+        guard: OutboundGuard | None = None,
+    ) -> None:
+        self.settings, self.http, self.metrics, self.guard = settings, http, metrics, guard
         self._executable = ""
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
@@ -170,8 +197,10 @@ class BrowserPool:
             await self._playwright.stop()
         self._browser = self._playwright = None
 
-    def fetcher(self, target: TargetConfig, responses: list[RawResponse]) -> BrowserFetcher:
-        return BrowserFetcher(self, target, responses)
+    def fetcher(
+        self, target: TargetConfig, responses: list[RawResponse], limiter: HostLimiter | None = None
+    ) -> BrowserFetcher:
+        return BrowserFetcher(self, target, responses, limiter)
 
     async def _launch(self) -> Browser:
         assert self._playwright is not None, "BrowserPool used before start()"
@@ -250,8 +279,20 @@ class BrowserPool:
                     storage_state=self._saved_state.get(target),
                 )
                 context.on("close", lambda c: self._forget(target, c))
+                if self.guard is not None:
+                    await context.route("**/*", self._route)
                 self._contexts[target] = context
             return context
+
+    async def _route(self, route: Route) -> None:
+        # Pages load scripts and images from CDNs, so subresources are not held to the platform hosts;
+        # internal addresses are refused unless a platform itself lives there (the simulator).
+        assert self.guard is not None
+        host = (urlsplit(route.request.url).hostname or "").lower()
+        if is_internal(host) and host not in self.guard.internal_ok:
+            await route.abort("blockedbyclient")
+        else:
+            await route.continue_()
 
     async def _capture(
         self,

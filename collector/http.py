@@ -60,7 +60,7 @@ class OutboundRefusedError(OSError):
     """Raised by the resolver for a name that resolves to an address we must not reach."""
 
 
-def _is_internal(address: str) -> bool:
+def is_internal(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -75,13 +75,13 @@ class OutboundGuard:
     def __init__(self, base_urls: Iterable[str]) -> None:
         hosts = {(urlsplit(u).hostname or "").lower() for u in base_urls}
         self.allowed = frozenset(hosts)
-        self.internal_ok = frozenset(h for h in hosts if h == "localhost" or _is_internal(h))
+        self.internal_ok = frozenset(h for h in hosts if h == "localhost" or is_internal(h))
 
     def check(self, url: str) -> None:
         host = (urlsplit(url).hostname or "").lower()
         if host not in self.allowed:
             raise Refused(f"request to {host or url!r} refused: not a configured platform host")
-        if _is_internal(host) and host not in self.internal_ok:
+        if is_internal(host) and host not in self.internal_ok:
             raise Refused(f"request to internal address {host} refused")
 
 
@@ -96,7 +96,7 @@ class GuardedResolver(AbstractResolver):
         results = await self.inner.resolve(host, port, family)
         if host.lower() not in self.internal_ok:
             for result in results:
-                if _is_internal(result["host"]):
+                if is_internal(result["host"]):
                     raise OutboundRefusedError(f"{host} resolves to internal address {result['host']}")
         return results
 

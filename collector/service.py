@@ -43,7 +43,7 @@ async def browser_pool(config: Config, metrics: SelfMetrics) -> AsyncIterator[Br
         return
     from collector.browser import BrowserPool
 
-    pool = BrowserPool(config.browser, config.http, metrics)
+    pool = BrowserPool(config.browser, config.http, metrics, outbound_guard(config))
     await pool.start()
     try:
         yield pool
