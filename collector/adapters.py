@@ -7,7 +7,7 @@ the `livestream_collector.adapters` entry-point group and never imports a platfo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
@@ -33,7 +33,8 @@ class KindSpec:
     # Secrets are given as `<name>_env` or `<name>_file` in the target table, never inline.
     required_secrets: tuple[str, ...] = ()
     optional_secrets: tuple[str, ...] = ()
-    uses_browser: bool = False
+    # True, or a predicate over the target's fields for kinds where the browser is optional.
+    uses_browser: bool | Callable[[Mapping[str, str]], bool] = False
     summary: str = ""
 
 
@@ -62,6 +63,11 @@ class Adapter(Protocol):
     default_base_urls: Mapping[str, str]
 
     async def poll(self, ctx: PollContext) -> PollResult: ...
+
+
+def target_uses_browser(target: TargetConfig) -> bool:
+    spec = get_adapter(target.platform).kinds[target.kind]
+    return spec.uses_browser(target.params) if callable(spec.uses_browser) else spec.uses_browser
 
 
 class UnknownPlatform(LookupError):

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collector.adapters import get_adapter
+from collector.adapters import target_uses_browser
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
@@ -32,7 +32,7 @@ def outbound_guard(config: Config) -> OutboundGuard:
 
 
 def needs_browser(config: Config) -> bool:
-    return any(get_adapter(t.platform).kinds[t.kind].uses_browser for t in config.active_targets())
+    return any(target_uses_browser(t) for t in config.active_targets())
 
 
 @asynccontextmanager
