@@ -219,7 +219,9 @@ def test_postgres_outage_mid_run_loses_and_duplicates_nothing(
     with simulator("--freeze-at", "650") as sim:
         config = config_for(tmp_path, sim, postgres_url, port)
         with service(config) as proc:
-            assert wait_for(lambda: metric_value(scrape(port), "collector_samples_written_total"), 30), stop(proc)
+            assert wait_for(lambda: metric_value(scrape(port), "collector_samples_written_total"), 30), stop(
+                proc
+            )
             postgres_server.stop()
             down = time.monotonic()
             assert wait_for(lambda: (metric_value(scrape(port), "collector_spool_records") or 0) >= 4, 30)
@@ -234,6 +236,7 @@ def test_postgres_outage_mid_run_loses_and_duplicates_nothing(
             output = stop(proc)
         served = served_room_infos(sim, shop_room(sim))
     stored = asyncio.run(pg_rows(postgres_url, "lai-chau-shop"))
+    print(f"outage: served {served}, stored {len(stored)}, duplicates {len(stored) - len(set(stored))}")
     assert len(stored) == len(set(stored)) == served, (served, len(stored), output[-2000:])
 
 
@@ -257,6 +260,9 @@ def test_sigterm_while_the_database_is_down_keeps_everything_for_the_next_start(
             stop(proc)
         served = served_room_infos(sim, shop_room(sim))
     stored = asyncio.run(pg_rows(postgres_url, "lai-chau-shop"))
+    print(
+        f"sigterm while down: served {served}, stored {len(stored)}, duplicates {len(stored) - len(set(stored))}"
+    )
     assert len(stored) == len(set(stored)) == served
 
 
@@ -285,5 +291,9 @@ def test_kill_9_mid_run_loses_nothing_already_fetched(
             stop(proc)
         served_after_restart = served_room_infos(sim, room) - served_before_restart
     stored = asyncio.run(pg_rows(postgres_url, "lai-chau-shop"))
+    print(
+        f"kill -9: fetched before the kill {fetched}, served in all {served_before_restart + served_after_restart}, "
+        f"stored {len(stored)}, duplicates {len(stored) - len(set(stored))}"
+    )
     assert len(stored) == len(set(stored)), "duplicates after replay"
     assert fetched + served_after_restart <= len(stored) <= served_before_restart + served_after_restart
