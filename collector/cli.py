@@ -7,6 +7,7 @@ import contextlib
 import csv
 import logging
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -16,7 +17,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from collector.adapters import registered_adapters
 from collector.config import (
     Config,
     ConfigError,
@@ -185,7 +185,9 @@ def check_config(config_path: str) -> None:
     config = _load(config_path)
     for key, value in describe(config):
         click.echo(f"{key} = {value}")
-    click.echo(f"ok: {len(config.targets)} targets on {len(registered_adapters())} platforms", err=True)
+    per_platform = Counter(t.platform for t in config.targets)
+    summary = ", ".join(f"{platform} {count}" for platform, count in sorted(per_platform.items()))
+    click.echo(f"ok: {len(config.targets)} targets ({summary or 'none'})", err=True)
 
 
 @main.group()

@@ -33,6 +33,11 @@ COLLECTOR_KEYS = (
     "metrics_listen, pending_limit, raw_retention, shutdown_grace, snapshot_success_every, spool_dir, "
     "spool_max_bytes"
 )
+CONFIG_TOML_TARGETS = tomllib.loads((ROOT / "config.toml").read_text())["targets"]
+PER_PLATFORM = ", ".join(
+    f"{p} {sum(t['platform'] == p for t in CONFIG_TOML_TARGETS)}"
+    for p in sorted({t["platform"] for t in CONFIG_TOML_TARGETS})
+)
 TARGET_KEYS = "account, campaign, enabled, interval, kind, name, platform"
 
 
@@ -98,12 +103,12 @@ def test_parse_duration_rejects(text: Any, message: str) -> None:
 
 def test_unknown_platform() -> None:
     data = {"targets": [target(name="a"), target(name="b"), target(name="c", platform="tiktk")]}
-    assert problems(data) == ["targets[2].platform: unknown platform 'tiktk' (known: tiktok)"]
+    assert problems(data) == ["targets[2].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)"]
 
 
 def test_missing_platform_is_reported_as_unknown_empty_platform() -> None:
     assert problems({"targets": [target(platform=None)]}) == [
-        "targets[0].platform: unknown platform '' (known: tiktok)"
+        "targets[0].platform: unknown platform '' (known: facebook, shopee, tiktok)"
     ]
 
 
@@ -248,7 +253,7 @@ def test_section_must_be_a_table() -> None:
 
 def test_unknown_platform_table() -> None:
     assert problems({"platforms": {"tiktk": {"min_interval": "5s"}}}) == [
-        "platforms.tiktk: unknown platform 'tiktk' (known: tiktok)"
+        "platforms.tiktk: unknown platform 'tiktk' (known: facebook, shopee, tiktok)"
     ]
 
 
@@ -413,7 +418,7 @@ def test_several_problems_reported_at_once_in_order() -> None:
     data = {
         "collector": {"max_concurrency": "64", "metrics_listen": "nohost", "bogus": 1},
         "http": {"timeout": "0s"},
-        "platforms": {"shopee": {}, "tiktok": {"base_urls": {"web": "ftp://x"}}},
+        "platforms": {"lazada": {}, "tiktok": {"base_urls": {"web": "ftp://x"}}},
         "targets": [
             target(name="a", interval="5s"),
             target(name="a", platform="tiktk"),
@@ -428,11 +433,11 @@ def test_several_problems_reported_at_once_in_order() -> None:
         "COLLECTOR_DATABASE_URL (environment): unsupported driver 'mysql' "
         "(use sqlite+aiosqlite or postgresql+asyncpg)",
         "http.timeout: must be greater than zero, got '0s'",
-        "platforms.shopee: unknown platform 'shopee' (known: tiktok)",
+        "platforms.lazada: unknown platform 'lazada' (known: facebook, shopee, tiktok)",
         "platforms.tiktok.base_urls.web: expected an http(s) URL, got 'ftp://x'",
         "targets[0].interval: 5s is faster than platforms.tiktok.min_interval 10s",
         "targets[1].name: duplicate target name 'a' (also targets[0])",
-        "targets[1].platform: unknown platform 'tiktk' (known: tiktok)",
+        "targets[1].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)",
         "targets[2].account: missing (required for tiktok live targets)",
         f"targets[2].extra: unknown key for tiktok live (expected one of: {TARGET_KEYS})",
         "extra: unknown key (expected one of: browser, collector, http, platforms, targets)",
@@ -589,7 +594,7 @@ def test_cli_check_config_bad(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "config error: collector.max_concurrency: expected int, got str '64'",
-        "config error: targets[0].platform: unknown platform 'tiktk' (known: tiktok)",
+        "config error: targets[0].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)",
     ]
 
 
@@ -608,7 +613,7 @@ def test_cli_check_config_good() -> None:
     lines = result.stdout.splitlines()
     assert f"source = {ROOT / 'config.toml'}" in lines
     assert "targets.lai-chau-shop = tiktok live account=shop_vn every 20s" in lines
-    assert result.stderr.splitlines()[-1] == "ok: 4 targets on 1 platforms"
+    assert result.stderr.splitlines()[-1] == f"ok: {len(CONFIG_TOML_TARGETS)} targets ({PER_PLATFORM})"
 
 
 def test_cli_check_config_subprocess(tmp_path: Path) -> None:
@@ -624,7 +629,7 @@ def test_cli_check_config_subprocess(tmp_path: Path) -> None:
     assert bad.stdout == ""
     assert bad.stderr.splitlines() == [
         "config error: collector.max_concurrency: expected int, got str '64'",
-        "config error: targets[0].platform: unknown platform 'tiktk' (known: tiktok)",
+        "config error: targets[0].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)",
     ]
     good = subprocess.run(
         [*command, "--config", str(ROOT / "config.toml")],
@@ -635,4 +640,4 @@ def test_cli_check_config_subprocess(tmp_path: Path) -> None:
         timeout=60,
     )
     assert good.returncode == 0, good.stderr
-    assert "ok: 4 targets on 1 platforms" in good.stderr
+    assert f"ok: {len(CONFIG_TOML_TARGETS)} targets ({PER_PLATFORM})" in good.stderr
