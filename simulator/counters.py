@@ -1,7 +1,8 @@
-"""Counter curves: viewers, cumulative views/likes/shares/follows and followers as pure functions.
+"""Counter curves: viewers, cumulative views/likes/shares/follows, followers and hashtag views/posts
+as pure functions.
 
-Every value depends only on (seed, session, scenario second), so the simulator, its ground-truth
-endpoint and the tests all agree on the value at any instant.
+Every value depends only on (seed, session or hashtag, scenario second), so the simulator, its
+ground-truth endpoint and the tests all agree on the value at any instant.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from simulator.scenario import Account, Scenario, Session, latest_session
+from simulator.scenario import Account, Hashtag, Scenario, Session, latest_session, seeded_unit
 
 STATUS_LIVE = 2
 STATUS_PAUSED = 3
@@ -145,6 +146,32 @@ def account_state(scenario: Scenario, account: Account, elapsed: float) -> Accou
     session = latest_session(scenario, account, elapsed)
     counters = None if session is None else session_counters(scenario.seed, session, elapsed)
     return AccountState(account, followers_at(account, elapsed), session, counters)
+
+
+@dataclass(frozen=True)
+class HashtagCounters:
+    """What a hashtag shows at one instant."""
+
+    views: int
+    posts: int
+
+
+def hashtag_progress(tag: Hashtag, elapsed: float) -> float:
+    """How far through its rise the tag is, 0..1: half linear, half smoothstep, so it always climbs."""
+    start, end = tag.window
+    u = min(1.0, max(0.0, (elapsed - start) / (end - start)))
+    return 0.5 * u + 0.5 * u * u * (3 - 2 * u)
+
+
+def hashtag_counters(seed: int, tag: Hashtag, elapsed: float) -> HashtagCounters:
+    """The tag's views and posts at scenario second `elapsed`; the seed scales them by 0.95..1.05."""
+    scale = 0.95 + 0.1 * seeded_unit(seed, "hashtag", tag.name)
+    progress = hashtag_progress(tag, elapsed)
+
+    def at(first: int, last: int) -> int:
+        return math.floor(scale * (first + (last - first) * progress))
+
+    return HashtagCounters(at(*tag.views), at(*tag.posts))
 
 
 def compact_count(value: int) -> str:

@@ -1,4 +1,5 @@
-"""Deterministic scripted scenarios: which TikTok accounts exist and when each one is live.
+"""Deterministic scripted scenarios: which TikTok accounts exist, when each one is live, and which
+hashtags exist and how fast their counters rise.
 
 Times are scenario seconds relative to scenario start (negative = before start). Everything here is
 a pure function of the seed and the script, so any instant can be recomputed exactly.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
@@ -61,13 +62,33 @@ class Session:
         return self.start + self.duration
 
 
+# Which tag-page header a hashtag's page serves: the newer "N posts" or the older "<strong>N</strong> views".
+HeaderMarkup = Literal["posts", "views"]
+
+
+@dataclass(frozen=True)
+class Hashtag:
+    """A TikTok hashtag whose views and posts rise from their first to their second value over
+    `window` (scenario seconds), and stay there outside it."""
+
+    name: str  # lower case, without '#': TikTok tags ignore case
+    views: tuple[int, int]
+    posts: tuple[int, int]
+    window: tuple[float, float]
+    markup: HeaderMarkup = "posts"
+    desc: str = ""
+    # challenge/detail's `stats.videoCount` is 0 while `statsV2` has the count (drawrowfly#375 [U]).
+    zero_stats_video_count: bool = False
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """A named, seeded world of accounts (TikTok only for now; other platforms add fields)."""
+    """A named, seeded world of accounts and hashtags (TikTok; other platforms key their own data)."""
 
     name: str
     seed: int
     tiktok: dict[str, Account]
+    hashtags: dict[str, Hashtag] = field(default_factory=dict)
 
 
 def seeded_unit(*parts: object) -> float:
@@ -186,7 +207,95 @@ def demo(seed: int) -> Scenario:
             plans=(SessionPlan(-600, 7200, 900, "18+ chat đêm khuya"),),
         ),
     ]
-    return Scenario("demo", seed, {account.unique_id: account for account in accounts})
+    hashtags = [
+        # ~8M views at start, rising for days; the page shows the newer "posts" header.
+        Hashtag(
+            "nongsanlaichau",
+            views=(7_500_000, 13_000_000),
+            posts=(1_500, 2_600),
+            window=(-86_400, 6 * 86_400),
+            desc="Nông sản Lai Châu - đặc sản vùng cao",
+        ),
+        Hashtag(
+            "lienketvunglaichau",
+            views=(1_800_000, 3_400_000),
+            posts=(420, 800),
+            window=(-86_400, 6 * 86_400),
+            desc="Liên kết vùng Lai Châu",
+        ),
+        # The older header (views, not posts), and the stats.videoCount 0 quirk in challenge/detail.
+        Hashtag(
+            "ocoplaichau",
+            views=(3_100_000, 4_200_000),
+            posts=(900, 1_300),
+            window=(-86_400, 6 * 86_400),
+            markup="views",
+            desc="Sản phẩm OCOP Lai Châu",
+            zero_stats_video_count=True,
+        ),
+        # `khongtontai` is deliberately absent: the unknown-tag page and challenge/detail's not-found.
+    ]
+    return Scenario(
+        "demo",
+        seed,
+        {account.unique_id: account for account in accounts},
+        {tag.name: tag for tag in hashtags},
+    )
 
 
-SCENARIOS: dict[str, Callable[[int], Scenario]] = {"demo": demo}
+DAY = 86_400.0
+EVENT_WEEK_SESSION = 7_200.0
+
+
+def event_week(seed: int) -> Scenario:
+    """Three days of a regional product week: one two-hour live per day, each by a different account,
+    a few thousand viewers at peak and close to 800,000 live views in all, while the event hashtags
+    climb from millions to tens of millions of views."""
+    accounts = [
+        Account(
+            "shop_vn",
+            "Shop VN",
+            250_000,
+            plans=(SessionPlan(1_800, EVENT_WEEK_SESSION, 3_300, "Khai mạc tuần lễ nông sản Lai Châu"),),
+            has_commerce_goods=True,
+        ),
+        Account(
+            "nongsanlaichau_official",
+            "Nông Sản Lai Châu",
+            1_200_000,
+            plans=(SessionPlan(DAY + 3_600, EVENT_WEEK_SESSION, 3_900, "Chợ phiên nông sản Lai Châu"),),
+            has_commerce_goods=True,
+        ),
+        Account(
+            "htx_che_laichau",
+            "HTX Chè Lai Châu",
+            18_500,
+            plans=(SessionPlan(2 * DAY + 5_400, EVENT_WEEK_SESSION, 3_200, "Chè Shan Tuyết - bế mạc"),),
+        ),
+        Account("offline_shop", "Offline Shop", 1_200, kind="never_live"),
+    ]
+    hashtags = [
+        Hashtag(
+            "nongsanlaichau",
+            views=(5_000_000, 60_000_000),
+            posts=(1_200, 14_000),
+            window=(0, 3 * DAY),
+            desc="Nông sản Lai Châu - đặc sản vùng cao",
+        ),
+        Hashtag(
+            "lienketvunglaichau",
+            views=(2_000_000, 25_000_000),
+            posts=(500, 6_000),
+            window=(0, 3 * DAY),
+            desc="Liên kết vùng Lai Châu",
+        ),
+    ]
+    return Scenario(
+        "event-week",
+        seed,
+        {account.unique_id: account for account in accounts},
+        {tag.name: tag for tag in hashtags},
+    )
+
+
+SCENARIOS: dict[str, Callable[[int], Scenario]] = {"demo": demo, "event-week": event_week}

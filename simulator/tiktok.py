@@ -1,11 +1,18 @@
-"""TikTok live routes, each real host emulated as a path prefix (shapes: platforms.md 2.1 and 6).
+"""TikTok live and hashtag routes, each real host emulated as a path prefix (platforms.md 2.1, 2.2, 6).
 
 Choices where platforms.md marks the shape [U]:
 - unknown user on api-live: `statusCode 19881007`, `message "user_not_found"`, `data {}` (the code
   several public clients test for);
 - unknown room on room/info: `status_code 10011`, `data {}` plus `extra.now`;
 - an 18+ account's api-live and live page are served normally; only room/info refuses it;
-- ended rooms answer `check_alive` with alive=true for 9.5 h, the staleness OmniDL reported.
+- ended rooms answer `check_alive` with alive=true for 9.5 h, the staleness OmniDL reported;
+- `api/challenge/detail` answers only calls carrying an `X-Bogus` parameter (any value: the tag page's
+  script computes a fake one); without it, an empty HTTP 200, as TikTok answers unsigned callers;
+- an unknown tag: challenge/detail `{"statusCode": 10205, "statusMsg": "challenge not found"}` with no
+  `challengeInfo`, and a tag page (HTTP 200) without the header, saying "Không tìm thấy hashtag" /
+  "Couldn't find this hashtag";
+- tag-page header numbers are truncated like `total_user_desp` ("1.6K posts", "<strong>3.2M</strong>
+  views"); tags flagged `zero_stats_video_count` serve `stats.videoCount: 0` beside the real `statsV2`.
 """
 
 from __future__ import annotations
@@ -16,9 +23,17 @@ import html
 import orjson
 from aiohttp import web
 
-from simulator.counters import STATUS_ENDED, AccountState, account_state, compact_count, session_counters
+from simulator.counters import (
+    STATUS_ENDED,
+    AccountState,
+    HashtagCounters,
+    account_state,
+    compact_count,
+    hashtag_counters,
+    session_counters,
+)
 from simulator.keys import CLOCK, SCENARIO, json_response
-from simulator.scenario import Account, Scenario, Session, find_room
+from simulator.scenario import Account, Hashtag, Scenario, Session, find_room
 
 NAME = "tiktok"
 WWW = "/www.tiktok.com"
@@ -29,6 +44,8 @@ PARAMS_ERROR_CODE = 40002  # [U] only the message "params_error" is documented
 ROOM_NOT_FOUND_CODE = 10011  # [U]
 AGE_RESTRICTED_CODE = 4003110
 STALE_ALIVE_SECONDS = 9.5 * 3600
+CHALLENGE_NOT_FOUND = {"statusCode": 10205, "statusMsg": "challenge not found"}  # [U]
+HASHTAGS_TRUTH_KEY = "hashtags"  # truth()["hashtags"]: never a username (the scenarios check)
 
 
 def user_id_for(seed: int, unique_id: str) -> str:
@@ -211,9 +228,155 @@ async def handle_check_alive(request: web.Request) -> web.Response:
     return json_response({"status_code": 0, "data": answers})
 
 
+def challenge_id_for(seed: int, name: str) -> str:
+    """A stable numeric challenge id (challengeInfo.challenge.id, the snssdk deep link)."""
+    digest = hashlib.blake2b(f"challenge:{seed}:{name}".encode(), digest_size=8).digest()
+    return str(10**15 + int.from_bytes(digest, "big") % (9 * 10**15))  # 16 digits
+
+
+def header_text(tag: Hashtag, counters: HashtagCounters) -> str:
+    """The tag page header's visible text: "1.6K posts" (newer markup) or "3.2M views" (older)."""
+    if tag.markup == "views":
+        return f"{compact_count(counters.views)} views"
+    return f"{compact_count(counters.posts)} posts"
+
+
+def challenge_detail_body(scenario: Scenario, tag: Hashtag | None, elapsed: float) -> dict:
+    """Body of a signed `api/challenge/detail/` call (platforms.md 2.2 and 6)."""
+    if tag is None:
+        return dict(CHALLENGE_NOT_FOUND)
+    counters = hashtag_counters(scenario.seed, tag, elapsed)
+    return {
+        "statusCode": 0,
+        "statusMsg": "",
+        "challengeInfo": {
+            "challenge": {
+                "id": challenge_id_for(scenario.seed, tag.name),
+                "title": tag.name,
+                "desc": tag.desc,
+                "profileLarger": "",
+                "profileMedium": "",
+                "profileThumb": "",
+                "coverLarger": "",
+                "isCommerce": False,
+            },
+            "stats": {
+                "videoCount": 0 if tag.zero_stats_video_count else counters.posts,
+                "viewCount": counters.views,
+            },
+            "statsV2": {"videoCount": str(counters.posts), "viewCount": str(counters.views)},
+        },
+        "shareMeta": {
+            "title": f"#{tag.name} on TikTok",
+            "desc": f"{compact_count(counters.views)} views - Watch videos about #{tag.name} on TikTok",
+        },
+    }
+
+
+# The page's own data fetch, as TikTok's web app makes it: on load, sign the challenge/detail URL and
+# call it. The host prefix comes from location.pathname, so the page works under the simulator's
+# /www.tiktok.com prefix and at a real site root alike. X-Bogus and msToken are fake (FNV-1a hashes).
+TAG_PAGE_SCRIPT = """(function () {
+  var name = %s;
+  var path = location.pathname;
+  var prefix = path.slice(0, path.lastIndexOf('/tag/'));
+  function fnv(text, basis) {
+    var h = basis >>> 0;
+    for (var i = 0; i < text.length; i++) { h ^= text.charCodeAt(i); h = Math.imul(h, 16777619) >>> 0; }
+    return ('0000000' + h.toString(16)).slice(-8);
+  }
+  var msToken = 'sim' + fnv(name, 2166136261) + fnv(navigator.userAgent, 33554467);
+  var url = prefix + '/api/challenge/detail/?aid=1988&app_name=tiktok_web&device_platform=web_pc' +
+    '&challengeName=' + encodeURIComponent(name) + '&msToken=' + msToken;
+  var bogus = 'DFSzsw' + fnv(url, 2166136261) + fnv(url, 16777619);
+  window.addEventListener('load', function () {
+    fetch(url + '&X-Bogus=' + bogus, {credentials: 'include'})
+      .then(function (r) { return r.json(); })
+      .then(function (d) { document.documentElement.setAttribute('data-challenge', String(d.statusCode)); })
+      .catch(function () {});
+  });
+})();"""
+
+
+def tag_page_html(scenario: Scenario, name: str, tag: Hashtag | None, elapsed: float) -> str:
+    """The `/tag/{name}` page: server-rendered header (or the not-found text) and the signing script."""
+    # "</" inside a script element would end it early; escape it the way TikTok does.
+    script = TAG_PAGE_SCRIPT % orjson.dumps(name).decode().replace("</", "<\\/")
+    title = html.escape(name)
+    if tag is None:
+        main = (
+            '<div class="css-1osbocj-DivErrorContainer" data-e2e="challenge-not-found">'
+            '<p class="css-1y4x9xk-PTitle">Không tìm thấy hashtag</p>'
+            '<p class="css-1gda4zk-PDesc">Couldn\'t find this hashtag</p></div>'
+        )
+        meta = ""
+    else:
+        counters = hashtag_counters(scenario.seed, tag, elapsed)
+        count, _, word = header_text(tag, counters).partition(" ")
+        shown = f"<strong>{count}</strong> {word}" if tag.markup == "views" else f"{count} {word}"
+        main = (
+            '<div class="css-1qfmy5j-DivShareLayoutHeader" data-e2e="challenge-page">'
+            f'<h1 data-e2e="challenge-title" class="css-1qj9rby-H1ShareTitle">#{title}</h1>'
+            f'<h2 data-e2e="challenge-vvcount" title="{tag.markup}" class="css-1ypr8q2-H2ShareSubTitle">'
+            f"{shown}</h2>"
+            f'<h2 data-e2e="challenge-desc" class="css-1bprpr1-H2ShareDesc">{html.escape(tag.desc)}</h2>'
+            '</div><div data-e2e="challenge-item-list" class="css-1qb12g8-DivThreeColumnContainer"></div>'
+        )
+        meta = (
+            '<meta property="al:android:url" '
+            f'content="snssdk1233://challenge/detail/{challenge_id_for(scenario.seed, tag.name)}">'
+        )
+    return (
+        '<!DOCTYPE html><html lang="vi-VN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>#{title} | TikTok</title>"
+        f'<meta property="og:title" content="#{title} | TikTok">{meta}'
+        '<link rel="preconnect" href="https://sf16-website-login.neutral.ttwstatic.com">'
+        '<script>window.__webpack_public_path__="/static/";</script>'
+        '</head><body><div id="app"><main class="css-1fmpdjt-MainDetailWrapper">'
+        f"{main}</main></div><script>{script}</script>"
+        '<script src="/static/tag/main.js" async></script>'
+        "</body></html>"
+    )
+
+
+async def handle_tag_page(request: web.Request) -> web.Response:
+    """GET /www.tiktok.com/tag/NAME: the tag page (any case; TikTok tags ignore it)."""
+    scenario, clock = request.app[SCENARIO], request.app[CLOCK]
+    name = request.match_info["name"].lower()
+    page = tag_page_html(scenario, name, scenario.hashtags.get(name), clock.elapsed())
+    return web.Response(text=page, content_type="text/html")
+
+
+async def handle_challenge_detail(request: web.Request) -> web.Response:
+    """GET /www.tiktok.com/api/challenge/detail/?challengeName=N&msToken=..&X-Bogus=.. (signed only)."""
+    if not request.query.get("X-Bogus"):
+        return web.Response(body=b"", content_type="application/json")
+    scenario, clock = request.app[SCENARIO], request.app[CLOCK]
+    tag = scenario.hashtags.get(request.query.get("challengeName", "").strip().lstrip("#").lower())
+    return json_response(challenge_detail_body(scenario, tag, clock.elapsed()))
+
+
+def hashtags_truth(scenario: Scenario, elapsed: float) -> dict:
+    """Per tag: exact views and posts, which header the page serves, and its visible text."""
+    tags = {}
+    for tag in scenario.hashtags.values():
+        counters = hashtag_counters(scenario.seed, tag, elapsed)
+        tags[tag.name] = {
+            "views": counters.views,
+            "posts": counters.posts,
+            "markup": tag.markup,
+            "header": header_text(tag, counters),
+        }
+    return tags
+
+
 def truth(scenario: Scenario, elapsed: float, epoch: float) -> dict:
-    """Ground truth per account at `elapsed`: what the routes serve, plus what they hide (18+)."""
-    accounts = {}
+    """Ground truth per account at `elapsed` (what the routes serve, plus what they hide: 18+), and
+    per hashtag under the key "hashtags"."""
+    if HASHTAGS_TRUTH_KEY in scenario.tiktok:
+        raise ValueError(f"an account may not be called {HASHTAGS_TRUTH_KEY!r}: truth uses that key")
+    accounts: dict = {}
     for account in scenario.tiktok.values():
         state = account_state(scenario, account, elapsed)
         session, counters = state.session, state.counters
@@ -233,6 +396,7 @@ def truth(scenario: Scenario, elapsed: float, epoch: float) -> dict:
             "follows": counters.follows if counters else 0,
             "followers": state.followers,
         }
+    accounts[HASHTAGS_TRUTH_KEY] = hashtags_truth(scenario, elapsed)
     return accounts
 
 
@@ -242,3 +406,5 @@ def register(app: web.Application) -> None:
     app.router.add_get(WWW + "/@{unique_id}/live", handle_live_page)
     app.router.add_get(f"{WEBCAST}/webcast/room/info/", handle_room_info)
     app.router.add_get(f"{WEBCAST}/webcast/room/check_alive/", handle_check_alive)
+    app.router.add_get(WWW + "/tag/{name}", handle_tag_page)
+    app.router.add_get(f"{WWW}/api/challenge/detail/", handle_challenge_detail)

@@ -6,6 +6,7 @@ import asyncio
 import re
 import socket
 import time
+from collections.abc import Callable
 
 import aiohttp
 import orjson
@@ -14,8 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from simulator.app import build_app, serve
 from simulator.clock import SimClock
-from simulator.counters import compact_count, session_counters
-from simulator.scenario import SCENARIOS, demo, latest_session
+from simulator.counters import compact_count, hashtag_counters, session_counters
+from simulator.scenario import SCENARIOS, Scenario, demo, event_week, latest_session
 
 START = 1_725_850_000.0  # fixed scenario epoch so bodies are byte-identical across runs
 API_LIVE = "/www.tiktok.com/api-live/user/room/?aid=1988&uniqueId={}&sourceType=54"
@@ -29,10 +30,12 @@ SHOP_FIRST_END = 2100.0
 SHOP_SECOND_START = 2280.0
 
 
-def fetch_bodies(requests: list[tuple[float, str]], seed: int = 1) -> list[bytes]:
+def fetch_bodies(
+    requests: list[tuple[float, str]], seed: int = 1, scenario: Callable[[int], Scenario] = demo
+) -> list[bytes]:
     """GET each path with the clock frozen at its scenario second; return the raw bodies."""
     clock = SimClock(freeze_at=0.0, start=START)
-    app = build_app(demo(seed), clock)
+    app = build_app(scenario(seed), clock)
 
     async def go() -> list[bytes]:
         async with TestClient(TestServer(app)) as client:
@@ -47,9 +50,16 @@ def fetch_bodies(requests: list[tuple[float, str]], seed: int = 1) -> list[bytes
     return asyncio.run(go())
 
 
-def fetch_json(requests: list[tuple[float, str]], seed: int = 1) -> list[dict]:
+def fetch_json(
+    requests: list[tuple[float, str]], seed: int = 1, scenario: Callable[[int], Scenario] = demo
+) -> list[dict]:
     """Like fetch_bodies, decoding JSON bodies."""
-    return [orjson.loads(body) for body in fetch_bodies(requests, seed)]
+    return [orjson.loads(body) for body in fetch_bodies(requests, seed, scenario)]
+
+
+def accounts_of(truth: dict) -> dict:
+    """truth["tiktok"] without its "hashtags" entry: the per-account truth."""
+    return {name: entry for name, entry in truth["tiktok"].items() if name != "hashtags"}
 
 
 def sigi_of(page: bytes) -> dict:
@@ -86,7 +96,7 @@ def test_different_seed_gives_different_room_ids_and_counters():
 
 
 def test_room_ids_are_19_digit_numeric_strings():
-    truth = fetch_json([(600.0, "/_sim/truth")])[0]["tiktok"]
+    truth = accounts_of(fetch_json([(600.0, "/_sim/truth")])[0])
     room_ids = [entry["room_id"] for entry in truth.values() if entry["room_id"]]
     assert len(room_ids) == 4
     assert all(re.fullmatch(r"\d{19}", room_id) for room_id in room_ids)
@@ -242,7 +252,7 @@ def test_check_alive_stays_true_for_an_ended_room():
 def test_truth_matches_what_room_info_and_api_live_serve(at: float):
     (truth,) = fetch_json([(at, "/_sim/truth")])
     assert truth["now"] == START + at
-    accounts = truth["tiktok"]
+    accounts = accounts_of(truth)
     assert set(accounts) == set(SCENARIOS["demo"](1).tiktok)
     for unique_id, expected in accounts.items():
         api, info = fetch_json(
@@ -344,3 +354,169 @@ def test_serve_on_port_zero_reports_the_bound_port_and_cleans_up():
 def test_serve_rejects_unknown_scenario():
     with pytest.raises(ValueError, match="unknown scenario"):
         asyncio.run(serve("127.0.0.1", 0, scenario="nope"))
+
+
+# --- hashtags (platforms.md 2.2 and 6) ----------------------------------------------------------------
+
+TAG_PAGE = "/www.tiktok.com/tag/{}"
+DETAIL = "/www.tiktok.com/api/challenge/detail/?aid=1988&challengeName={}&msToken=abc"
+SIGNED = DETAIL + "&X-Bogus=DFSzswTEST"
+VVCOUNT_RE = re.compile(r'<h2 data-e2e="challenge-vvcount" title="(\w+)"[^>]*>(.*?)</h2>')
+
+
+def test_unsigned_challenge_detail_is_an_empty_200():
+    clock = SimClock(freeze_at=60.0, start=START)
+
+    async def go() -> tuple[int, bytes]:
+        async with TestClient(TestServer(build_app(demo(1), clock))) as client:
+            response = await client.get(DETAIL.format("nongsanlaichau"))
+            return response.status, await response.read()
+
+    assert asyncio.run(go()) == (200, b"")
+    assert fetch_bodies([(60.0, (DETAIL + "&X-Bogus=").format("nongsanlaichau"))]) == [b""]
+
+
+def test_signed_challenge_detail_has_the_section_6_shape_and_the_truth():
+    body, truth = fetch_json([(60.0, SIGNED.format("nongsanlaichau")), (60.0, "/_sim/truth")])
+    expected = truth["tiktok"]["hashtags"]["nongsanlaichau"]
+    assert body["statusCode"] == 0
+    info = body["challengeInfo"]
+    assert info["challenge"]["title"] == "nongsanlaichau" and info["challenge"]["id"].isdigit()
+    assert info["stats"] == {"videoCount": expected["posts"], "viewCount": expected["views"]}
+    assert info["statsV2"] == {"videoCount": str(expected["posts"]), "viewCount": str(expected["views"])}
+    assert body["shareMeta"]["title"] == "#nongsanlaichau on TikTok"
+    assert 7_000_000 < expected["views"] < 9_000_000  # ~8M in the demo
+
+
+def test_old_markup_tag_has_the_zero_video_count_quirk_in_stats_only():
+    body, truth = fetch_json([(60.0, SIGNED.format("OcopLaiChau")), (60.0, "/_sim/truth")])
+    expected = truth["tiktok"]["hashtags"]["ocoplaichau"]
+    assert body["challengeInfo"]["stats"] == {"videoCount": 0, "viewCount": expected["views"]}
+    assert body["challengeInfo"]["statsV2"]["videoCount"] == str(expected["posts"])
+
+
+def test_unknown_tag_is_10205_without_challenge_info_and_a_not_found_page():
+    detail, page = fetch_bodies(
+        [(60.0, SIGNED.format("khongtontai")), (60.0, TAG_PAGE.format("khongtontai"))]
+    )
+    assert orjson.loads(detail) == {"statusCode": 10205, "statusMsg": "challenge not found"}
+    text = page.decode()
+    assert "challenge-vvcount" not in text
+    assert "Không tìm thấy hashtag" in text and "Couldn't find this hashtag" in text
+
+
+def test_tag_pages_serve_the_newer_header_by_default_and_the_older_for_one_tag():
+    new, old, upper, truth = fetch_bodies(
+        [
+            (60.0, TAG_PAGE.format("nongsanlaichau")),
+            (60.0, TAG_PAGE.format("ocoplaichau")),
+            (60.0, TAG_PAGE.format("NongSanLaiChau")),
+            (60.0, "/_sim/truth"),
+        ]
+    )
+    tags = orjson.loads(truth)["tiktok"]["hashtags"]
+    (title, shown) = VVCOUNT_RE.findall(new.decode())[0]
+    assert (title, shown) == ("posts", f"{compact_count(tags['nongsanlaichau']['posts'])} posts")
+    assert shown == tags["nongsanlaichau"]["header"]
+    (title, shown) = VVCOUNT_RE.findall(old.decode())[0]
+    assert (title, shown) == (
+        "views",
+        f"<strong>{compact_count(tags['ocoplaichau']['views'])}</strong> views",
+    )
+    assert tags["ocoplaichau"]["markup"] == "views"
+    assert upper == new  # tags ignore case
+    assert '<h1 data-e2e="challenge-title"' in new.decode()
+    assert re.search(r"snssdk\d+://challenge/detail/\d+", new.decode())
+
+
+def test_tag_page_script_signs_the_detail_call_from_the_path_prefix():
+    (page,) = fetch_bodies([(60.0, TAG_PAGE.format("lienketvunglaichau"))])
+    script = page.decode()
+    assert 'var name = "lienketvunglaichau";' in script
+    assert "location.pathname" in script and "path.lastIndexOf('/tag/')" in script
+    assert "prefix + '/api/challenge/detail/?" in script
+    assert "'&msToken=' + msToken" in script and "'&X-Bogus=' + bogus" in script
+
+
+def test_hashtag_counters_rise_and_are_deterministic():
+    scenario = demo(1)
+    for tag in scenario.hashtags.values():
+        series = [hashtag_counters(1, tag, t) for t in range(-3600, 6 * 3600, 97)]
+        assert [c.views for c in series] == sorted(c.views for c in series)
+        assert [c.posts for c in series] == sorted(c.posts for c in series)
+        assert series[-1].views > series[0].views and series[-1].posts > series[0].posts
+        assert hashtag_counters(1, tag, 1234.5) == hashtag_counters(1, tag, 1234.5)
+    one, two = (hashtag_counters(seed, scenario.hashtags["nongsanlaichau"], 0) for seed in (1, 2))
+    assert one != two
+    # Views visibly rise between two polls 5 s apart.
+    tag = scenario.hashtags["nongsanlaichau"]
+    assert hashtag_counters(1, tag, 5.0).views > hashtag_counters(1, tag, 0.0).views
+
+
+def test_demo_accounts_are_unchanged_and_it_gains_three_tags():
+    scenario = demo(1)
+    assert list(scenario.tiktok) == [
+        "shop_vn",
+        "nongsanlaichau_official",
+        "htx_che_laichau",
+        "offline_shop",
+        "adult_room_vn",
+    ]
+    assert set(scenario.hashtags) == {"nongsanlaichau", "lienketvunglaichau", "ocoplaichau"}
+    assert "khongtontai" not in scenario.hashtags
+
+
+# --- the event-week scenario ------------------------------------------------------------------------------
+
+DAY = 86_400.0
+EVENT_SESSIONS = {
+    "shop_vn": (1_800.0, 1_800.0 + 7_200),
+    "nongsanlaichau_official": (DAY + 3_600, DAY + 3_600 + 7_200),
+    "htx_che_laichau": (2 * DAY + 5_400, 2 * DAY + 5_400 + 7_200),
+}
+
+
+def test_event_week_is_registered():
+    assert SCENARIOS["event-week"] is event_week
+    scenario = event_week(1)
+    assert scenario.name == "event-week"
+    assert set(scenario.tiktok) == {*EVENT_SESSIONS, "offline_shop"}
+    assert set(scenario.hashtags) == {"nongsanlaichau", "lienketvunglaichau"}
+
+
+@pytest.mark.parametrize("unique_id", EVENT_SESSIONS)
+def test_event_week_accounts_have_exactly_one_session_at_the_scripted_time(unique_id: str):
+    start, end = EVENT_SESSIONS[unique_id]
+    scenario = event_week(1)
+    account = scenario.tiktok[unique_id]
+    assert len(account.plans) == 1 and account.cycle_seconds is None
+    at = [start - 60, start + 60, (start + end) / 2, end - 60, end + 60, 3 * DAY + 3600]
+    bodies = fetch_json([(t, API_LIVE.format(unique_id)) for t in at], scenario=event_week)
+    before, *during, after, much_later = bodies
+    assert before["data"]["user"]["roomId"] == "" and "liveRoom" not in before["data"]
+    rooms = {body["data"]["user"]["roomId"] for body in (*during, after, much_later)}
+    assert len(rooms) == 1 and len(rooms.pop()) == 19  # one session, one room id
+    assert [body["data"]["liveRoom"]["status"] for body in during] == [2, 2, 2]
+    assert during[0]["data"]["liveRoom"]["startTime"] == int(START + start)
+    assert after["data"]["liveRoom"]["status"] == much_later["data"]["liveRoom"]["status"] == 4
+    peak = max(
+        session_counters(1, latest_session(scenario, account, end), t).viewers
+        for t in range(int(start), int(end), 60)
+    )
+    assert 2_000 < peak < 6_000  # a few thousand viewers
+
+
+def test_event_week_totals_and_hashtag_climb():
+    start, middle, end = fetch_json(
+        [(0.0, "/_sim/truth"), (1.5 * DAY, "/_sim/truth"), (3 * DAY, "/_sim/truth")], scenario=event_week
+    )
+    accounts = accounts_of(end)
+    assert accounts["offline_shop"]["room_id"] is None
+    total_views = sum(entry["views"] for entry in accounts.values())
+    assert 600_000 < total_views < 800_000  # "nearly 800,000 live views"
+    assert all(entry["status"] == 4 for name, entry in accounts.items() if name != "offline_shop")
+    for name, (low, high) in {"nongsanlaichau": (5e6, 60e6), "lienketvunglaichau": (2e6, 25e6)}.items():
+        first, mid, last = (truth["tiktok"]["hashtags"][name] for truth in (start, middle, end))
+        assert 0.9 * low < first["views"] < 1.1 * low, name
+        assert 0.9 * high < last["views"] < 1.1 * high, name
+        assert first["views"] < mid["views"] < last["views"] and first["posts"] < mid["posts"] < last["posts"]

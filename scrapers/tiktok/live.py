@@ -1,4 +1,4 @@
-"""TikTok live rooms (shapes: shared/platforms.md section 2.1).
+"""TikTok live rooms: the `live` kind (shapes: shared/platforms.md section 2.1).
 
 The room id comes from `api-live/user/room` (`data.user.roomId`), falling back to the live page's
 `SIGI_STATE` JSON; counters come from `webcast/room/info`. Only `room/info` and `api-live/user/room`
@@ -12,24 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from collector.adapters import KindSpec, PollContext, PollResult
+from collector.adapters import PollContext, PollResult
 from collector.normalise import NumberFormatError, to_utc
-from collector.outcomes import (
-    Blocked,
-    HttpError,
-    LoginWall,
-    NotFound,
-    Outcome,
-    ParseFailure,
-    PollError,
-)
+from collector.outcomes import Blocked, HttpError, LoginWall, NotFound, Outcome, ParseFailure
 from schemas.types import LIVE_STATUS_CODE, LiveStatus, Metric, ParseResult, Reading, SessionObservation
 from scrapers.extract import MetricSpec, first, load_json, readings_from, script_json
+from scrapers.tiktok.common import WEB_PARAMS, brief, classify_page_without_data, referer
 
 # Status codes: 2 live, 3 paused, 4 ended (TikTokLiveJava LiveDataMapper, yt-dlp); 5 not live [U].
 ROOM_STATUS = {2: LiveStatus.LIVE, 3: LiveStatus.PAUSED, 4: LiveStatus.ENDED, 5: LiveStatus.ENDED}
 AGE_RESTRICTED_CODE = 4003110
-WEB_PARAMS = {"aid": "1988", "app_name": "tiktok_web", "device_platform": "web_pc"}
 
 ROOM_INFO_METRICS = (
     MetricSpec(Metric.VIEWERS, (("user_count",),)),
@@ -62,11 +54,6 @@ def _room_id(value: object) -> str | None:
     return text if text.isascii() and text.isdigit() and text.strip("0") else None
 
 
-def _brief(value: object) -> str:
-    """A JSON value for an error message; containers are named, not rendered (deep nesting cannot be)."""
-    return repr(value)[:80] if isinstance(value, str | int | float | None) else type(value).__name__
-
-
 def _followers(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -81,7 +68,7 @@ def parse_user_room(body: bytes) -> RoomLookup:
     user = first(doc, ("data", "user"))
     if not isinstance(user, dict):
         raise ParseFailure(
-            "missing_keys", f"user/room without data.user (message {_brief(doc.get('message'))})"
+            "missing_keys", f"user/room without data.user (message {brief(doc.get('message'))})"
         )
     status = _status(first(doc, ("data", "liveRoom", "status"), ("data", "user", "status")))
     return RoomLookup(
@@ -89,19 +76,11 @@ def parse_user_room(body: bytes) -> RoomLookup:
     )
 
 
-def _classify_html_without_state(body: bytes) -> PollError:
-    if b"_wafchallengeid" in body or b'id="wci"' in body or b'id="cs"' in body:
-        return Blocked("TikTok WAF challenge page")
-    if b"/login" in body[:4096] and b"SIGI_STATE" not in body:
-        return LoginWall("TikTok redirected to login")
-    return Blocked("live page without SIGI_STATE (captcha or block page)")
-
-
 def parse_live_page(body: bytes) -> RoomLookup:
     """`/@{user}/live` HTML -> room id and status from the embedded SIGI_STATE."""
     state = script_json(body, b'id="SIGI_STATE"')
     if state is None:
-        raise _classify_html_without_state(body)
+        raise classify_page_without_data(body, "live page without SIGI_STATE")
     if not isinstance(state, dict):
         raise ParseFailure("unexpected_shape", "SIGI_STATE is not an object")
     info = first(state, ("LiveRoom", "liveRoomUserInfo"))
@@ -134,7 +113,7 @@ def parse_room_info(body: bytes) -> ParseResult:
     if code == AGE_RESTRICTED_CODE:
         raise LoginWall("age-restricted room: needs a logged-in sessionid cookie")
     if code not in (0, None):
-        raise NotFound(f"room/info answered status_code {_brief(code)}")
+        raise NotFound(f"room/info answered status_code {brief(code)}")
     data = doc.get("data")
     if not isinstance(data, dict) or "status" not in data or "user_count" not in data:
         raise ParseFailure("missing_keys", "room/info data without status/user_count")
@@ -151,51 +130,48 @@ def parse_room_info(body: bytes) -> ParseResult:
     return ParseResult(readings, session if session.key else None)
 
 
-class TikTokAdapter:
-    name = "tiktok"
-    kinds = {"live": KindSpec(required=("account",), summary="a creator's live room, by @account")}
-    default_base_urls = {"web": "https://www.tiktok.com", "webcast": "https://webcast.tiktok.com"}
+async def _lookup(ctx: PollContext, account: str) -> RoomLookup:
+    web = ctx.base_urls["web"]
+    params = {**WEB_PARAMS, "uniqueId": account, "sourceType": "54"}
+    try:
+        raw = await ctx.http.get(f"{web}/api-live/user/room/", params=params, headers=referer(web))
+        return parse_user_room(raw.body)
+    except (ParseFailure, HttpError, Blocked):
+        # The API is the reliable path; the live page is the documented fallback.
+        raw = await ctx.http.get(f"{web}/@{account}/live", headers=referer(web))
+        return parse_live_page(raw.body)
 
-    async def _lookup(self, ctx: PollContext, account: str) -> RoomLookup:
-        web = ctx.base_urls["web"]
-        params = {**WEB_PARAMS, "uniqueId": account, "sourceType": "54"}
-        try:
-            raw = await ctx.http.get(f"{web}/api-live/user/room/", params=params, headers=_referer(web))
-            return parse_user_room(raw.body)
-        except (ParseFailure, HttpError, Blocked):
-            # The API is the reliable path; the live page is the documented fallback.
-            raw = await ctx.http.get(f"{web}/@{account}/live", headers=_referer(web))
-            return parse_live_page(raw.body)
 
-    async def poll(self, ctx: PollContext) -> PollResult:
-        memory = ctx.memory
-        followers: list[Reading] = []
-        room_id = memory.get("room_id")
-        if room_id is None:
-            lookup = await self._lookup(ctx, ctx.target.params["account"])
-            if lookup.followers is not None:
-                followers.append(Reading(Metric.FOLLOWERS, float(lookup.followers)))
-            stale = lookup.room_id is not None and lookup.room_id == memory.get("ended_room_id")
-            if lookup.room_id is None or stale or lookup.status is LiveStatus.ENDED:
-                return _not_live(lookup, followers)
-            room_id = memory["room_id"] = lookup.room_id
-        webcast = ctx.base_urls["webcast"]
-        try:
-            raw = await ctx.http.get(
-                f"{webcast}/webcast/room/info/",
-                params={**WEB_PARAMS, "room_id": room_id},
-                headers=_referer(ctx.base_urls["web"]),
-            )
-            parsed = parse_room_info(raw.body)
-        except NotFound:
-            memory.pop("room_id", None)
-            raise
-        parsed.readings.extend(followers)
-        if parsed.session is not None and parsed.session.status is LiveStatus.ENDED:
-            # Ended rooms are re-resolved on the next poll, never polled forever.
-            memory.pop("room_id", None)
-            memory["ended_room_id"] = room_id
-        return PollResult(Outcome.OK, parsed)
+async def poll_live(ctx: PollContext) -> PollResult:
+    """One poll of a `live` target: resolve the room (once per room), then read room/info."""
+    memory = ctx.memory
+    followers: list[Reading] = []
+    room_id = memory.get("room_id")
+    if room_id is None:
+        lookup = await _lookup(ctx, ctx.target.params["account"])
+        if lookup.followers is not None:
+            followers.append(Reading(Metric.FOLLOWERS, float(lookup.followers)))
+        stale = lookup.room_id is not None and lookup.room_id == memory.get("ended_room_id")
+        if lookup.room_id is None or stale or lookup.status is LiveStatus.ENDED:
+            return _not_live(lookup, followers)
+        room_id = memory["room_id"] = lookup.room_id
+    webcast = ctx.base_urls["webcast"]
+    try:
+        raw = await ctx.http.get(
+            f"{webcast}/webcast/room/info/",
+            params={**WEB_PARAMS, "room_id": room_id},
+            headers=referer(ctx.base_urls["web"]),
+        )
+        parsed = parse_room_info(raw.body)
+    except NotFound:
+        memory.pop("room_id", None)
+        raise
+    parsed.readings.extend(followers)
+    if parsed.session is not None and parsed.session.status is LiveStatus.ENDED:
+        # Ended rooms are re-resolved on the next poll, never polled forever.
+        memory.pop("room_id", None)
+        memory["ended_room_id"] = room_id
+    return PollResult(Outcome.OK, parsed)
 
 
 def _not_live(lookup: RoomLookup, followers: list[Reading]) -> PollResult:
@@ -203,12 +179,3 @@ def _not_live(lookup: RoomLookup, followers: list[Reading]) -> PollResult:
     readings = [Reading(Metric.LIVE_STATUS, float(LIVE_STATUS_CODE[status])), *followers]
     session = SessionObservation(lookup.room_id, LiveStatus.ENDED) if lookup.room_id else None
     return PollResult(Outcome.NOT_LIVE, ParseResult(readings, session))
-
-
-def _referer(web: str) -> dict[str, str]:
-    return {"Referer": f"{web}/", "Origin": web}
-
-
-adapter = TikTokAdapter()
-
-__all__ = ["adapter", "parse_live_page", "parse_room_info", "parse_user_room"]
