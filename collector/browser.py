@@ -180,7 +180,14 @@ class BrowserPool:
 
     async def start(self) -> None:
         self._executable = find_chromium(self.settings.executable_path)
-        self._playwright = await async_playwright().start()
+        manager = async_playwright()
+        self._playwright = await manager.start()
+        # Ctrl-C reaches the whole process group, so the Playwright driver dies with the service; the
+        # driver's error future is then never awaited and asyncio would log a spurious error at exit.
+        transport = getattr(getattr(manager, "_client", None), "_transport", None)
+        error_future = getattr(transport, "on_error_future", None)
+        if isinstance(error_future, asyncio.Future):
+            error_future.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
             self._browser = await self._launch()
         except PlaywrightError as exc:

@@ -427,7 +427,8 @@ def _read_targets(
                 params[field_name] = value
             elif field_name in spec.required:
                 r.problem(field_name, f"missing (required for {platform} {kind} targets)")
-        secrets = _read_secrets(r, spec, env, f"{platform} {kind}")
+        # A disabled target may name secrets that are not handed over yet.
+        secrets = _read_secrets(r, spec, env, f"{platform} {kind}") if enabled else {}
         allowed = (*_TARGET_COMMON_KEYS, *spec.required, *spec.optional, *_secret_keys(spec))
         r.reject_unknown(allowed, f" for {platform} {kind}")
         floor = platforms[platform].min_interval

@@ -19,6 +19,7 @@ from collector.config import TargetConfig
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 1.0
+FIRST_POLL_SPREAD = 10.0
 
 
 class Scheduler:
@@ -47,7 +48,11 @@ class Scheduler:
     async def run(self, stop: asyncio.Event) -> None:
         """Schedule until `stop` is set; in-flight polls are left to `drain`."""
         now = time.monotonic()
-        due = [(now + self.rng.random() * t.interval, i, t) for i, t in enumerate(self.targets)]
+        # Random phases spread the first polls; capped so a 10-minute target still reports early.
+        due = [
+            (now + self.rng.random() * min(t.interval, FIRST_POLL_SPREAD), i, t)
+            for i, t in enumerate(self.targets)
+        ]
         heapq.heapify(due)
         while not stop.is_set():
             self.last_heartbeat = time.monotonic()

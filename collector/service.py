@@ -44,7 +44,14 @@ async def browser_pool(config: Config, metrics: SelfMetrics) -> AsyncIterator[Br
     from collector.browser import BrowserPool
 
     pool = BrowserPool(config.browser, config.http, metrics, outbound_guard(config))
-    await pool.start()
+    try:
+        await pool.start()
+    except RuntimeError as exc:
+        # Adapters fall back to plain HTTP where their page allows; a missing browser must not stop
+        # the rest of the collection.
+        log.error("%s; browser targets fall back to plain HTTP where they can", exc)
+        yield None
+        return
     try:
         yield pool
     finally:

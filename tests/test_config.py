@@ -103,7 +103,9 @@ def test_parse_duration_rejects(text: Any, message: str) -> None:
 
 def test_unknown_platform() -> None:
     data = {"targets": [target(name="a"), target(name="b"), target(name="c", platform="tiktk")]}
-    assert problems(data) == ["targets[2].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)"]
+    assert problems(data) == [
+        "targets[2].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)"
+    ]
 
 
 def test_missing_platform_is_reported_as_unknown_empty_platform() -> None:
@@ -492,13 +494,25 @@ def test_production_config_loads() -> None:
         "lai-chau-shop",
         "nongsan-lai-chau",
         "ocop-lai-chau",
+        "tag-nongsanlaichau",
+        "tag-lienketvunglaichau",
         "danang-trade-week",
+        "facebook-laichau-ocop",
+        "shopee-shop-htx-che",
     ]
-    assert all(t.platform == "tiktok" and t.kind == "live" for t in config.targets)
+    assert {(t.platform, t.kind) for t in config.targets} == {
+        ("tiktok", "live"),
+        ("tiktok", "hashtag"),
+        ("facebook", "live"),
+        ("shopee", "shop_dashboard"),
+    }
     assert config.targets[0].params == {"account": "shop_vn"}
     assert config.targets[0].interval == 20.0
     assert config.collector.raw_retention == 14 * 86400.0
     assert config.platforms["tiktok"].min_interval == 10.0
+    # The shop has not handed over its cookies yet: disabled, so its secret is not required.
+    shop = config.targets[-1]
+    assert not shop.enabled and shop.secrets == {}
 
 
 def test_demo_config_loads(tmp_path: Path) -> None:
@@ -511,14 +525,18 @@ def test_demo_config_loads(tmp_path: Path) -> None:
         "webcast": f"{SIMULATOR}/webcast.tiktok.com",
     }
     assert config.platforms["tiktok"].min_interval == 2.0
-    assert len(config.targets) == 5
-    assert {t.interval for t in config.targets} == {5.0, 15.0}
+    assert {t.platform for t in config.targets} == {"tiktok", "shopee", "facebook"}
+    assert {t.interval for t in config.targets} == {5.0, 15.0, 30.0}
 
 
 def test_demo_config_without_substitution_is_rejected() -> None:
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
     found = problems(tomllib.loads(text))
     assert found == [
+        "platforms.facebook.base_urls.web: expected an http(s) URL, got '{simulator}/www.facebook.com'",
+        "platforms.shopee.base_urls.live: expected an http(s) URL, got '{simulator}/live.shopee.vn'",
+        "platforms.shopee.base_urls.creator: expected an http(s) URL, got '{simulator}/creator.shopee.vn'",
+        "platforms.shopee.base_urls.short: expected an http(s) URL, got '{simulator}/vn.shp.ee'",
         "platforms.tiktok.base_urls.web: expected an http(s) URL, got '{simulator}/www.tiktok.com'",
         "platforms.tiktok.base_urls.webcast: expected an http(s) URL, got '{simulator}/webcast.tiktok.com'",
     ]
