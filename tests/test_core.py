@@ -198,7 +198,11 @@ def test_exposition_names_follow_prometheus_conventions() -> None:
 @pytest.mark.parametrize(
     ("body", "url", "error"),
     [
-        (b"<html><div id='cs'></div><script>_wafchallengeid</script></html>", "http://x/webcast/room/info/", Blocked),
+        (
+            b"<html><div id='cs'></div><script>_wafchallengeid</script></html>",
+            "http://x/webcast/room/info/",
+            Blocked,
+        ),
         (b"<title>Security Check Required</title>", "http://x/watch/", Blocked),
         (b'<form id="login_form"></form>', "http://x/videos/1", LoginWall),
         (b"<html>sign in</html>", "http://x/login/?next=/videos/1", LoginWall),
