@@ -202,6 +202,8 @@ def check_status(raw: RawResponse) -> None:
     path = urlsplit(raw.url).path
     if path.startswith(("/login", "/checkpoint")) or path.endswith(("/login", "/login/")):
         raise LoginWall(f"redirected to a login page: {raw.url}")
+    if "json" in raw.content_type:
+        return  # an API answer; a ban served in its place comes as HTML
     head = raw.body[:BAN_MARKER_SCAN]
     for marker, error in BAN_MARKERS:
         if marker in head:
