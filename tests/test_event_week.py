@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.harness import CLI, free_port, http_get, metric_value, run_cli, simulator, truth, wait_for
 from tests.test_fault_matrix import post
 
@@ -25,11 +27,16 @@ TAGS = ("nongsanlaichau", "lienketvunglaichau")
 ACCOUNTS = ("shop_vn", "nongsanlaichau_official", "htx_che_laichau")
 
 
-def event_config(path: Path, sim: str, port: int) -> Path:
+def event_config(path: Path, sim: str, port: int, database_url: str) -> Path:
     targets = [
         *(("tiktok", "live", f"tt-{a}", f'account = "{a}"') for a in ACCOUNTS),
         *(("tiktok", "hashtag", f"tag-{t}", f'tag = "#{t}"') for t in TAGS),
-        *(("shopee", "live", f"sp-live-{s}", f'session_id = "{s}"\nfetch = "http"') for s in SHOPEE_SESSIONS),
+        # The first session through the browser (the share page's own JS fires joinv2), the others over HTTP.
+        ("shopee", "live", f"sp-live-{SHOPEE_SESSIONS[0]}", f'session_id = "{SHOPEE_SESSIONS[0]}"'),
+        *(
+            ("shopee", "live", f"sp-live-{s}", f'session_id = "{s}"\nfetch = "http"')
+            for s in SHOPEE_SESSIONS[1:]
+        ),
         *(
             (
                 "shopee",
@@ -60,7 +67,7 @@ def event_config(path: Path, sim: str, port: int) -> Path:
     path.write_text(
         f"""
 [collector]
-database_url = "sqlite+aiosqlite:///{path.parent}/event.db"
+database_url = "{database_url}"
 spool_dir = "{path.parent}/spool"
 metrics_listen = "127.0.0.1:{port}"
 default_interval = "1s"
@@ -80,12 +87,19 @@ navigation_timeout = "10s"
     return path
 
 
-def test_event_week_totals_equal_the_export(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/event.db"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_event_week_totals_equal_the_export(tmp_path: Path, database_url: str) -> None:
     port = free_port()
     env = {**os.environ, "TEST_SHOPEE_COOKIES": "SPC_EC=organiser-session; SPC_U=1"}
     env.pop("COLLECTOR_DATABASE_URL", None)
     with simulator("--scenario", "event-week", "--freeze-at", str(STEPS[0])) as sim:
-        config = event_config(tmp_path / "event.toml", sim, port)
+        config = event_config(tmp_path / "event.toml", sim, port, database_url)
         names = [line.split('"')[1] for line in config.read_text().splitlines() if line.startswith("name = ")]
         proc = subprocess.Popen(
             [*CLI, "run", "--config", str(config)],
@@ -137,8 +151,10 @@ def test_event_week_totals_equal_the_export(tmp_path: Path) -> None:
     # One live session per broadcast, keyed by the platform's room/session id.
     sessions = {s for (t, m, s) in latest if t.startswith("tt-") and m == "views"}
     assert sessions == {tiktok[a]["room_id"] for a in ACCOUNTS}
-    estimated = total("sp-live-", "revenue")
-    assert 0 < estimated <= expected["revenue VND (Shopee, reported)"]
+    # Estimated sales miss what sold before the first poll of a session, never more than was reported.
+    for session in SHOPEE_SESSIONS:
+        estimated = total(f"sp-live-{session}", "revenue")
+        assert 0 < estimated <= shopee[session]["dashboard"]["placedGmv"], session
 
 
 def _all_polled_since(port: int, names: list[str], since: float) -> bool:
