@@ -5,11 +5,10 @@ the simulator over real HTTP (and, when Chromium is installed, through a real br
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +46,7 @@ from simulator.app import PLATFORMS, build_app
 from simulator.clock import SimClock
 from simulator.keys import REQUEST_LOG
 from simulator.scenario import demo
+from tests.fuzzing import DELETE, mutate, paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopee"
 SESSION = "165432987"
@@ -432,30 +432,6 @@ def test_references_and_share_pages_never_raise(text: str, body: bytes) -> None:
     assert isinstance(classify_share_page(body), PollError)
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    children = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
-    for key, child in children:
-        yield from _paths(child, (*prefix, key))
-
-
-_DELETE = object()
-
-
-def _mutate(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return None if value is _DELETE else value
-    doc = copy.deepcopy(doc)
-    parent = doc
-    for key in path[:-1]:
-        parent = parent[key]
-    if value is _DELETE:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    return doc
-
-
 def _kind(fixture_name: str) -> str:
     """The parser a JSON fixture is for; creator_not_logged_in goes to the overview parser."""
     for prefix, kind in (
@@ -475,9 +451,9 @@ DOCUMENTS = [(_kind(path.name), json.loads(path.read_bytes())) for path in sorte
 @given(data=st.data())
 def test_mutated_fixtures_only_raise_poll_errors(data: st.DataObject) -> None:
     kind, doc = data.draw(st.sampled_from(DOCUMENTS), label="fixture")
-    path = data.draw(st.sampled_from(list(_paths(doc))), label="path")
-    value = data.draw(st.just(_DELETE) | JSON_VALUES, label="value")
-    only_poll_errors(kind, json.dumps(_mutate(doc, path, value), ensure_ascii=False).encode())
+    path = data.draw(st.sampled_from(list(paths(doc))), label="path")
+    value = data.draw(st.just(DELETE) | JSON_VALUES, label="value")
+    only_poll_errors(kind, json.dumps(mutate(doc, path, value), ensure_ascii=False).encode())
 
 
 @pytest.mark.parametrize("kind", PARSERS)

@@ -5,12 +5,11 @@ the simulator over plain HTTP and, where Chromium is installed, through the real
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +44,7 @@ from simulator.counters import compact_count
 from simulator.keys import SCENARIO
 from simulator.scenario import demo
 from simulator.tiktok import hashtags_truth
+from tests.fuzzing import DELETE, mutate, paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tiktok"
 START = 1_725_850_000.0
@@ -341,30 +341,6 @@ def test_arbitrary_header_markup_only_raises_poll_errors(title: str, parts: list
     only_poll_errors("page", _with_header(f'<h2 data-e2e="challenge-vvcount">{inner}</h2>'))
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    children = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
-    for key, child in children:
-        yield from _paths(child, (*prefix, key))
-
-
-_DELETE = object()
-
-
-def _mutate(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return None if value is _DELETE else value
-    doc = copy.deepcopy(doc)
-    parent = doc
-    for key in path[:-1]:
-        parent = parent[key]
-    if value is _DELETE:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    return doc
-
-
 DOCUMENTS = [json.loads(fixture(p.name)) for p in sorted(FIXTURES.glob("hashtag_detail*.json"))]
 
 
@@ -372,9 +348,9 @@ DOCUMENTS = [json.loads(fixture(p.name)) for p in sorted(FIXTURES.glob("hashtag_
 @given(data=st.data())
 def test_mutated_fixtures_only_raise_poll_errors(data: st.DataObject) -> None:
     doc = data.draw(st.sampled_from(DOCUMENTS), label="fixture")
-    path = data.draw(st.sampled_from(list(_paths(doc))), label="path")
-    value = data.draw(st.just(_DELETE) | JSON_VALUES, label="value")
-    mutated = _mutate(doc, path, value)
+    path = data.draw(st.sampled_from(list(paths(doc))), label="path")
+    value = data.draw(st.just(DELETE) | JSON_VALUES, label="value")
+    mutated = mutate(doc, path, value)
     only_poll_errors("detail", _dumps(mutated).encode())
     info = mutated.get("challengeInfo") if isinstance(mutated, dict) else mutated
     only_poll_errors("page", _as_page(_dumps({"ChallengePage": {"challengeInfo": info}})))

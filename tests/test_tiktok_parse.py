@@ -8,9 +8,8 @@ by the integration tests against the simulator.
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 from collector.outcomes import Blocked, LoginWall, NotFound, Outcome, ParseFailure, PollError
 from schemas.types import LiveStatus, Metric, ParseResult, Provenance, SessionObservation
 from scrapers.tiktok import RoomLookup, parse_live_page, parse_room_info, parse_user_room
+from tests.fuzzing import DELETE, mutate, paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tiktok"
 
@@ -368,30 +368,6 @@ def test_arbitrary_json_only_raises_poll_errors(kind: str, value: Any) -> None:
     only_poll_errors(kind, _sigi_page(text) if kind == "live_page" else text.encode())
 
 
-def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    yield prefix
-    children = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
-    for key, child in children:
-        yield from _paths(child, (*prefix, key))
-
-
-_DELETE = object()
-
-
-def _mutate(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
-    if not path:
-        return None if value is _DELETE else value
-    doc = copy.deepcopy(doc)
-    parent = doc
-    for key in path[:-1]:
-        parent = parent[key]
-    if value is _DELETE:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    return doc
-
-
 def _documents() -> list[tuple[str, Any]]:
     docs: list[tuple[str, Any]] = []
     for path in sorted(FIXTURES.iterdir()):
@@ -412,9 +388,9 @@ DOCUMENTS = _documents()
 def test_mutated_fixtures_only_raise_poll_errors(data: st.DataObject) -> None:
     """Replace or delete one node of a real fixture document: the parsers must reach deep and stay sane."""
     kind, doc = data.draw(st.sampled_from(DOCUMENTS), label="fixture")
-    path = data.draw(st.sampled_from(list(_paths(doc))), label="path")
-    value = data.draw(st.just(_DELETE) | JSON_VALUES, label="value")
-    text = _dumps(_mutate(doc, path, value))
+    path = data.draw(st.sampled_from(list(paths(doc))), label="path")
+    value = data.draw(st.just(DELETE) | JSON_VALUES, label="value")
+    text = _dumps(mutate(doc, path, value))
     only_poll_errors(kind, _sigi_page(text) if kind == "live_page" else text.encode())
 
 
