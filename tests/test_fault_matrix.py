@@ -5,11 +5,13 @@ sample the simulator served is stored exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sqlite3
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,16 @@ def served_room_infos(sim: str, room_id: str, *, before: float | None = None) ->
         and e["status"] == 200
         and (before is None or e.get("done", 0) < before)
     )
+
+
+@contextmanager
+def spooling_service(config: Path, port: int, postgres_server):  # type: ignore[no-untyped-def]
+    """`collector run` that has written to PostgreSQL, then lost it: what it fetches now is spooled."""
+    with service(config) as proc:
+        assert wait_for(lambda: metric_value(scrape(port), "collector_samples_written_total"), 30)
+        postgres_server.stop()
+        assert wait_for(lambda: (metric_value(scrape(port), "collector_spool_records") or 0) >= 4, 30)
+        yield proc
 
 
 def shop_room(sim: str) -> str:
@@ -216,8 +228,6 @@ def test_503_burst_retries_opens_the_circuit_and_recovers(tmp_path: Path) -> Non
 def test_postgres_outage_mid_run_loses_and_duplicates_nothing(
     postgres_server, postgres_url: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    import asyncio
-
     port = free_port()
     with simulator("--freeze-at", "650") as sim:
         config = config_for(tmp_path, sim, postgres_url, port)
@@ -246,20 +256,15 @@ def test_postgres_outage_mid_run_loses_and_duplicates_nothing(
 def test_sigterm_while_the_database_is_down_keeps_everything_for_the_next_start(
     postgres_server, postgres_url: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    import asyncio
-
     port = free_port()
     with simulator("--freeze-at", "650") as sim:
         config = config_for(tmp_path, sim, postgres_url, port)
-        with service(config) as proc:
-            assert wait_for(lambda: metric_value(scrape(port), "collector_samples_written_total"), 30)
-            postgres_server.stop()
-            assert wait_for(lambda: (metric_value(scrape(port), "collector_spool_records") or 0) >= 4, 30)
+        with spooling_service(config, port, postgres_server) as proc:
             output = stop(proc)
             assert "kept in the spool" in output
         postgres_server.start()
         with service(config) as proc:
-            assert wait_for(lambda: metric_value(scrape(port), "collector_samples_written_total"), 30)
+            assert wait_for(lambda: metric_value(scrape(port), "collector_spool_records") == 0, 60)
             stop(proc)
         served = served_room_infos(sim, shop_room(sim))
     stored = asyncio.run(pg_rows(postgres_url, "lai-chau-shop"))
@@ -272,15 +277,10 @@ def test_sigterm_while_the_database_is_down_keeps_everything_for_the_next_start(
 def test_kill_9_mid_run_loses_nothing_already_fetched(
     postgres_server, postgres_url: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    import asyncio
-
     port = free_port()
     with simulator("--freeze-at", "650") as sim:
         config = config_for(tmp_path, sim, postgres_url, port)
-        with service(config) as proc:
-            assert wait_for(lambda: metric_value(scrape(port), "collector_samples_written_total"), 30)
-            postgres_server.stop()  # what is fetched now lives only in the spool
-            assert wait_for(lambda: (metric_value(scrape(port), "collector_spool_records") or 0) >= 4, 30)
+        with spooling_service(config, port, postgres_server) as proc:
             proc.kill()
             killed = time.time()
             proc.wait(10)
