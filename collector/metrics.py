@@ -64,10 +64,6 @@ class LiveState:
                 s.value, s.observed_at, s.provenance.value, s.currency
             )
 
-    def value(self, target: str, metric: str) -> float | None:
-        latest = self._latest.get((target, metric))
-        return None if latest is None else latest.value
-
     def families(self) -> Iterator[Metric]:
         by_metric: dict[str, GaugeMetricFamily] = {}
         observed = GaugeMetricFamily(
