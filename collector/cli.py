@@ -8,7 +8,8 @@ import csv
 import logging
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
@@ -16,16 +17,17 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from collector.config import (
     Config,
     ConfigError,
     build_config,
-    describe,
     format_duration,
     load_config,
     parse_duration,
 )
+from collector.describe import describe, redacted_database_url
 
 CONFIG_HELP = "Configuration file (env COLLECTOR_CONFIG)."
 log = logging.getLogger("collector")
@@ -40,6 +42,17 @@ def _setup_logging(level: str) -> None:
     # aiohttp logs every refused connection at ERROR; our poller already classifies them.
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+@contextmanager
+def _database_errors(config: Config) -> Iterator[None]:
+    """A database that is down or unmigrated is an operator's problem to fix, not a traceback."""
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        url = redacted_database_url(config.collector.database_url)
+        raise click.ClickException(f"database {url}: {type(exc).__name__}: {first[:300]}") from None
 
 
 def _load(path: str) -> Config:
@@ -96,7 +109,8 @@ def once(config_path: str) -> None:
     from collector.service import poll_once
 
     config = _load(config_path)
-    records = asyncio.run(poll_once(config))
+    with _database_errors(config):
+        records = asyncio.run(poll_once(config))
     table = Table(title=f"{len(records)} targets polled", show_lines=False)
     for column in ("target", "platform", "kind", "outcome", "values"):
         table.add_column(column, overflow="fold")
@@ -154,7 +168,9 @@ def status(config_path: str) -> None:
     table = Table()
     for column in ("target", "platform", "kind", "last outcome", "at", "last success", "next due", "detail"):
         table.add_column(column, overflow="fold")
-    for row in asyncio.run(rows()):
+    with _database_errors(config):
+        found = asyncio.run(rows())
+    for row in found:
         if row.name not in configured:
             continue
         table.add_row(
@@ -202,7 +218,8 @@ def db_upgrade(config_path: str) -> None:
     from collector.migrate import upgrade
 
     config = _load(config_path)
-    upgrade(config.collector.database_url)
+    with _database_errors(config):
+        upgrade(config.collector.database_url)
     click.echo("database schema is up to date", err=True)
 
 
@@ -256,7 +273,8 @@ def export(
     start, end = _when(since), _when(until)
     stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        count = asyncio.run(_export_csv(config, stream, start, end, target_names, metrics))
+        with _database_errors(config):
+            count = asyncio.run(_export_csv(config, stream, start, end, target_names, metrics))
     finally:
         if output:
             stream.close()

@@ -20,10 +20,10 @@ from collector.config import (
     HostPort,
     HttpSettings,
     build_config,
-    describe,
     load_config,
     parse_duration,
 )
+from collector.describe import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATOR = "http://127.0.0.1:8900"
