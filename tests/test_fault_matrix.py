@@ -201,7 +201,7 @@ def test_503_burst_retries_opens_the_circuit_and_recovers(tmp_path: Path) -> Non
     port = free_port()
     with simulator("--freeze-at", "650") as sim:
         set_faults(sim, {"mode": "503", "match": ROOM_INFO})
-        breaker = 'breaker_failures = 3\nbreaker_reset = "2s"'
+        breaker = 'breaker_failures = 3\nbreaker_reset = "4s"'
         config = config_for(tmp_path, sim, f"sqlite+aiosqlite:///{tmp_path}/c.db", port, breaker)
         with service(config) as proc:
             opened = wait_for(
@@ -221,7 +221,8 @@ def test_503_burst_retries_opens_the_circuit_and_recovers(tmp_path: Path) -> Non
             assert wait_for(
                 lambda: metric_value(scrape(port), "livestream_viewers", target="lai-chau-shop"), 30
             )
-            print(f"recovered {time.monotonic() - cleared:.1f}s after the 503 burst ended")
+            retries = metric_value(scrape(port), "collector_http_retries_total", platform="tiktok")
+            print(f"503 burst: {retries:.0f} retries; recovered {time.monotonic() - cleared:.1f}s after it ended")
             stop(proc)
 
 
