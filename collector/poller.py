@@ -54,7 +54,10 @@ class Poller:
         self.config, self.http, self.live, self.metrics, self.sink = config, http, live, metrics, sink
         self.browser = browser
         self.adapters: Mapping[str, Adapter] = {t.platform: get_adapter(t.platform) for t in config.targets}
-        self.poll_timeout = config.http.timeout * 3
+        # Room for an HTTP request with its retries, or a page load retried once after a browser crash.
+        self.poll_timeout = max(
+            config.http.timeout * 3, config.browser.navigation_timeout * 2 + config.http.timeout
+        )
         self._state: dict[str, _TargetState] = {}
         platforms = config.platforms
         self.limiter = HostLimiter(
