@@ -176,7 +176,7 @@ class Poller:
             state.successes += 1
             every = self.config.collector.snapshot_success_every
             # A sample of good bodies lets a parser fix be checked against what used to parse.
-            if every and state.successes % every == 1:
+            if every and (state.successes - 1) % every == 0:
                 return [(responses[-1], None)]
         return []
 
