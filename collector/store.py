@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -108,11 +108,14 @@ class Store:
         if not self._ready:
             await self.prepare()
         records = [r for r in records if self._known(r.target)]
+        # Session ids found or created in this transaction join the cache only once it commits: a
+        # rolled-back insert must not leave the cache pointing at a row that does not exist.
+        sessions: dict[tuple[int, str], int] = {}
         async with self.engine.begin() as conn:
             for record in records:
                 if record.session is not None:
-                    await self._upsert_session(conn, record)
-            rows = [self._sample_row(s) for r in records for s in r.samples]
+                    await self._upsert_session(conn, record, sessions)
+            rows = [self._sample_row(s, sessions) for r in records for s in r.samples]
             inserted = 0
             if rows:
                 stmt = (
@@ -129,25 +132,29 @@ class Store:
                 )
                 await conn.execute(stmt, snapshots)
             await self._record_outcomes(conn, records)
+        self._session_ids.update(sessions)
         return inserted
 
     def _known(self, target: str) -> bool:
         if target in self.target_ids:
             return True
-        # A spooled record of a target since removed from the config: nowhere to put it.
+        # Only a spooled record of a target never registered in this database lands here (removed
+        # targets keep their rows): there is nowhere to put it.
         if target not in self._unknown_warned:
             self._unknown_warned.add(target)
-            log.warning("dropping buffered records of %r: no longer a configured target", target)
+            log.warning("dropping buffered records of %r: not a target of this database", target)
         return False
 
-    async def _upsert_session(self, conn: AsyncConnection, record: PollRecord) -> None:
+    async def _upsert_session(
+        self, conn: AsyncConnection, record: PollRecord, sessions: dict[tuple[int, str], int]
+    ) -> None:
         obs = record.session
         assert obs is not None
         target_id = self.target_ids[record.target]
         viewers = [s.value for s in record.samples if s.metric is Metric.VIEWERS]
         peak = max(viewers) if viewers else None
         key = (target_id, obs.key)
-        session_id = self._session_ids.get(key)
+        session_id = sessions.get(key) or self._session_ids.get(key)
         if session_id is None:
             session_id = await conn.scalar(
                 select(LiveSessionRow.id).where(
@@ -187,11 +194,12 @@ class Store:
             await conn.execute(
                 update(LiveSessionRow).where(LiveSessionRow.id == session_id).values(**changes)
             )
-        self._session_ids[key] = session_id
+        sessions[key] = session_id
 
-    def _sample_row(self, sample: Sample) -> dict[str, Any]:
+    def _sample_row(self, sample: Sample, sessions: dict[tuple[int, str], int]) -> dict[str, Any]:
         target_id = self.target_ids[sample.target]
-        session_id = self._session_ids.get((target_id, sample.session_key)) if sample.session_key else None
+        key = (target_id, sample.session_key or "")
+        session_id = sessions.get(key) or self._session_ids.get(key) if sample.session_key else None
         return {
             "target_id": target_id,
             "metric": sample.metric.value,
@@ -223,11 +231,15 @@ class Store:
             values: dict[str, Any] = {
                 "last_outcome": record.outcome.value,
                 "last_outcome_at": record.observed_at,
+                "last_detail": record.detail,
+                "next_due_at": record.next_due_at,
             }
             if record.outcome in (Outcome.OK, Outcome.NOT_LIVE):
                 values["last_success_at"] = record.observed_at
+            # A replayed older record must not move a target's status back in time.
+            newer = or_(TargetRow.last_outcome_at.is_(None), TargetRow.last_outcome_at <= record.observed_at)
             await conn.execute(
-                update(TargetRow).where(TargetRow.id == self.target_ids[name]).values(**values)
+                update(TargetRow).where(TargetRow.id == self.target_ids[name], newer).values(**values)
             )
 
     async def target_status(self) -> list[TargetRow]:

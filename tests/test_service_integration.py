@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import signal
 import sqlite3
@@ -85,6 +86,14 @@ def test_once_stores_exactly_what_the_simulator_served(database_url: str, tmp_pa
     )
     assert {r["metric"] for r in rows if r["target"] == "offline-shop"} == {"live_status", "followers"}
     assert not [r for r in rows if r["target"] in ("age-restricted-room", "ghost")]
+
+    status = run_cli("status", "--config", str(config), env={**os.environ, "COLUMNS": "250"})
+    assert status.returncode == 0, status.stderr
+    ghost = next(line for line in status.stdout.splitlines() if "ghost" in line)
+    cells = [c.strip() for c in ghost.strip("│ ").split("│")]
+    outcome, at, last_success, next_due, detail = cells[3:]
+    assert (outcome, last_success, detail) == ("not_found", "-", "TikTok user not found")
+    assert at.endswith(" ago") and re.match(r"(in \d+\w+|\d+\w+ ago)$", next_due)
 
     only_views = export_rows(config, "--target", "lai-chau-shop", "--metric", "views")
     assert [(r["target"], r["metric"]) for r in only_views] == [("lai-chau-shop", "views")]
