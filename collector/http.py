@@ -107,6 +107,16 @@ class GuardedResolver(AbstractResolver):
 _REDIRECTS = {301, 302, 303, 307, 308}
 
 
+async def _read_capped(resp: aiohttp.ClientResponse, url: str) -> bytes:
+    """The whole body (a single read returns only what has arrived), refusing absurd sizes."""
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(256 * 1024):
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise HttpError(f"body over {MAX_BODY_BYTES // (1024 * 1024)} MiB from {url}")
+    return bytes(body)
+
+
 class HttpClient:
     """Owns the aiohttp session: browser-like headers, timeouts, no shared cookie jar, and the guard."""
 
@@ -162,7 +172,7 @@ class HttpClient:
                         if resp.status in (301, 302, 303):
                             method, json = "GET", None
                         continue
-                    body = await resp.content.read(MAX_BODY_BYTES)
+                    body = await _read_capped(resp, url)
                     return RawResponse(
                         url=str(resp.url),
                         status=resp.status,

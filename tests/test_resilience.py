@@ -147,6 +147,16 @@ async def redirecting_server():  # type: ignore[no-untyped-def]
     async def limited(_r: web.Request) -> web.Response:
         return web.Response(status=429, headers={"Retry-After": "1"})
 
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        # A big page arriving in pieces, as real 0.5-2 MiB pages do.
+        response = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await response.prepare(request)
+        for _ in range(20):
+            await response.write(b"x" * 100_000)
+            await asyncio.sleep(0.005)
+        await response.write_eof()
+        return response
+
     app = web.Application()
     for path, handler in [
         ("/foreign", foreign),
@@ -155,6 +165,7 @@ async def redirecting_server():  # type: ignore[no-untyped-def]
         ("/final", final),
         ("/flaky", flaky),
         ("/limited", limited),
+        ("/chunked", chunked),
     ]:
         app.router.add_get(path, handler)
     runner = web.AppRunner(app)
@@ -196,3 +207,10 @@ async def test_transient_errors_are_retried_with_backoff_and_429_is_not(redirect
         with pytest.raises(Transient):
             await once.get(f"{base}/flaky")
     assert calls["flaky"] == 1 and [r.status for r in once.responses] == [502]
+
+
+async def test_a_body_arriving_in_chunks_is_read_whole(redirecting_server) -> None:  # type: ignore[no-untyped-def]
+    base, _calls = redirecting_server
+    async with HttpClient(HttpSettings(timeout=5)) as client:
+        raw = await HttpFetcher(client, "p").get(f"{base}/chunked")
+    assert len(raw.body) == 2_000_000
