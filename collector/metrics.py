@@ -145,7 +145,8 @@ class SelfMetrics:
         )
         self.dropped = Counter(
             "collector_dropped_records_total",
-            "Poll records dropped, by which cap was reached (memory_cap, spool_cap).",
+            "Poll records dropped unwritten: memory_cap (memory full and no spool copy), spool_cap "
+            "(removed from the full spool; those still in memory are written if the database returns).",
             ("reason",),
             registry=r,
         )

@@ -2,9 +2,12 @@
 
 Pollers hand over records without waiting. Each record first goes to the durable spool (when one is
 configured), then into memory; the writer flushes memory in batches, one transaction each, and
-acknowledges the spool once a batch is committed. When the database fails, records wait (bounded, with
-counted and logged drops) and are written, in order, once it answers again. On start, whatever the
-spool still holds from a previous run is queued first.
+acknowledges the spool once a batch is committed. When the database fails, records wait and are
+written, in order, once it answers again. Memory holds at most `pending_limit` records: beyond that,
+records wait in the spool only and are read back once memory drains, so memory is always the oldest
+unwritten part of the spool and an acknowledgement never covers a record that was not written. Only a
+record that could not be spooled is dropped when memory is full (counted and logged). On start,
+whatever the spool still holds from a previous run is queued first.
 """
 
 from __future__ import annotations
@@ -44,12 +47,21 @@ class BatchWriter:
         self._wake = asyncio.Event()
         self._failures = 0
         self._next_purge = time.monotonic()
+        self._spooled_only = 0  # records in the spool, not in memory, to read back when memory drains
+        self._full_logged = False
         if spool is not None:
-            replayed = spool.replay()
-            if replayed:
-                log.info("replaying %d records kept in the spool by a previous run", len(replayed))
-            self.pending.extend(replayed)
-            self._update_gauges()
+            waiting = self._read_back()
+            if waiting:
+                log.info("replaying %d records kept in the spool by a previous run", waiting)
+
+    def _read_back(self) -> int:
+        """Fill memory from the spool's unacknowledged records; returns how many were waiting."""
+        assert self.spool is not None
+        waiting = self.spool.replay()
+        self.pending.extend(waiting[: self.pending_limit])
+        self._spooled_only = max(0, len(waiting) - self.pending_limit)
+        self._update_gauges()
+        return len(waiting)
 
     def submit(self, record: PollRecord) -> None:
         seq = None
@@ -58,18 +70,28 @@ class BatchWriter:
                 seq = self.spool.append(record)
             except OSError as exc:  # a full or failing disk must not stop collection
                 log.error("spool append failed, record kept in memory only: %s", exc)
-        self.pending.append((seq, record))
-        if len(self.pending) > self.pending_limit:
-            self.pending.popleft()
-            self.metrics.dropped.labels("memory_cap").inc()
-            log.error(
-                "write buffer full (%d records): dropped the oldest record; the database has been "
-                "failing for a while",
-                self.pending_limit,
-            )
+        if self._spooled_only or len(self.pending) >= self.pending_limit:
+            self._overflow(seq)
+        else:
+            self.pending.append((seq, record))
         self._update_gauges()
-        if len(self.pending) >= self.batch_size:
+        # While the database is failing the retry backoff decides when to try again, not the load.
+        if len(self.pending) >= self.batch_size and not self._failures:
             self._wake.set()
+
+    def _overflow(self, seq: int | None) -> None:
+        if seq is not None:
+            self._spooled_only += 1
+        else:
+            self.metrics.dropped.labels("memory_cap").inc()
+        if not self._full_logged:
+            self._full_logged = True
+            log.error(
+                "write buffer full (%d records; the database has been failing for a while): further "
+                "records wait in the spool only%s",
+                self.pending_limit,
+                "" if self.spool else " -- there is no spool, so they are dropped",
+            )
 
     def _update_gauges(self) -> None:
         self.metrics.pending.set(len(self.pending))
@@ -84,15 +106,22 @@ class BatchWriter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             self._wake.clear()
-            await self.flush_once()
-            if time.monotonic() >= self._next_purge and not self._failures:
-                await self._purge_snapshots()
+            try:
+                await self.flush_once()
+                if time.monotonic() >= self._next_purge and not self._failures:
+                    await self._purge_snapshots()
+            except Exception:  # the writer must outlive any surprise; the records stay queued
+                log.exception("writer iteration failed; retrying")
+                self._failures += 1
 
     async def flush_once(self) -> bool:
         """Write everything pending in batches; False when the database refused (records kept)."""
         if self.spool is not None and self.pending:
             self._sync_spool()
-        while self.pending:
+        while self.pending or (self._spooled_only and self.spool is not None):
+            if not self.pending:
+                self._read_back()
+                continue
             batch = [self.pending[i] for i in range(min(self.batch_size, len(self.pending)))]
             try:
                 written = await self.store.write([record for _, record in batch])
@@ -106,13 +135,24 @@ class BatchWriter:
                 self.pending.popleft()
             acked = [seq for seq, _ in batch if seq is not None]
             if self.spool is not None and acked:
-                self.spool.ack(max(acked))
+                try:
+                    self.spool.ack(max(acked))
+                except OSError as exc:  # written already; the spool just replays it (idempotently)
+                    log.error("spool acknowledgement failed: %s", exc)
             self.metrics.samples_written.inc(written)
             self._update_gauges()
             if self._failures:
                 log.info("database writes recovered after %d failed attempts", self._failures)
                 self._failures = 0
+                self._full_logged = False
         return True
+
+    async def _flush_before(self, deadline: float) -> bool:
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                return await self.flush_once()
+        except TimeoutError:
+            return False
 
     def _sync_spool(self) -> None:
         assert self.spool is not None
@@ -123,10 +163,11 @@ class BatchWriter:
 
     async def flush(self, deadline: float) -> None:
         """Drain at shutdown, retrying until `deadline` (monotonic seconds); the spool keeps the rest."""
-        while not await self.flush_once():
+        while not await self._flush_before(deadline):
             if time.monotonic() >= deadline:
                 where = "kept in the spool for the next start" if self.spool else "lost"
-                log.error("shutdown: %d records not written to the database, %s", len(self.pending), where)
+                waiting = len(self.pending) + self._spooled_only
+                log.error("shutdown: %d records not written to the database, %s", waiting, where)
                 break
             await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         if self.spool is not None:
