@@ -53,8 +53,8 @@ class HostLimiter:
         async with state.slots:
             # The lock orders waiters so the gap is kept between consecutive starts, not just on average.
             async with state.lock:
-                wait = max(state.next_start, state.blocked_until) - time.monotonic()
-                if wait > 0:
+                # Re-checked after every sleep: a 429 that arrives meanwhile pushes the block further.
+                while (wait := max(state.next_start, state.blocked_until) - time.monotonic()) > 0:
                     self.on_wait(platform, wait)
                     await asyncio.sleep(wait)
                 state.next_start = time.monotonic() + gap
@@ -67,6 +67,11 @@ class HostLimiter:
 
     def blocked_for(self, platform: str, url: str) -> float:
         return max(0.0, self._state(platform, url).blocked_until - time.monotonic())
+
+    def platform_blocked_for(self, platform: str) -> float:
+        """The longest Retry-After still running on any host of the platform."""
+        now = time.monotonic()
+        return max((s.blocked_until - now for (p, _), s in self._hosts.items() if p == platform), default=0.0)
 
 
 class ProxyRotation:

@@ -75,7 +75,13 @@ class Poller:
 
     def hold_off(self, target: TargetConfig) -> float:
         """Seconds the scheduler must wait before this target's next poll (0: go now)."""
-        return self.backoff.wait(target.name) or self.breaker.wait(target.platform)
+        # A Retry-After on the platform holds every target of it here, not in a limiter slot that
+        # would tie up a global poll slot and time out.
+        return (
+            self.backoff.wait(target.name)
+            or max(0.0, self.limiter.platform_blocked_for(target.platform))
+            or self.breaker.wait(target.platform)
+        )
 
     def _count_wait(self, platform: str, seconds: float) -> None:
         self.metrics.rate_limit_waits.labels(platform).inc()

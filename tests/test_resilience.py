@@ -214,3 +214,22 @@ async def test_a_body_arriving_in_chunks_is_read_whole(redirecting_server) -> No
     async with HttpClient(HttpSettings(timeout=5)) as client:
         raw = await HttpFetcher(client, "p").get(f"{base}/chunked")
     assert len(raw.body) == 2_000_000
+
+
+async def test_a_retry_after_arriving_while_a_request_waits_is_still_honoured() -> None:
+    limiter = HostLimiter({"p": HostRule(requests_per_second=2.5, max_concurrency=4)})
+    async with limiter.slot("p", "http://h/a"):
+        pass
+    started = time.monotonic()
+    waiter = asyncio.create_task(_enter(limiter))
+    await asyncio.sleep(0.1)  # the waiter sleeps for the 0.4 s spacing...
+    limiter.block("p", "http://h/b", 1.0)  # ...when an in-flight request gets a 429
+    assert await waiter - started >= 1.0
+    limiter.block("p", "http://other-host/x", 2.0)
+    assert 1.9 < limiter.platform_blocked_for("p") <= 2.0
+    assert limiter.platform_blocked_for("another-platform") == 0
+
+
+async def _enter(limiter: HostLimiter) -> float:
+    async with limiter.slot("p", "http://h/c"):
+        return time.monotonic()
