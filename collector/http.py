@@ -61,6 +61,9 @@ class OutboundRefusedError(OSError):
 
 
 def is_internal(address: str) -> bool:
+    """An IP literal of a private, loopback, link-local or reserved range, or a localhost name."""
+    if address == "localhost" or address.endswith(".localhost"):
+        return True
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -75,7 +78,7 @@ class OutboundGuard:
     def __init__(self, base_urls: Iterable[str]) -> None:
         hosts = {(urlsplit(u).hostname or "").lower() for u in base_urls}
         self.allowed = frozenset(hosts)
-        self.internal_ok = frozenset(h for h in hosts if h == "localhost" or is_internal(h))
+        self.internal_ok = frozenset(h for h in hosts if is_internal(h))
 
     def check(self, url: str) -> None:
         host = (urlsplit(url).hostname or "").lower()

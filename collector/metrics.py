@@ -6,6 +6,7 @@ collector turns it into metric families on each scrape.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,8 @@ from schemas.types import Sample
 PREFIX = "livestream"
 SERIES_LABELS = ("platform", "target", "kind", "campaign", "provenance")
 MONEY_METRICS = {"revenue", "revenue_confirmed"}
+STALE_AFTER_POLLS = 5
+STALE_AFTER_MIN = 300.0
 _HELP = {
     "viewers": "Concurrent viewers of the live session now.",
     "peak_viewers": "Peak concurrent viewers of the live session.",
@@ -51,6 +54,10 @@ class _Latest:
     currency: str | None
 
 
+def stale_after(target: TargetConfig) -> float:
+    return max(STALE_AFTER_POLLS * target.interval, STALE_AFTER_MIN)
+
+
 class LiveState:
     """The latest value per (target, metric), written by pollers, read by scrapes."""
 
@@ -71,9 +78,12 @@ class LiveState:
             "When the series' latest value was observed (Unix time).",
             labels=("target", "metric"),
         )
+        now = time.time()
         for (target, metric), latest in sorted(self._latest.items()):
             config = self._targets.get(target)
-            if config is None:
+            # A value nobody has confirmed for several polls is withdrawn rather than shown as current:
+            # a target failing for hours must not keep last night's viewers on the dashboard.
+            if config is None or now - latest.observed_at.timestamp() > stale_after(config):
                 continue
             money = metric in MONEY_METRICS
             family = by_metric.get(metric)
@@ -113,7 +123,7 @@ class SelfMetrics:
             "collector_poll_duration_seconds",
             "Wall time of one poll, fetch and parse.",
             ("platform", "kind"),
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
             registry=r,
         )
         self.parse_failures = Counter(

@@ -54,10 +54,11 @@ class Poller:
         self.config, self.http, self.live, self.metrics, self.sink = config, http, live, metrics, sink
         self.browser = browser
         self.adapters: Mapping[str, Adapter] = {t.platform: get_adapter(t.platform) for t in config.targets}
-        # Room for an HTTP request with its retries, or a page load retried once after a browser crash.
-        self.poll_timeout = max(
-            config.http.timeout * 3, config.browser.navigation_timeout * 2 + config.http.timeout
-        )
+        # Room for a poll's requests (up to three) each retried with backoff, or a page load retried
+        # once after a browser crash and an HTTP fallback.
+        http = config.http
+        one_request = (http.retries + 1) * http.timeout + http.retry_backoff * 8 * http.retries
+        self.poll_timeout = max(3 * one_request, 2 * config.browser.navigation_timeout + one_request)
         self._state: dict[str, _TargetState] = {}
         platforms = config.platforms
         self.limiter = HostLimiter(

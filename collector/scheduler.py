@@ -81,7 +81,9 @@ class Scheduler:
             self.on_skip(target)
             log.debug("%s: previous poll still running, skipped", target.name)
             return
-        self._inflight[target.name] = asyncio.create_task(self._limited(target), name=f"poll:{target.name}")
+        task = asyncio.create_task(self._limited(target), name=f"poll:{target.name}")
+        task.add_done_callback(_log_crash)
+        self._inflight[target.name] = task
 
     async def _limited(self, target: TargetConfig) -> None:
         async with self._limit:
@@ -99,6 +101,12 @@ class Scheduler:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
             log.warning("cancelled %d polls still running after %.0fs", len(pending), grace)
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    # The poller classifies everything a platform does; what reaches here is a bug in the core.
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("%s crashed", task.get_name(), exc_info=exc)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -179,20 +179,38 @@ async def test_rewriting_a_batch_never_duplicates_and_sessions_keep_their_peak(d
 def test_exposition_names_follow_prometheus_conventions() -> None:
     state = LiveState([target("shop")])
     metrics = SelfMetrics(state)
-    state.update([Sample("shop", "tiktok", "live", Metric.VIEWERS, 1234, T0, Provenance.OBSERVED, "1")])
+    now = datetime.now(UTC).replace(microsecond=0)
+    room = "7400000000000000001"
+    state.update([Sample("shop", "tiktok", "live", Metric.VIEWERS, 1234, now, Provenance.OBSERVED, room)])
+    state.update(
+        [Sample("shop", "shopee", "live", Metric.REVENUE, 5e6, now, Provenance.ESTIMATED, room, "VND")]
+    )
     text = metrics.exposition().decode()
     assert (
         'livestream_viewers{campaign="camp",kind="live",platform="tiktok",provenance="observed",target="shop"} 1234.0'
         in text
     )
+    assert metric_value(text, "livestream_revenue", currency="VND", provenance="estimated") == 5e6
     observed = metric_value(text, "livestream_observed_timestamp_seconds", metric="viewers", target="shop")
-    assert observed == T0.timestamp()
+    assert observed == now.timestamp()
     assert "# TYPE collector_polls_total counter" in text
     # Gauges never carry _total; label values never carry room ids or URLs.
     for line in text.splitlines():
         if line.startswith("livestream_"):
             assert "_total" not in line.split("{")[0]
-            assert "7400" not in line and "http" not in line
+            assert room not in line and "http" not in line
+
+
+def test_values_nobody_confirmed_for_several_polls_are_withdrawn() -> None:
+    state = LiveState([target("shop", interval=20)])
+    metrics = SelfMetrics(state)
+    now = datetime.now(UTC)
+    fresh, old = now - timedelta(seconds=290), now - timedelta(seconds=310)
+    state.update([Sample("shop", "tiktok", "live", Metric.VIEWERS, 10, fresh, Provenance.OBSERVED)])
+    state.update([Sample("shop", "tiktok", "live", Metric.LIKES, 20, old, Provenance.OBSERVED)])
+    text = metrics.exposition().decode()
+    assert metric_value(text, "livestream_viewers", target="shop") == 10
+    assert metric_value(text, "livestream_likes", target="shop") is None
 
 
 @pytest.mark.parametrize(
@@ -218,7 +236,9 @@ def test_cli_reports_an_unreachable_database_without_a_traceback_or_its_password
     from tests.harness import free_port, run_cli
 
     config = tmp_path / "c.toml"
-    config.write_text(f'[collector]\ndatabase_url = "postgresql+asyncpg://u:hunter2@127.0.0.1:{free_port()}/x"\n')
+    config.write_text(
+        f'[collector]\ndatabase_url = "postgresql+asyncpg://u:hunter2@127.0.0.1:{free_port()}/x"\n'
+    )
     for command in ("status", "export", "once"):
         result = run_cli(command, "--config", str(config))
         assert result.returncode == 1, command
