@@ -244,3 +244,36 @@ def test_cli_reports_an_unreachable_database_without_a_traceback_or_its_password
         assert result.returncode == 1, command
         assert "Error: database postgresql+asyncpg://u:***@127.0.0.1" in result.stderr
         assert "Traceback" not in result.stderr and "hunter2" not in result.stderr + result.stdout
+
+
+async def test_an_adapter_bug_is_a_classified_failure_with_its_body_kept() -> None:
+    from collector.config import build_config
+    from collector.http import HttpClient
+    from collector.poller import Poller
+
+    config = build_config(
+        {"targets": [{"name": "shop", "platform": "tiktok", "kind": "live", "account": "shop_vn"}]},
+        source="t",
+        env={},
+    )
+
+    class CrashingAdapter:
+        async def poll(self, ctx):  # type: ignore[no-untyped-def]
+            ctx.http.responses.append(RawResponse("http://x/page", 200, "text/html", b"<html>new</html>", T0))
+            raise KeyError("userCount")
+
+    records: list = []
+    live = LiveState(config.targets)
+    metrics = SelfMetrics(live)
+    async with HttpClient(config.http) as http:
+        poller = Poller(config, http, live, metrics, records.append)
+        poller.adapters = {"tiktok": CrashingAdapter()}  # type: ignore[dict-item]
+        record = await poller.poll(config.targets[0])
+    assert record.outcome is Outcome.PARSE_FAILURE and records == [record]
+    assert record.snapshots[0][0].body == b"<html>new</html>"
+    assert record.snapshots[0][1] == "adapter_error:KeyError"
+    failures = metrics.registry.get_sample_value(
+        "collector_parse_failures_total",
+        {"platform": "tiktok", "kind": "live", "reason": "adapter_error:KeyError"},
+    )
+    assert failures == 1

@@ -317,6 +317,8 @@ records = st.builds(
     samples=st.lists(samples, max_size=5),
     session=st.none() | sessions,
     snapshots=st.lists(st.tuples(responses, st.none() | text), max_size=2),
+    next_due_at=st.none() | moments,
+    detail=st.none() | text,
 )
 
 
@@ -324,3 +326,10 @@ records = st.builds(
 @given(records)
 def test_any_record_round_trips_exactly(record: PollRecord) -> None:
     assert decode(orjson.loads(orjson.dumps(encode(record)))) == record
+
+
+@given(st.sampled_from([float("inf"), float("-inf")]))
+def test_non_finite_values_round_trip(value: float) -> None:
+    record = make_record(1)
+    record.samples = [Sample("shop", "tiktok", "live", Metric.VIEWERS, value, T0, Provenance.OBSERVED)]
+    assert decode(orjson.loads(orjson.dumps(encode(record)))).samples[0].value == value
