@@ -20,9 +20,9 @@ from aiohttp import web
 
 from collector.browser import CHROMIUM_NAMES, BrowserPool
 from collector.config import BrowserSettings, HttpSettings, TargetConfig
-from collector.http import RawResponse
+from collector.http import OutboundGuard, RawResponse
 from collector.metrics import LiveState, SelfMetrics
-from collector.outcomes import Blocked, Outcome, Transient
+from collector.outcomes import Blocked, Outcome, Refused, Transient
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -82,6 +82,8 @@ class Site:
         app.router.add_get("/echo", self.echo)
         app.router.add_get("/welcome", self.welcome)
         app.router.add_get("/hang", self.hang)
+        app.router.add_get("/leaky", self.leaky)
+        app.router.add_get("/api/leak", self.api_data)
         self.runner = web.AppRunner(app, shutdown_timeout=0.5)
 
     @web.middleware
@@ -108,6 +110,12 @@ class Site:
             self.stalled.put_nowait(None)
             await asyncio.sleep(2)
         return web.json_response({"slow": True})
+
+    async def leaky(self, _request: web.Request) -> web.Response:
+        # The same server under another name: `localhost` is internal and not a platform host here.
+        port = self.base.rsplit(":", 1)[1]
+        script = f"<script>fetch('http://localhost:{port}/api/leak').catch(() => {{}})</script>"
+        return web.Response(text=f"<p>leaky</p>{script}", content_type="text/html")
 
     async def hang(self, _request: web.Request) -> web.Response:
         await asyncio.sleep(3)
@@ -347,3 +355,20 @@ async def test_a_missing_chromium_is_a_clear_startup_error(monkeypatch: pytest.M
     pool = BrowserPool(BrowserSettings(), HttpSettings(), SelfMetrics(LiveState([])))
     with pytest.raises(RuntimeError, match="no Chromium was found"):
         await pool.start()
+
+
+async def test_the_guard_refuses_foreign_pages_and_internal_subresources(chromium: str, site: Site) -> None:
+    metrics = SelfMetrics(LiveState([]))
+    guard = OutboundGuard([site.base])
+    pool = BrowserPool(BrowserSettings(executable_path=chromium), HttpSettings(), metrics, guard)
+    await pool.start()
+    try:
+        fetcher = pool.fetcher(target("guarded"), [])
+        with pytest.raises(Refused):
+            await fetcher.capture("http://platform.example.invalid/live")
+        before = site.hits.get("/api/leak", 0)
+        capture = await fetcher.capture(f"{site.base}/leaky", wait_for=("/api/leak",), timeout=2)
+        assert "/api/leak" not in capture.responses
+        assert site.hits.get("/api/leak", 0) == before
+    finally:
+        await pool.close()
