@@ -6,6 +6,9 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
+
 DELETE = object()
 
 
@@ -30,3 +33,15 @@ def mutate(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
     else:
         parent[path[-1]] = value
     return doc
+
+
+def json_values(keys: SearchStrategy[str], *specials: list[Any]) -> SearchStrategy[Any]:
+    """Arbitrary JSON biased towards a parser's own keys and the values its platform sends."""
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+    for values in specials:
+        scalars |= st.sampled_from(values)
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=6),
+        max_leaves=25,
+    )

@@ -222,7 +222,9 @@ def test_503_burst_retries_opens_the_circuit_and_recovers(tmp_path: Path) -> Non
                 lambda: metric_value(scrape(port), "livestream_viewers", target="lai-chau-shop"), 30
             )
             retries = metric_value(scrape(port), "collector_http_retries_total", platform="tiktok")
-            print(f"503 burst: {retries:.0f} retries; recovered {time.monotonic() - cleared:.1f}s after it ended")
+            print(
+                f"503 burst: {retries:.0f} retries; recovered {time.monotonic() - cleared:.1f}s after it ended"
+            )
             stop(proc)
 
 

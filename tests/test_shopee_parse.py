@@ -46,7 +46,7 @@ from simulator.app import PLATFORMS, build_app
 from simulator.clock import SimClock
 from simulator.keys import REQUEST_LOG
 from simulator.scenario import demo
-from tests.fuzzing import DELETE, mutate, paths
+from tests.fuzzing import DELETE, json_values, mutate, paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopee"
 SESSION = "165432987"
@@ -397,19 +397,10 @@ KEYS = st.sampled_from(
      "startTime", "duration", "ccu", "pcu", "views", "placedGmv", "confirmedGmv", "placedOrder",
      "engagementData", "likes", "newFollowers"]
 ) | st.text(max_size=6)  # fmt: skip
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=12)
-    | st.sampled_from([0, 1, 2, 90309999, 1731912600000, -1, 2**63 - 1, 12000000000, 1e308])
-    | st.sampled_from(["1", "0", "", "189.000", "1,2k", "not login", "VND", "²", "-1", SESSION])
-)
-JSON_VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=6),
-    max_leaves=25,
+JSON_VALUES = json_values(
+    KEYS,
+    [0, 1, 2, 90309999, 1731912600000, -1, 2**63 - 1, 12000000000, 1e308],
+    ["1", "0", "", "189.000", "1,2k", "not login", "VND", "²", "-1", SESSION],
 )
 
 

@@ -44,7 +44,7 @@ from simulator.counters import compact_count
 from simulator.keys import SCENARIO
 from simulator.scenario import demo
 from simulator.tiktok import hashtags_truth
-from tests.fuzzing import DELETE, mutate, paths
+from tests.fuzzing import DELETE, json_values, mutate, paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tiktok"
 START = 1_725_850_000.0
@@ -288,19 +288,7 @@ KEYS = st.sampled_from(
     ["statusCode", "status_code", "statusMsg", "challengeInfo", "challenge", "stats", "statsV2",
      "videoCount", "viewCount", "id", "title", "shareMeta", "ChallengePage"]
 ) | st.text(max_size=6)  # fmt: skip
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=12)
-    | st.sampled_from([0, 10205, 10000, -1, 2**64, "1.1M", "12,3 Tr", "not found", "", "²"])
-)
-JSON_VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=6),
-    max_leaves=25,
-)
+JSON_VALUES = json_values(KEYS, [0, 10205, 10000, -1, 2**64, "1.1M", "12,3 Tr", "not found", "", "²"])
 
 
 def _dumps(value: Any) -> str:

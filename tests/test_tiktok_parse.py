@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from collector.outcomes import Blocked, LoginWall, NotFound, Outcome, ParseFailure, PollError
 from schemas.types import LiveStatus, Metric, ParseResult, Provenance, SessionObservation
 from scrapers.tiktok import RoomLookup, parse_live_page, parse_room_info, parse_user_room
-from tests.fuzzing import DELETE, mutate, paths
+from tests.fuzzing import DELETE, json_values, mutate, paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tiktok"
 
@@ -327,19 +327,10 @@ KEYS = st.sampled_from(
         "liveRoomUserInfo", "prompts",
     ]
 ) | st.text(max_size=6)  # fmt: skip
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats()
-    | st.text(max_size=12)
-    | st.sampled_from([0, 2, 3, 4, 5, 4003110, 10011, 1731912600, 1731912600000, -1, 2**64])
-    | st.sampled_from(["user_not_found", "56.7K", "1,2 N", "0", "", LIVE_ROOM, "1731912600", "²"])
-)
-JSON_VALUES = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=6),
-    max_leaves=25,
+JSON_VALUES = json_values(
+    KEYS,
+    [0, 2, 3, 4, 5, 4003110, 10011, 1731912600, 1731912600000, -1, 2**64],
+    ["user_not_found", "56.7K", "1,2 N", "0", "", LIVE_ROOM, "1731912600", "²"],
 )
 
 
