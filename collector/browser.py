@@ -113,6 +113,7 @@ class BrowserFetcher:
     target: TargetConfig
     responses: list[RawResponse] = field(default_factory=list)
     limiter: HostLimiter | None = None
+    proxy: str | None = None  # the platform's current proxy; None: http.proxy, if any
 
     async def capture(
         self,
@@ -126,7 +127,7 @@ class BrowserFetcher:
         """Load `url` in the target's context; wait (up to `timeout`) for responses matching `wait_for`."""
         if self.pool.guard is not None:
             self.pool.guard.check(url)
-        args = (self.target.name, url, tuple(dict.fromkeys(wait_for)), click, cookies, timeout)
+        args = (self.target.name, url, tuple(dict.fromkeys(wait_for)), click, cookies, timeout, self.proxy)
         slot = self.limiter.slot(self.target.platform, url) if self.limiter else nullcontext()
         async with slot:
             result = await self._capture_retrying_once(args)
@@ -169,6 +170,7 @@ class BrowserPool:
         self._contexts: dict[str, BrowserContext] = {}  # per target, for the current browser only
         self._applied_cookies: dict[str, str] = {}  # the cookie string last added to each context
         self._saved_state: dict[str, Any] = {}  # storage_state per target, carried over a recycle
+        self._context_proxy: dict[str, str | None] = {}  # the proxy each target's context was made with
         self._context_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(settings.max_pages)
         self._swap = asyncio.Lock()  # held while a page starts or the browser is replaced
@@ -205,9 +207,13 @@ class BrowserPool:
         self._browser = self._playwright = None
 
     def fetcher(
-        self, target: TargetConfig, responses: list[RawResponse], limiter: HostLimiter | None = None
+        self,
+        target: TargetConfig,
+        responses: list[RawResponse],
+        limiter: HostLimiter | None = None,
+        proxy: str | None = None,
     ) -> BrowserFetcher:
-        return BrowserFetcher(self, target, responses, limiter)
+        return BrowserFetcher(self, target, responses, limiter, proxy)
 
     async def _launch(self) -> Browser:
         assert self._playwright is not None, "BrowserPool used before start()"
@@ -274,9 +280,14 @@ class BrowserPool:
         if not self._in_flight:
             self._idle.set()
 
-    async def _context(self, target: str, browser: Browser) -> BrowserContext:
+    async def _context(self, target: str, browser: Browser, proxy: str | None) -> BrowserContext:
         async with self._context_lock:
             context = self._contexts.get(target)
+            if context is not None and self._context_proxy.get(target) != proxy:
+                # The platform moved to its next proxy: same cookies, new route out.
+                self._saved_state[target] = await context.storage_state()
+                await context.close()
+                context = None
             if context is None:
                 context = await browser.new_context(
                     user_agent=self.http.user_agent,
@@ -284,7 +295,9 @@ class BrowserPool:
                     locale="vi-VN",
                     timezone_id="Asia/Ho_Chi_Minh",
                     storage_state=self._saved_state.get(target),
+                    proxy=_proxy(proxy) if proxy else None,  # type: ignore[arg-type]
                 )
+                self._context_proxy[target] = proxy
                 context.on("close", lambda c: self._forget(target, c))
                 if self.guard is not None:
                     await context.route("**/*", self._route)
@@ -309,6 +322,7 @@ class BrowserPool:
         click: str | None,
         cookies: str | None,
         timeout: float | None,
+        proxy: str | None,
     ) -> BrowserCapture:
         limit = timeout if timeout is not None else self.settings.navigation_timeout
         async with self._slots:
@@ -319,7 +333,7 @@ class BrowserPool:
                     Outcome.NETWORK_ERROR, f"cannot relaunch Chromium: {_first_line(exc)}"
                 ) from None
             try:
-                context = await self._context(target, browser)
+                context = await self._context(target, browser, proxy)
                 if cookies and self._applied_cookies.get(target) != cookies:
                     await context.add_cookies(_cookies(cookies, url))
                     self._applied_cookies[target] = cookies

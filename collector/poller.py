@@ -107,7 +107,11 @@ class Poller:
             target=target,
             base_urls=self.config.platforms[target.platform].base_urls,
             http=fetcher,
-            browser=self.browser.fetcher(target, fetcher.responses, self.limiter) if self.browser else None,
+            browser=(
+                self.browser.fetcher(target, fetcher.responses, self.limiter, fetcher.proxy)
+                if self.browser
+                else None
+            ),
             memory=state.memory,
         )
         started = time.monotonic()
