@@ -217,9 +217,12 @@ class Spool:
         while len(self._segments) > 1 and self._segments[1].first - 1 <= seq:
             self._remove(self._segments.pop(0))
 
-    def replay(self) -> list[tuple[int, PollRecord]]:
-        out = []
+    def replay(self, limit: int | None = None) -> list[tuple[int, PollRecord]]:
+        """The oldest unacknowledged records, in order; at most `limit` of them."""
+        out: list[tuple[int, PollRecord]] = []
         for seq, data in self._scan(quiet=True):
+            if limit is not None and len(out) >= limit:
+                break
             if seq > self._floor:
                 try:
                     out.append((seq, decode(data)))

@@ -56,12 +56,13 @@ class BatchWriter:
 
     def _read_back(self) -> int:
         """Fill memory from the spool's unacknowledged records; returns how many were waiting."""
-        assert self.spool is not None
-        waiting = self.spool.replay()
-        self.pending.extend(waiting[: self.pending_limit])
-        self._spooled_only = max(0, len(waiting) - self.pending_limit)
+        assert self.spool is not None and not self.pending
+        loaded = self.spool.replay(limit=self.pending_limit)
+        self.pending.extend(loaded)
+        # Nothing readable came back (only undecodable lines remain): stop asking until new records.
+        self._spooled_only = max(0, self.spool.depth - len(loaded)) if loaded else 0
         self._update_gauges()
-        return len(waiting)
+        return self.spool.depth
 
     def submit(self, record: PollRecord) -> None:
         seq = None
