@@ -134,10 +134,16 @@ def run_cli(
 
 
 @contextmanager
-def service(config: Path) -> Iterator[subprocess.Popen[str]]:
+def service(
+    config: Path, *, env: dict[str, str] | None = None, log_level: str = "info"
+) -> Iterator[subprocess.Popen[str]]:
     """`collector run` in the background; stopped with SIGTERM if the test did not stop it."""
     proc = subprocess.Popen(
-        [*CLI, "run", "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*CLI, "--log-level", log_level, "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     try:
         yield proc
@@ -148,6 +154,14 @@ def service(config: Path) -> Iterator[subprocess.Popen[str]]:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def scrape(port: int) -> str:
+    """The service's /metrics, or "" while it is not listening (yet)."""
+    try:
+        return http_get(f"http://127.0.0.1:{port}/metrics")[1]
+    except OSError:
+        return ""
 
 
 def metric_value(exposition: str, name: str, **labels: str) -> float | None:

@@ -9,13 +9,12 @@ import io
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.harness import CLI, free_port, http_get, metric_value, run_cli, simulator, truth, wait_for
+from tests.harness import free_port, metric_value, run_cli, scrape, service, simulator, truth, wait_for
 from tests.test_fault_matrix import post
 
 DAY = 86400
@@ -101,25 +100,19 @@ def test_event_week_totals_equal_the_export(tmp_path: Path, database_url: str) -
     with simulator("--scenario", "event-week", "--freeze-at", str(STEPS[0])) as sim:
         config = event_config(tmp_path / "event.toml", sim, port, database_url)
         names = [line.split('"')[1] for line in config.read_text().splitlines() if line.startswith("name = ")]
-        proc = subprocess.Popen(
-            [*CLI, "run", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        try:
-            for step in STEPS:
-                post(f"{sim}/_sim/clock", {"freeze_at": step})
-                stepped = time.time()
-                polled = wait_for(
-                    lambda s=stepped: _all_polled_since(port, names, s), timeout=60, interval=0.5
-                )
-                assert polled, f"not every target polled at scenario second {step}"
-            served = truth(sim)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            output, _ = proc.communicate(timeout=60)
+        with service(config, env=env) as proc:
+            try:
+                for step in STEPS:
+                    post(f"{sim}/_sim/clock", {"freeze_at": step})
+                    stepped = time.time()
+                    polled = wait_for(
+                        lambda s=stepped: _all_polled_since(port, names, s), timeout=60, interval=0.5
+                    )
+                    assert polled, f"not every target polled at scenario second {step}"
+                served = truth(sim)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                output, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, output[-3000:]
 
     export = run_cli("export", "--config", str(config), env=env)
@@ -158,10 +151,7 @@ def test_event_week_totals_equal_the_export(tmp_path: Path, database_url: str) -
 
 
 def _all_polled_since(port: int, names: list[str], since: float) -> bool:
-    try:
-        body = http_get(f"http://127.0.0.1:{port}/metrics")[1]
-    except OSError:
-        return False
+    body = scrape(port)
     return all(
         (metric_value(body, "collector_last_success_timestamp_seconds", target=name) or 0) > since + 0.2
         for name in names

@@ -17,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from tests.harness import free_port, http_get, metric_value, service, simulator, wait_for, write_config
+from tests.harness import (
+    free_port,
+    http_get,
+    metric_value,
+    scrape,
+    service,
+    simulator,
+    wait_for,
+    write_config,
+)
 
 ROOM_INFO = "/webcast.tiktok.com/webcast/room/info/"
 TWO_TARGETS = """
@@ -49,13 +58,6 @@ def set_faults(sim: str, *rules: dict[str, Any]) -> None:
 
 def request_log(sim: str) -> list[dict[str, Any]]:
     return json.loads(http_get(f"{sim}/_sim/requests")[1])["requests"]
-
-
-def scrape(port: int) -> str:
-    try:
-        return http_get(f"http://127.0.0.1:{port}/metrics")[1]
-    except OSError:
-        return ""
 
 
 def config_for(tmp_path: Path, sim: str, database_url: str, port: int, platform_extra: str = "") -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from aiohttp import web
 from collector.browser import BrowserPool, find_chromium
 from collector.config import BrowserSettings, HttpSettings, TargetConfig
 from collector.metrics import LiveState, SelfMetrics
-from tests.harness import CLI, free_port, http_get, metric_value, simulator, wait_for, write_config
+from tests.harness import free_port, metric_value, scrape, service, simulator, wait_for, write_config
 
 
 class ForwardProxy:
@@ -89,21 +88,17 @@ def test_a_banned_proxy_is_rotated_away_from_and_the_next_one_carries_the_polls(
         )
         config.write_text(text)
         env = {**os.environ, "TEST_PROXIES": f"{banned.url},{good.url}"}
-        proc = subprocess.Popen(
-            [*CLI, "run", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        try:
-            body = wait_for(
-                lambda: (m := _scrape(port)) and metric_value(m, "livestream_viewers", target="shop") and m,
-                30,
-            )
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            output = proc.communicate(timeout=30)[0]
+        with service(config, env=env) as proc:
+            try:
+                body = wait_for(
+                    lambda: (
+                        (m := scrape(port)) and metric_value(m, "livestream_viewers", target="shop") and m
+                    ),
+                    30,
+                )
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                output = proc.communicate(timeout=30)[0]
     assert body, output[-2000:]
     assert metric_value(body, "collector_polls_total", outcome="blocked") >= 1
     assert metric_value(body, "collector_proxy_rotations_total", platform="tiktok") >= 1
@@ -142,10 +137,3 @@ async def test_browser_pages_go_out_through_the_platforms_current_proxy() -> Non
             await pool.close()
     await runner.cleanup()
     assert page_url in first.seen and page_url in second.seen
-
-
-def _scrape(port: int) -> str:
-    try:
-        return http_get(f"http://127.0.0.1:{port}/metrics")[1]
-    except OSError:
-        return ""

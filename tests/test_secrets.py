@@ -8,7 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.harness import CLI, free_port, http_get, metric_value, simulator, wait_for
+from tests.harness import CLI, free_port, metric_value, scrape, service, simulator, wait_for
 
 COOKIE_SECRET = "PLANTED-COOKIE-7f3a"
 PROXY_SECRET = "PLANTED-PROXY-91c2"
@@ -81,28 +81,22 @@ def test_planted_secrets_appear_nowhere(postgres_url: str, tmp_path: Path) -> No
         path = config(tmp_path / "c.toml", database_url, sim, port)
         seen["check-config"] = run(env, "check-config", "--config", str(path))
         seen["once"] = run(env, "--log-level", "debug", "once", "--config", str(path))
-        proc = subprocess.Popen(
-            [*CLI, "--log-level", "debug", "run", "--config", str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        try:
-            body = wait_for(
-                lambda: (
-                    (b := _scrape(port))
-                    and metric_value(b, "livestream_viewers", target="fb-members-only")
-                    and metric_value(b, "collector_polls_total", outcome="network_error")
-                    and b
-                ),
-                timeout=30,
-            )
-            assert body, "the service never polled both targets"
-            seen["metrics"] = body
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            seen["run log"] = proc.communicate(timeout=30)[0]
+        with service(path, env=env, log_level="debug") as proc:
+            try:
+                body = wait_for(
+                    lambda: (
+                        (b := scrape(port))
+                        and metric_value(b, "livestream_viewers", target="fb-members-only")
+                        and metric_value(b, "collector_polls_total", outcome="network_error")
+                        and b
+                    ),
+                    timeout=30,
+                )
+                assert body, "the service never polled both targets"
+                seen["metrics"] = body
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                seen["run log"] = proc.communicate(timeout=30)[0]
         seen["export"] = run(env, "export", "--config", str(path))
         seen["status"] = run(env, "status", "--config", str(path))
         bad = path.read_text().replace(
@@ -123,10 +117,3 @@ def test_planted_secrets_appear_nowhere(postgres_url: str, tmp_path: Path) -> No
     for where, text in seen.items():
         for secret in SECRETS:
             assert secret not in text, f"{secret} leaked into {where}"
-
-
-def _scrape(port: int) -> str:
-    try:
-        return http_get(f"http://127.0.0.1:{port}/metrics")[1]
-    except OSError:
-        return ""
