@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from collector.adapters import target_uses_browser
+from collector.api import PollRecord
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
 from collector.poller import Poller
 from collector.scheduler import Scheduler
 from collector.spool import Spool
-from collector.store import PollRecord, Store
+from collector.store import Store
 from collector.writer import BatchWriter
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,27 +14,12 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from collector.config import TargetConfig
-from collector.http import RawResponse
+from collector.api import PollRecord, RawResponse, TargetConfig
 from collector.outcomes import Outcome
 from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow
-from schemas.types import Metric, Sample, SessionObservation
+from schemas.types import Metric, Sample
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class PollRecord:
-    """Everything one poll produced, as the writer stores it in one batch with others."""
-
-    target: str
-    observed_at: datetime
-    outcome: Outcome
-    samples: list[Sample] = field(default_factory=list)
-    session: SessionObservation | None = None
-    snapshots: list[tuple[RawResponse, str | None]] = field(default_factory=list)
-    next_due_at: datetime | None = None
-    detail: str | None = None  # why a poll failed, for `collector status`
 
 
 @dataclass(frozen=True, slots=True)
