@@ -139,7 +139,7 @@ class BrowserFetcher:
                 return await self.pool._capture(*args)
             except _BrowserGone as again:
                 raise Transient(
-                    Outcome.NETWORK_ERROR, f"browser failed twice loading {url}: {again}"
+                    Outcome.NETWORK_ERROR, f"browser failed twice loading {url}: {again}", url=url
                 ) from None
 
 
@@ -334,7 +334,7 @@ class BrowserPool:
                     with suppress(PlaywrightError):
                         await page.close()
             except PlaywrightTimeout:
-                raise Transient(Outcome.TIMEOUT, f"no page within {limit:g}s: {url}") from None
+                raise Transient(Outcome.TIMEOUT, f"no page within {limit:g}s: {url}", url=url) from None
             except PlaywrightError as exc:
                 if _is_gone(exc):
                     # The page often reports closing before the browser reports disconnecting, so
@@ -342,7 +342,7 @@ class BrowserPool:
                     # browser mark the same one, so one crash costs one relaunch, not one per page.
                     self._suspect = browser
                     raise _BrowserGone(_first_line(exc)) from None
-                raise Transient(Outcome.NETWORK_ERROR, f"{_first_line(exc)}: {url}") from None
+                raise Transient(Outcome.NETWORK_ERROR, f"{_first_line(exc)}: {url}", url=url) from None
             finally:
                 self._end()
 
