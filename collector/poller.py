@@ -177,7 +177,7 @@ class Poller:
             record.session = parsed.session
             self.live.update(record.samples)
             self.metrics.last_success.labels(target.name).set(observed_at.timestamp())
-        record.snapshots = self._snapshots_to_keep(state, outcome, reason, fetcher.responses)
+        record.snapshots = self._snapshots_to_keep(target, state, outcome, reason, fetcher.responses)
         for _ in record.snapshots:
             self.metrics.snapshots.labels(outcome.value).inc()
         self._log_transition(target, state, outcome, error)
@@ -185,7 +185,12 @@ class Poller:
         return record
 
     def _snapshots_to_keep(
-        self, state: _TargetState, outcome: Outcome, reason: str | None, responses: list[RawResponse]
+        self,
+        target: TargetConfig,
+        state: _TargetState,
+        outcome: Outcome,
+        reason: str | None,
+        responses: list[RawResponse],
     ) -> list[tuple[RawResponse, str | None]]:
         if not responses:
             return []
@@ -194,6 +199,8 @@ class Poller:
             return [(raw, reason) for raw in responses]
         if reaction.healthy:
             state.successes += 1
+            if target.keep_every_body:
+                return [(raw, None) for raw in responses]
             every = self.config.collector.snapshot_success_every
             # A sample of good bodies lets a parser fix be checked against what used to parse.
             if every and (state.successes - 1) % every == 0:

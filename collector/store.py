@@ -215,6 +215,7 @@ class Store:
         return {
             "target_id": self.target_ids[record.target],
             "fetched_at": raw.fetched_at,
+            "observed_at": record.observed_at,
             "url": raw.url,
             "status_code": raw.status,
             "content_type": raw.content_type[:128],
