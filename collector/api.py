@@ -262,6 +262,7 @@ class KindSpec:
     # What the platform still holds after the fact (`backfill history`): final counters of the sessions
     # with these keys that the target saw (or, for a dashboard, of the sessions it lists itself).
     history: Callable[[PollContext[Any], Sequence[str]], AsyncIterator[ParseResult]] | None = None
+    history_lists_sessions: bool = False  # True: `history` lists the sessions itself and takes no keys
     summary: str = ""
 
     def needs_browser(self, params: Mapping[str, str]) -> bool:

@@ -99,24 +99,28 @@ class Poller:
             state = self._state[target.name] = _TargetState(spec, spec.new_state())
         return state
 
-    async def poll(self, target: TargetConfig) -> PollRecord:
-        """Poll one target; never raises for anything the platform or the page did."""
-        state = self._target_state(target)
-        markers = self.adapters[target.platform].markers
-        fetcher = HttpFetcher(
+    def fetcher_for(self, target: TargetConfig) -> HttpFetcher:
+        """The HTTP step for one poll (or backfill step) of `target`: the shared limiter, the platform's
+        current proxy and markers, a fresh list of responses."""
+        return HttpFetcher(
             self.http,
             target.platform,
             self.limiter,
             self.proxies.current(target.platform),
             on_retry=self.metrics.retries.labels(target.platform).inc,
-            markers=markers,
+            markers=self.adapters[target.platform].markers,
         )
+
+    async def poll(self, target: TargetConfig) -> PollRecord:
+        """Poll one target; never raises for anything the platform or the page did."""
+        state = self._target_state(target)
+        fetcher = self.fetcher_for(target)
         ctx = PollContext(
             target=target,
             base_urls=self.config.platforms[target.platform].base_urls,
             http=fetcher,
             browser=(
-                self.browser.fetcher(target, fetcher.responses, self.limiter, fetcher.proxy, markers)
+                self.browser.fetcher(target, fetcher.responses, self.limiter, fetcher.proxy, fetcher.markers)
                 if self.browser
                 else None
             ),

@@ -541,6 +541,7 @@ class ShopeeAdapter:
             check=check_dashboard,
             reparse=reparse_dashboard,
             history=dashboard_history,
+            history_lists_sessions=True,
             summary="the shop's own creator dashboard: orders, items sold and GMV, placed and confirmed",
         ),
     }
