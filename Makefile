@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test run bench lint clean
+.PHONY: demo test test-fast run bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Everything but PostgreSQL, Chromium and subprocesses: the loop to run while editing.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'not slow'
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -643,6 +643,7 @@ def test_cli_check_config_good() -> None:
     assert result.stderr.splitlines()[-1] == f"ok: {len(CONFIG_TOML_TARGETS)} targets ({PER_PLATFORM})"
 
 
+@pytest.mark.integration
 def test_cli_check_config_subprocess(tmp_path: Path) -> None:
     """The real process: exit status 2, problems on stderr, nothing on stdout."""
     path = tmp_path / "BAD.toml"

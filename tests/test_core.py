@@ -69,7 +69,7 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds(None, now) is None
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = (
         f"sqlite+aiosqlite:///{tmp_path}/c.db"
@@ -194,6 +194,7 @@ def test_markers_are_the_platforms_own() -> None:
     )
 
 
+@pytest.mark.integration
 def test_cli_reports_an_unreachable_database_without_a_traceback_or_its_password(tmp_path: Path) -> None:
     from tests.harness import free_port, run_cli
 
