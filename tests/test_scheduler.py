@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,17 @@ from collector.scheduler import Scheduler
 
 def target(name: str, interval: float = 0.1) -> TargetConfig:
     return TargetConfig(name, "tiktok", "live", interval, {"account": name}, "camp")
+
+
+def noting_starts(clock: ManualClock, one: TargetConfig, **options: Any) -> tuple[Scheduler, list[float]]:
+    """A scheduler on `clock` for one target whose polls only note when they start."""
+    starts: list[float] = []
+
+    async def poll(_t: TargetConfig) -> None:
+        starts.append(clock.monotonic())
+
+    settings: dict[str, Any] = {"max_concurrency": 1, "jitter": 0.0, "on_skip": lambda _t: None, **options}
+    return Scheduler([one], poll, clock=clock, **settings), starts
 
 
 async def _stop_at(clock: ManualClock, when: float, stop: asyncio.Event) -> None:
@@ -94,21 +106,13 @@ async def test_a_target_told_to_hold_off_comes_back_exactly_when_allowed_and_is_
     None
 ):
     clock = ManualClock()
-    starts: list[float] = []
     skipped: list[str] = []
     holds = [2.5]
-
-    async def poll(_t: TargetConfig) -> None:
-        starts.append(clock.monotonic())
-
-    scheduler = Scheduler(
-        [target("a", interval=1.0)],
-        poll,
-        max_concurrency=1,
-        jitter=0.0,
+    scheduler, starts = noting_starts(
+        clock,
+        target("a", interval=1.0),
         on_skip=lambda t: skipped.append(t.name),
         hold_off=lambda _t: holds.pop() if holds else 0.0,
-        clock=clock,
     )
     await run_until(clock, scheduler, 6.0)
     phase = starts[0] - 2.5
@@ -119,20 +123,7 @@ async def test_a_target_told_to_hold_off_comes_back_exactly_when_allowed_and_is_
 
 async def test_intervals_are_jittered_within_their_bounds() -> None:
     clock = ManualClock()
-    starts: list[float] = []
-
-    async def poll(_t: TargetConfig) -> None:
-        starts.append(clock.monotonic())
-
-    scheduler = Scheduler(
-        [target("a", interval=10.0)],
-        poll,
-        max_concurrency=1,
-        jitter=0.2,
-        on_skip=lambda _t: None,
-        rng=random.Random(5),
-        clock=clock,
-    )
+    scheduler, starts = noting_starts(clock, target("a", interval=10.0), jitter=0.2, rng=random.Random(5))
     await run_until(clock, scheduler, 1000.0)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) >= 80
@@ -142,25 +133,13 @@ async def test_intervals_are_jittered_within_their_bounds() -> None:
 
 async def test_after_a_stall_polls_resume_from_now_without_a_burst_of_catch_ups() -> None:
     clock = ManualClock()
-    starts: list[float] = []
-
-    async def poll(_t: TargetConfig) -> None:
-        starts.append(clock.monotonic())
-
-    scheduler = Scheduler(
-        [target("a", interval=1.0)],
-        poll,
-        max_concurrency=1,
-        jitter=0.0,
-        on_skip=lambda _t: None,
-        clock=clock,
-    )
+    scheduler, starts = noting_starts(clock, target("a", interval=1.0))
     stop = asyncio.Event()
     running = asyncio.create_task(scheduler.run(stop))
     await clock.advance(1.0)
     [phase] = starts
     assert scheduler.alive()
-    clock.jump(20.0)  # the machine was suspended: nothing ran, five polls' worth of time went by
+    clock.jump(20.0)  # the machine was suspended: nothing ran for twenty intervals
     assert not scheduler.alive(stall_after=10.0)
     await clock.advance(2.0)
     stop.set()
