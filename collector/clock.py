@@ -17,7 +17,8 @@ T = TypeVar("T")
 
 # Loop turns a woken sleeper gets before time moves again: enough for the chains our code runs between
 # two sleeps (a task starting, a semaphore or lock handed over, asyncio.wait noticing). A fixed number,
-# not "until idle", because asyncio offers no public way to ask whether every task is blocked.
+# not "until idle", because asyncio offers no public way to ask whether every task is blocked. Today's
+# tests need 16; the rest is headroom.
 SETTLE_TURNS = 64
 
 
@@ -41,8 +42,8 @@ SYSTEM_CLOCK = SystemClock()
 async def wait_at_most(clock: Clock, seconds: float, awaitable: Awaitable[object]) -> bool:
     """Wait for `awaitable` for at most `seconds` of `clock` time; True when it finished in time.
 
-    An unfinished awaitable is cancelled (a task given here is not: `asyncio.wait` never cancels the
-    tasks it watches, so wrap those in it). Its exception, if it raised one, propagates.
+    An unfinished awaitable is cancelled, a task included; to leave tasks running, pass
+    `asyncio.wait(tasks)`, which never cancels what it watches. An exception it raised propagates.
     """
     work = asyncio.ensure_future(awaitable)
     timer = asyncio.ensure_future(clock.sleep(seconds))
