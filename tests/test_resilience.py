@@ -94,7 +94,7 @@ async def test_limiter_spaces_requests_caps_concurrency_and_honours_retry_after(
     clock = ManualClock()
     waits: list[float] = []
     limiter = HostLimiter(
-        {"p": HostRule(requests_per_second=20, max_concurrency=2)}, lambda _p, s: waits.append(s), clock
+        {"p": HostRule(requests_per_second=20, max_concurrency=2)}, lambda _p, s: waits.append(s), clock=clock
     )
     starts: list[float] = []
     in_flight = peak = 0
