@@ -41,7 +41,7 @@ PER_PLATFORM = ", ".join(
     f"{p} {sum(t['platform'] == p for t in CONFIG_TOML_TARGETS)}"
     for p in sorted({t["platform"] for t in CONFIG_TOML_TARGETS})
 )
-TARGET_KEYS = "account, campaign, enabled, interval, kind, name, platform"
+TARGET_KEYS = "account, campaign, enabled, interval, keep_every_body, kind, name, platform"
 
 
 def target(**overrides: Any) -> dict[str, Any]:
