@@ -33,11 +33,11 @@ LONG_DETAIL = (
 )
 TARGETS = """
 [[targets]]
-name = "lai-chau-shop"
+name = "ocop-lai-chau"
 platform = "tiktok"
 kind = "live"
-account = "shop_vn"
-campaign = "mega-livestream-lai-chau-2025"
+account = "ocoplaichau"
+campaign = "da-nang-digital-trade-week-2025"
 
 [[targets]]
 name = "tag-nongsanlaichau"
@@ -72,7 +72,7 @@ def write_config(tmp_path: Path, *, collector: str = "", targets: str = TARGETS)
 
 
 def _sample(metric: Metric, value: float, at: datetime) -> Sample:
-    return Sample("lai-chau-shop", "tiktok", "live", metric, value, at, Provenance.OBSERVED, "room-1")
+    return Sample("ocop-lai-chau", "tiktok", "live", metric, value, at, Provenance.OBSERVED, "room-1")
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def polled(tmp_path: Path) -> Iterator[Path]:
             await store.write(
                 [
                     PollRecord(
-                        "lai-chau-shop",
+                        "ocop-lai-chau",
                         now - timedelta(seconds=5),
                         Outcome.OK,
                         [_sample(Metric.VIEWERS, 1234, now - timedelta(seconds=5))],
@@ -137,7 +137,7 @@ def test_status_at_80_columns_in_a_pipe_keeps_every_detail_whole_on_one_line(pol
     assert max(len(line) for line in lines if LONG_DETAIL not in line) <= 80
     text = "\n".join(lines)
     assert re.search(
-        r"^lai-chau-shop\n\s+platform: tiktok\s+kind: live\s+last outcome: ok\s+at: \d+s ago", text, re.M
+        r"^ocop-lai-chau\n\s+platform: tiktok\s+kind: live\s+last outcome: ok\s+at: \d+s ago", text, re.M
     )
     assert re.search(r"^tag-nongsanlaichau\n.*last outcome: http_error\s+at: 1m3\ds ago", text, re.M)
     assert re.search(r"^facebook-laichau-ocop\n.*last outcome: disabled", text, re.M)
@@ -164,17 +164,17 @@ def test_status_on_a_wide_terminal_is_one_row_per_target_with_the_detail_below(p
     assert rows["facebook-laichau-ocop"].split()[3] == "disabled"
     # The columns line up: each header starts where its cells do.
     start = lines[0].index("LAST OUTCOME")
-    assert rows["lai-chau-shop"][start:].startswith("ok ")
+    assert rows["ocop-lai-chau"][start:].startswith("ok ")
 
 
 def test_status_json_has_fixed_keys_and_iso_utc_times(polled: Path) -> None:
     document = json.loads(invoke("status", "-c", str(polled), "--format", "json").output)
     by_name = {t["name"]: t for t in document["targets"]}
-    assert set(by_name) == {"lai-chau-shop", "tag-nongsanlaichau", "facebook-laichau-ocop"}
+    assert set(by_name) == {"ocop-lai-chau", "tag-nongsanlaichau", "facebook-laichau-ocop"}
     keys = {"name", "platform", "kind", "enabled", "last_outcome", "last_outcome_at", "last_success_at"}
     keys |= {"next_due_at", "detail"}
     assert all(set(t) == keys for t in document["targets"])
-    shop, tag, fb = by_name["lai-chau-shop"], by_name["tag-nongsanlaichau"], by_name["facebook-laichau-ocop"]
+    shop, tag, fb = by_name["ocop-lai-chau"], by_name["tag-nongsanlaichau"], by_name["facebook-laichau-ocop"]
     assert (shop["last_outcome"], shop["detail"]) == ("ok", None)
     for when in (shop["last_outcome_at"], shop["last_success_at"], shop["next_due_at"], tag["next_due_at"]):
         assert ISO_UTC.match(when), when
@@ -188,8 +188,8 @@ def test_targets_list_fits_80_columns_and_json_lists_every_field(tmp_path: Path)
     lines = invoke("targets", "list", "-c", str(path)).output.splitlines()
     assert max(map(len, lines)) <= 80
     assert lines[0].split() == ["NAME", "PLATFORM", "KIND", "INTERVAL", "ENABLED"]
-    assert lines[1].split() == ["lai-chau-shop", "tiktok", "live", "30s", "yes"]
-    assert lines[2].split() == ["account=shop_vn", "campaign=mega-livestream-lai-chau-2025"]
+    assert lines[1].split() == ["ocop-lai-chau", "tiktok", "live", "30s", "yes"]
+    assert lines[2].split() == ["account=ocoplaichau", "campaign=da-nang-digital-trade-week-2025"]
     assert lines[5].split() == ["facebook-laichau-ocop", "facebook", "live", "30s", "no"]
 
     document = json.loads(invoke("targets", "list", "-c", str(path), "--format", "json").output)
@@ -377,7 +377,7 @@ def test_export_to_a_file_writes_the_same_rows_as_to_stdout(polled: Path, tmp_pa
     assert output.read_text() == to_stdout.stdout
     rows = list(csv.reader(io.StringIO(output.read_text())))
     assert rows[0] == list(EXPORT_HEADER)
-    assert [r[2:6] for r in rows[1:]] == [["lai-chau-shop", "viewers", "1234", "observed"]]
+    assert [r[2:6] for r in rows[1:]] == [["ocop-lai-chau", "viewers", "1234", "observed"]]
     assert not list(tmp_path.glob(".*.part"))
 
 
