@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from collector.adapters import target_uses_browser
+from collector.api import PollRecord
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
@@ -22,7 +23,7 @@ from collector.poller import Poller
 from collector.scheduler import Scheduler
 from collector.spool import Spool, SpoolInUse
 from collector.startup import StartupError, listen_problem, os_problem
-from collector.store import PollRecord, Store
+from collector.store import Store
 from collector.writer import BatchWriter
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from collector.config import Config, TargetConfig, format_duration
 from collector.listing import Listing
 
 if TYPE_CHECKING:
-    from collector.store import PollRecord
+    from collector.api import PollRecord
     from schemas.models import TargetRow
 
 

@@ -70,13 +70,18 @@ class TargetRow(Base):
 
 
 class LiveSessionRow(Base):
-    """One broadcast: a TikTok room id, a Shopee session id, a Facebook video id."""
+    """One broadcast: a TikTok room id, a Shopee session id, a Facebook video id.
+
+    Every source that reports on the same broadcast (the public page, the shop's dashboard) writes to
+    this one row, so a broadcast is never counted twice; `target_id` is the target that saw it first.
+    """
 
     __tablename__ = "live_sessions"
-    __table_args__ = (UniqueConstraint("target_id", "session_key", name="uq_live_sessions_target_key"),)
+    __table_args__ = (UniqueConstraint("platform", "session_key", name="uq_live_sessions_platform_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
     session_key: Mapped[str] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

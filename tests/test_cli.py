@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from collector.api import PollRecord
 from collector.cli import EXPORT_HEADER, main
 from collector.config import load_config
 from collector.listing import Listing, render
 from collector.outcomes import Outcome
 from collector.spool import Spool
-from collector.store import PollRecord, Store
+from collector.store import Store
 from collector.views import ago, span
 from schemas.types import Metric, Provenance, Sample
 from tests.harness import free_port, run_cli
