@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from collector.adapters import registered_adapters
 from collector.api import PollRecord
 from collector.cli import EXPORT_HEADER, main
 from collector.config import load_config
@@ -80,7 +81,7 @@ def _sample(metric: Metric, value: float, at: datetime) -> Sample:
 def polled(tmp_path: Path) -> Iterator[Path]:
     """A configuration whose SQLite database holds one good poll and one failed poll."""
     path = write_config(tmp_path)
-    config = load_config(str(path), env={})
+    config = load_config(str(path), adapters=registered_adapters(), env={})
     now = datetime.now(UTC)
 
     async def store_polls() -> None:
