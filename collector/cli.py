@@ -81,6 +81,8 @@ def _database_errors(config: Config) -> Iterator[None]:
     with _startup_errors():
         try:
             yield
+        except BrokenPipeError:
+            raise  # the reader of our output went away (`| head`): not the database's doing
         except (SQLAlchemyError, OSError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else ""
             url = redacted_database_url(config.collector.database_url)
@@ -275,8 +277,13 @@ def export(
     database answers, and -o FILE appears only once complete."""
     config = _load(config_path)
     start, end = _when(since), _when(until)
-    with _database_errors(config), _export_stream(output) as stream:
-        count = asyncio.run(_export_csv(config, stream, start, end, target_names, metrics))
+    try:
+        with _database_errors(config), _export_stream(output) as stream:
+            count = asyncio.run(_export_csv(config, stream, start, end, target_names, metrics))
+    except BrokenPipeError:
+        # `export | head` has what it wanted. Python would complain again flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     click.echo(f"exported {count} samples", err=True)
 
 

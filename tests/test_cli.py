@@ -9,6 +9,7 @@ import io
 import json
 import re
 import socket
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from collector.spool import Spool
 from collector.store import Store
 from collector.views import ago, span
 from schemas.types import Metric, Provenance, Sample
-from tests.harness import free_port, run_cli
+from tests.harness import CLI, free_port, run_cli
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LONG_DETAIL = (
@@ -77,39 +78,44 @@ def _sample(metric: Metric, value: float, at: datetime) -> Sample:
     return Sample("ocop-lai-chau", "tiktok", "live", metric, value, at, Provenance.OBSERVED, "room-1")
 
 
+def store_polls(path: Path, records: list[PollRecord]) -> None:
+    config = load_config(str(path), adapters=registered_adapters(), env={})
+
+    async def write() -> None:
+        store = Store(config.collector.database_url, config.active_targets())
+        try:
+            await store.prepare()
+            await store.write(records)
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+
+
 @pytest.fixture
 def polled(tmp_path: Path) -> Iterator[Path]:
     """A configuration whose SQLite database holds one good poll and one failed poll."""
     path = write_config(tmp_path)
-    config = load_config(str(path), adapters=registered_adapters(), env={})
     now = datetime.now(UTC)
-
-    async def store_polls() -> None:
-        store = Store(config.collector.database_url, config.active_targets())
-        try:
-            await store.prepare()
-            await store.write(
-                [
-                    PollRecord(
-                        "ocop-lai-chau",
-                        now - timedelta(seconds=5),
-                        Outcome.OK,
-                        [_sample(Metric.VIEWERS, 1234, now - timedelta(seconds=5))],
-                        next_due_at=now + timedelta(seconds=25),
-                    ),
-                    PollRecord(
-                        "tag-nongsanlaichau",
-                        now - timedelta(seconds=90),
-                        Outcome.HTTP_ERROR,
-                        next_due_at=now + timedelta(minutes=8),
-                        detail=LONG_DETAIL,
-                    ),
-                ]
-            )
-        finally:
-            await store.close()
-
-    asyncio.run(store_polls())
+    store_polls(
+        path,
+        [
+            PollRecord(
+                "ocop-lai-chau",
+                now - timedelta(seconds=5),
+                Outcome.OK,
+                [_sample(Metric.VIEWERS, 1234, now - timedelta(seconds=5))],
+                next_due_at=now + timedelta(seconds=25),
+            ),
+            PollRecord(
+                "tag-nongsanlaichau",
+                now - timedelta(seconds=90),
+                Outcome.HTTP_ERROR,
+                next_due_at=now + timedelta(minutes=8),
+                detail=LONG_DETAIL,
+            ),
+        ],
+    )
     yield path
 
 
@@ -390,3 +396,21 @@ def test_an_output_path_that_cannot_be_written_is_one_line_naming_output(tmp_pat
         result,
         rf"Error: --output {re.escape(str(tmp_path / 'missing' / 'x.csv'))}: No such file or directory",
     )
+
+
+def test_export_into_a_pipe_its_reader_closed_is_no_database_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    at = [start + timedelta(seconds=i) for i in range(3000)]  # ~200 kB of CSV: more than a pipe holds
+    store_polls(
+        config, [PollRecord("ocop-lai-chau", t, Outcome.OK, [_sample(Metric.VIEWERS, 1, t)]) for t in at]
+    )
+    proc = subprocess.Popen(
+        [*CLI, "export", "-c", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().decode().startswith("observed_at,")
+    proc.stdout.close()  # as `| head -1` does
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(60) == 1
+    assert stderr == "", stderr
