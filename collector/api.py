@@ -11,7 +11,7 @@ keeps between polls of one target, and polls through the fetchers in its `PollCo
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
@@ -102,6 +102,7 @@ class TargetConfig:
     campaign: str | None = None
     enabled: bool = True
     secrets: Mapping[str, RevealsSecret] = field(default_factory=dict)
+    keep_every_body: bool = False  # keep every raw body, not one in N good ones (for reprocessing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +238,10 @@ def _no_problems(_params: Mapping[str, str]) -> Iterable[FieldProblem]:
     return ()
 
 
+def _nothing_to_reparse(_raw: RawResponse) -> ParseResult | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class KindSpec:
     """One page kind: its target fields, how they are checked, its per-target state and its poll."""
@@ -251,6 +256,13 @@ class KindSpec:
     uses_browser: bool | Callable[[Mapping[str, str]], bool] = False
     check: Callable[[Mapping[str, str]], Iterable[FieldProblem]] = _no_problems
     new_state: Callable[[], Any] = _no_state
+    # A stored body back to what it says, with today's parsers (`backfill reprocess`); None for a body
+    # that says nothing on its own (a lookup step, a list that needs its poll's other answers).
+    reparse: Callable[[RawResponse], ParseResult | None] = _nothing_to_reparse
+    # What the platform still holds after the fact (`backfill history`): final counters of the sessions
+    # with these keys that the target saw (or, for a dashboard, of the sessions it lists itself).
+    history: Callable[[PollContext[Any], Sequence[str]], AsyncIterator[ParseResult]] | None = None
+    history_lists_sessions: bool = False  # True: `history` lists the sessions itself and takes no keys
     summary: str = ""
 
     def needs_browser(self, params: Mapping[str, str]) -> bool:

@@ -24,7 +24,7 @@ DATABASE_URL_ENV = "COLLECTOR_DATABASE_URL"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_TARGET_COMMON_KEYS = ("name", "platform", "kind", "interval", "campaign", "enabled")
+_TARGET_COMMON_KEYS = ("name", "platform", "kind", "interval", "campaign", "enabled", "keep_every_body")
 
 T = TypeVar("T")
 
@@ -401,6 +401,7 @@ def _read_targets(
         interval = r.convert("interval", collector.default_interval, _positive)
         campaign = r.get("campaign", str, "") or None
         enabled = r.get("enabled", bool, True)
+        keep_every_body = r.get("keep_every_body", bool, False)
         adapter = adapters.get(platform)
         if adapter is None:
             r.problem("platform", f"unknown platform {platform!r} (known: {', '.join(adapters)})")
@@ -429,7 +430,9 @@ def _read_targets(
                 f"{format_duration(interval)} is faster than platforms.{platform}.min_interval "
                 f"{format_duration(floor)}",
             )
-        targets.append(TargetConfig(name, platform, kind, interval, params, campaign, enabled, secrets))
+        targets.append(
+            TargetConfig(name, platform, kind, interval, params, campaign, enabled, secrets, keep_every_body)
+        )
     return tuple(targets)
 
 

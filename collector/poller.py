@@ -99,24 +99,28 @@ class Poller:
             state = self._state[target.name] = _TargetState(spec, spec.new_state())
         return state
 
-    async def poll(self, target: TargetConfig) -> PollRecord:
-        """Poll one target; never raises for anything the platform or the page did."""
-        state = self._target_state(target)
-        markers = self.adapters[target.platform].markers
-        fetcher = HttpFetcher(
+    def fetcher_for(self, target: TargetConfig) -> HttpFetcher:
+        """The HTTP step for one poll (or backfill step) of `target`: the shared limiter, the platform's
+        current proxy and markers, a fresh list of responses."""
+        return HttpFetcher(
             self.http,
             target.platform,
             self.limiter,
             self.proxies.current(target.platform),
             on_retry=self.metrics.retries.labels(target.platform).inc,
-            markers=markers,
+            markers=self.adapters[target.platform].markers,
         )
+
+    async def poll(self, target: TargetConfig) -> PollRecord:
+        """Poll one target; never raises for anything the platform or the page did."""
+        state = self._target_state(target)
+        fetcher = self.fetcher_for(target)
         ctx = PollContext(
             target=target,
             base_urls=self.config.platforms[target.platform].base_urls,
             http=fetcher,
             browser=(
-                self.browser.fetcher(target, fetcher.responses, self.limiter, fetcher.proxy, markers)
+                self.browser.fetcher(target, fetcher.responses, self.limiter, fetcher.proxy, fetcher.markers)
                 if self.browser
                 else None
             ),
@@ -177,7 +181,7 @@ class Poller:
             record.session = parsed.session
             self.live.update(record.samples)
             self.metrics.last_success.labels(target.name).set(observed_at.timestamp())
-        record.snapshots = self._snapshots_to_keep(state, outcome, reason, fetcher.responses)
+        record.snapshots = self._snapshots_to_keep(target, state, outcome, reason, fetcher.responses)
         for _ in record.snapshots:
             self.metrics.snapshots.labels(outcome.value).inc()
         self._log_transition(target, state, outcome, error)
@@ -185,7 +189,12 @@ class Poller:
         return record
 
     def _snapshots_to_keep(
-        self, state: _TargetState, outcome: Outcome, reason: str | None, responses: list[RawResponse]
+        self,
+        target: TargetConfig,
+        state: _TargetState,
+        outcome: Outcome,
+        reason: str | None,
+        responses: list[RawResponse],
     ) -> list[tuple[RawResponse, str | None]]:
         if not responses:
             return []
@@ -194,6 +203,8 @@ class Poller:
             return [(raw, reason) for raw in responses]
         if reaction.healthy:
             state.successes += 1
+            if target.keep_every_body:
+                return [(raw, None) for raw in responses]
             every = self.config.collector.snapshot_success_every
             # A sample of good bodies lets a parser fix be checked against what used to parse.
             if every and (state.successes - 1) % every == 0:

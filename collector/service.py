@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from collector.adapters import target_uses_browser
+from collector.adapters import kind_spec, target_uses_browser
 from collector.api import PollRecord
+from collector.backfill import Backfill, serve_jobs
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
+from collector.jobs import JobBook, this_process
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
 from collector.migrate import ensure_sqlite_directory
 from collector.poller import Poller
@@ -144,6 +146,8 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             )
             server = await _serve_metrics(config, metrics, scheduler.alive)
             writer_task = asyncio.create_task(writer.run(), name="writer")
+            backfill = Backfill(config, store, JobBook(store), poller, kind_spec)
+            jobs_task = asyncio.create_task(serve_jobs(backfill, this_process(), stop), name="backfill-jobs")
             listen = config.collector.metrics_listen
             log.info(
                 "collector running: %d targets, metrics at http://%s/metrics, database %s",
@@ -158,8 +162,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 log.info("stopping: no new polls")
                 await scheduler.drain(config.collector.shutdown_grace)
             finally:
+                jobs_task.cancel()
                 writer_task.cancel()
-                await asyncio.gather(writer_task, return_exceptions=True)
+                await asyncio.gather(jobs_task, writer_task, return_exceptions=True)
                 await writer.flush(time.monotonic() + config.collector.shutdown_grace)
                 await server.cleanup()
     finally:

@@ -123,6 +123,48 @@ class Store:
         self._session_ids.update(sessions)
         return inserted
 
+    async def replace_samples(self, records: Sequence[PollRecord]) -> dict[str, int]:
+        """Write re-derived samples over the stored ones with the same key (target, metric, time);
+        returns how many values were added, changed and unchanged. Used by `backfill reprocess`."""
+        if not self._ready:
+            await self.prepare()
+        records = [r for r in records if self._known(r.target)]
+        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        sessions: dict[tuple[str, str], int] = {}
+        async with self.engine.begin() as conn:
+            for record in records:
+                if record.session is not None:
+                    await self._upsert_session(conn, record, sessions)
+            rows = [self._sample_row(s, sessions) for r in records for s in r.samples]
+            if not rows:
+                return counts
+            stored = await conn.execute(
+                select(SampleRow.id, SampleRow.target_id, SampleRow.metric, SampleRow.observed_at, SampleRow.value,
+                       SampleRow.provenance, SampleRow.currency)
+                .where(SampleRow.target_id.in_({r["target_id"] for r in rows}))
+                .where(SampleRow.observed_at.in_({r["observed_at"] for r in rows}))
+            )  # fmt: skip
+            existing = {(t, m, at): (id_, v, p, c) for id_, t, m, at, v, p, c in stored}
+            new_rows = []
+            for row in rows:
+                found = existing.get((row["target_id"], row["metric"], row["observed_at"]))
+                if found is None:
+                    new_rows.append(row)
+                elif found[1:] == (row["value"], row["provenance"], row["currency"]):
+                    counts["unchanged"] += 1
+                else:
+                    counts["changed"] += 1
+                    values = {k: row[k] for k in ("value", "provenance", "currency", "session_id")}
+                    await conn.execute(update(SampleRow).where(SampleRow.id == found[0]).values(**values))
+            if new_rows:
+                stmt = self._insert(SampleRow).on_conflict_do_nothing(
+                    index_elements=["target_id", "metric", "observed_at"]
+                )
+                await conn.execute(stmt, new_rows)
+                counts["added"] += len(new_rows)
+        self._session_ids.update(sessions)
+        return counts
+
     def _known(self, target: str) -> bool:
         if target in self.target_ids:
             return True
@@ -215,6 +257,7 @@ class Store:
         return {
             "target_id": self.target_ids[record.target],
             "fetched_at": raw.fetched_at,
+            "observed_at": record.observed_at,
             "url": raw.url,
             "status_code": raw.status,
             "content_type": raw.content_type[:128],

@@ -27,7 +27,7 @@ Tolerated [U] shapes (unverified in platforms.md, or not covered by it):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -46,6 +46,7 @@ from collector.api import (
     PollContext,
     PollError,
     PollResult,
+    RawResponse,
 )
 from schemas.types import LIVE_STATUS_CODE, LiveStatus, Metric, ParseResult, Reading, SessionObservation
 from scrapers.extract import MetricSpec, first, readings_from
@@ -444,6 +445,25 @@ async def poll_live(ctx: PollContext[LiveVideoState]) -> PollResult:
     return PollResult(Outcome.OK, parsed)
 
 
+def reparse_live(raw: RawResponse) -> ParseResult | None:
+    """A stored video page back to its readings (a `/{page}/live/` answer only when it was the video)."""
+    parts = urlsplit(raw.url)
+    watched = parse_qs(parts.query).get("v", [""])[0] if "/watch" in parts.path else ""
+    video_id = url_video_id(raw.url) or _id(watched)
+    if video_id is None:
+        return None
+    return parse_video_page(raw.body, final_url=raw.url, video_id=video_id)
+
+
+async def video_history(
+    ctx: PollContext[LiveVideoState], video_ids: Sequence[str]
+) -> AsyncIterator[ParseResult]:
+    """Final counters of broadcasts the target saw: an ended live video's page keeps them."""
+    page = page_slug(ctx.target.params["page"]) if ctx.target.params.get("page") else None
+    for video_id in video_ids:
+        yield await _video(ctx, page, video_id)
+
+
 class FacebookAdapter:
     name = "facebook"
     kinds = {
@@ -453,6 +473,8 @@ class FacebookAdapter:
             optional_secrets=("cookies",),
             check=check_live,
             new_state=LiveVideoState,
+            reparse=reparse_live,
+            history=video_history,
             summary="a live video by video_id (id or URL) and/or the page that is live (page slug or URL)",
         )
     }

@@ -38,7 +38,7 @@ Tolerated [U] shapes:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -496,6 +496,31 @@ async def poll_dashboard(ctx: PollContext[None]) -> PollResult:
     return PollResult(Outcome.OK if live else Outcome.NOT_LIVE, parsed)
 
 
+def reparse_live(raw: RawResponse) -> ParseResult | None:
+    """joinv2 alone gives the public counters; the sales estimate needs the poll history, not one body."""
+    return parse_joinv2(raw.body) if raw.url.rstrip("/").endswith("/joinv2") else None
+
+
+def reparse_dashboard(raw: RawResponse) -> ParseResult | None:
+    if "/dashboard/overview" not in raw.url or (session_id := _query_session(raw.url)) is None:
+        return None
+    return parse_overview(raw.body, DashboardSession(session_id))
+
+
+def _query_session(url: str) -> str | None:
+    match = re.search(r"[?&]sessionId=(\d{1,20})(?!\d)", url)
+    return _id(match[1]) if match else None
+
+
+async def dashboard_history(ctx: PollContext[None], _keys: Sequence[str]) -> AsyncIterator[ParseResult]:
+    """Every session the dashboard lists, with its final reported orders, items and GMV."""
+    api = ctx.base_urls["creator"].rstrip("/") + "/supply/api/lm/sellercenter/realtime"
+    listed = await _creator_get(ctx, f"{api}/sessionList", SESSION_LIST_QUERY)
+    for session in parse_session_list(listed.body):
+        raw = await _creator_get(ctx, f"{api}/dashboard/overview", {"sessionId": session.session_id})
+        yield parse_overview(raw.body, session)
+
+
 class ShopeeAdapter:
     name = "shopee"
     kinds = {
@@ -506,6 +531,7 @@ class ShopeeAdapter:
             uses_browser=lambda params: params.get("fetch", "browser").strip().lower() != "http",
             check=check_live,
             new_state=LiveState,
+            reparse=reparse_live,
             summary="a live session's public counters and estimated sales, by id, share URL or short link",
         ),
         "shop_dashboard": KindSpec(
@@ -513,6 +539,9 @@ class ShopeeAdapter:
             optional=("session_id",),
             required_secrets=("cookies",),
             check=check_dashboard,
+            reparse=reparse_dashboard,
+            history=dashboard_history,
+            history_lists_sessions=True,
             summary="the shop's own creator dashboard: orders, items sold and GMV, placed and confirmed",
         ),
     }

@@ -15,6 +15,7 @@ from scrapers.tiktok.hashtag import (
     parse_challenge_detail,
     parse_tag_page,
     poll_hashtag,
+    reparse_hashtag,
 )
 from scrapers.tiktok.live import (
     RoomLookup,
@@ -25,6 +26,8 @@ from scrapers.tiktok.live import (
     parse_room_info,
     parse_user_room,
     poll_live,
+    reparse_live,
+    room_history,
 )
 
 
@@ -36,6 +39,8 @@ class TikTokAdapter:
             required=("account",),
             check=check_live,
             new_state=RoomState,
+            reparse=reparse_live,
+            history=room_history,
             summary="a creator's live room, by @handle or profile/live URL",
         ),
         "hashtag": KindSpec(
@@ -43,6 +48,7 @@ class TikTokAdapter:
             required=("tag",),
             uses_browser=True,
             check=check_hashtag,
+            reparse=reparse_hashtag,
             summary="a hashtag's views and posts, by tag (with or without '#', any case) or tag URL",
         ),
     }

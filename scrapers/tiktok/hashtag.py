@@ -46,6 +46,7 @@ from collector.api import (
     PollError,
     PollResult,
     RateLimited,
+    RawResponse,
 )
 from schemas.types import Metric, ParseResult, Reading
 from scrapers.extract import first, load_json, script_json
@@ -255,6 +256,14 @@ async def _via_browser(browser: BrowserFetch, url: str) -> ParseResult | None:
     except PollError as exc:
         log.debug("browser page unusable for %s (%s); trying plain HTTP", url, exc.detail)
         return None
+
+
+def reparse_hashtag(raw: RawResponse) -> ParseResult | None:
+    if DETAIL_PATH in raw.url:
+        return parse_challenge_detail(raw.body)
+    if "/tag/" in raw.url:
+        return parse_tag_page(raw.body)
+    return None
 
 
 def check_hashtag(params: Mapping[str, str]) -> Iterator[FieldProblem]:

@@ -10,7 +10,7 @@ non-zero `room/info` codes other than 4003110 (treated as a room that cannot be 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
@@ -25,6 +25,7 @@ from collector.api import (
     ParseFailure,
     PollContext,
     PollResult,
+    RawResponse,
 )
 from schemas.types import LIVE_STATUS_CODE, LiveStatus, Metric, ParseResult, Reading, SessionObservation
 from scrapers.extract import MetricSpec, first, load_json, readings_from, script_json
@@ -179,6 +180,14 @@ def parse_room_info(body: bytes) -> ParseResult:
     return ParseResult(readings, session if session.key else None)
 
 
+async def _room_info(ctx: PollContext[RoomState], room_id: str) -> RawResponse:
+    return await ctx.http.get(
+        f"{ctx.base_urls['webcast']}/webcast/room/info/",
+        params={**WEB_PARAMS, "room_id": room_id},
+        headers=referer(ctx.base_urls["web"]),
+    )
+
+
 async def _lookup(ctx: PollContext[RoomState], account: str) -> RoomLookup:
     web = ctx.base_urls["web"]
     params = {**WEB_PARAMS, "uniqueId": account, "sourceType": "54"}
@@ -207,14 +216,8 @@ async def poll_live(ctx: PollContext[RoomState]) -> PollResult:
         if lookup.room_id is None or stale or lookup.status is LiveStatus.ENDED:
             return _not_live(lookup, followers)
         room_id = state.room_id = lookup.room_id
-    webcast = ctx.base_urls["webcast"]
     try:
-        raw = await ctx.http.get(
-            f"{webcast}/webcast/room/info/",
-            params={**WEB_PARAMS, "room_id": room_id},
-            headers=referer(ctx.base_urls["web"]),
-        )
-        parsed = parse_room_info(raw.body)
+        parsed = parse_room_info((await _room_info(ctx, room_id)).body)
     except NotFound:
         state.room_id = None
         raise
@@ -223,6 +226,29 @@ async def poll_live(ctx: PollContext[RoomState]) -> PollResult:
         # Ended rooms are re-resolved on the next poll, never polled forever.
         state.room_id, state.ended_room_id = None, room_id
     return PollResult(Outcome.OK, parsed)
+
+
+async def room_history(ctx: PollContext[RoomState], room_ids: Sequence[str]) -> AsyncIterator[ParseResult]:
+    """Final counters of rooms the target saw: room/info still answers for an ended room id."""
+    for room_id in room_ids:
+        yield parse_room_info((await _room_info(ctx, room_id)).body)
+
+
+def reparse_live(raw: RawResponse) -> ParseResult | None:
+    """A stored body of a `live` poll back to its readings, by the endpoint that served it."""
+    path = urlsplit(raw.url).path
+    if path.rstrip("/").endswith("/webcast/room/info"):
+        return parse_room_info(raw.body)
+    if "/api-live/user/room" in path:
+        lookup = parse_user_room(raw.body)
+    elif path.rstrip("/").endswith("/live"):
+        lookup = parse_live_page(raw.body)
+    else:
+        return None
+    followers = [Reading(Metric.FOLLOWERS, float(lookup.followers))] if lookup.followers is not None else []
+    if lookup.room_id is None or lookup.status is LiveStatus.ENDED:
+        return _not_live(lookup, followers).parsed
+    return ParseResult(followers)  # a live room's counters are in its room/info answer
 
 
 def _not_live(lookup: RoomLookup, followers: list[Reading]) -> PollResult:
