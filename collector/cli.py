@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import csv
 import logging
+import os
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -13,10 +15,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
-from rich.console import Console
-from rich.table import Table
+import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.adapters import registered_adapters
@@ -24,11 +26,25 @@ from collector.config import (
     Config,
     ConfigError,
     build_config,
-    format_duration,
     load_config,
     parse_duration,
 )
 from collector.describe import describe, redacted_database_url
+from collector.listing import Listing, render
+from collector.startup import StartupError, listen_problem, os_problem
+from collector.views import (
+    iso_utc,
+    number,
+    once_json,
+    once_listing,
+    status_json,
+    status_listing,
+    targets_json,
+    targets_listing,
+)
+
+if TYPE_CHECKING:
+    from collector.store import ExportRow
 
 CONFIG_HELP = "Configuration file (env COLLECTOR_CONFIG)."
 log = logging.getLogger("collector")
@@ -45,15 +61,32 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+class SetupFailed(click.ClickException):
+    """The machine refuses a setting (a port taken, a database down): one line, exit 2 like a config error."""
+
+    exit_code = 2
+
+
+@contextmanager
+def _startup_errors() -> Iterator[None]:
+    try:
+        yield
+    except StartupError as exc:
+        raise SetupFailed(str(exc)) from None
+
+
 @contextmanager
 def _database_errors(config: Config) -> Iterator[None]:
     """A database that is down or unmigrated is an operator's problem to fix, not a traceback."""
-    try:
-        yield
-    except (SQLAlchemyError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        url = redacted_database_url(config.collector.database_url)
-        raise click.ClickException(f"database {url}: {type(exc).__name__}: {first[:300]}") from None
+    with _startup_errors():
+        try:
+            yield
+        except BrokenPipeError:
+            raise  # the reader of our output went away (`| head`): not the database's doing
+        except (SQLAlchemyError, OSError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            url = redacted_database_url(config.collector.database_url)
+            raise SetupFailed(f"collector.database_url: {url}: {type(exc).__name__}: {first[:300]}") from None
 
 
 def _load(path: str) -> Config:
@@ -87,6 +120,24 @@ config_option = click.option(
     show_default=True,
     help=CONFIG_HELP,
 )
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people (columns when they fit, else one block per target); json for scripts "
+    "(fixed keys, times in ISO 8601 UTC).",
+)
+
+
+def _show(fmt: str, listing: Listing, document: dict[str, Any]) -> None:
+    if fmt == "json":
+        click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        return
+    width = shutil.get_terminal_size().columns  # COLUMNS when set; 80 in a pipe
+    for line in render(listing, width, wrap=sys.stdout.isatty()):
+        click.echo(line)
 
 
 @main.command()
@@ -100,27 +151,24 @@ def run(config_path: str) -> None:
 def _run_service(config: Config) -> None:
     from collector.service import run_service
 
-    asyncio.run(run_service(config))
+    with _startup_errors():
+        asyncio.run(run_service(config))
 
 
 @main.command()
 @config_option
-def once(config_path: str) -> None:
-    """Poll every target once, store the samples and print what was found."""
+@format_option
+def once(config_path: str, fmt: str) -> None:
+    """Poll every target once, store the samples and print what was found (values or why not)."""
     from collector.service import poll_once
 
     config = _load(config_path)
     with _database_errors(config):
         records = asyncio.run(poll_once(config))
-    table = Table(title=f"{len(records)} targets polled", show_lines=False)
-    for column in ("target", "platform", "kind", "outcome", "values"):
-        table.add_column(column, overflow="fold")
-    by_name = {t.name: t for t in config.targets}
-    for record in records:
-        target = by_name[record.target]
-        values = "  ".join(f"{s.metric.value}={_number(s.value)}" for s in record.samples)
-        table.add_row(record.target, target.platform, target.kind, record.outcome.value, values)
-    Console().print(table)
+    _show(fmt, once_listing(config, records), once_json(config, records))
+    outcomes = Counter(r.outcome.value for r in records)
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+    click.echo(f"{len(records)} targets polled: {summary or 'none'}", err=True)
 
 
 @main.group()
@@ -130,30 +178,19 @@ def targets() -> None:
 
 @targets.command("list")
 @config_option
-def targets_list(config_path: str) -> None:
-    """List configured targets with their platform, kind, fields and interval."""
+@format_option
+def targets_list(config_path: str, fmt: str) -> None:
+    """List configured targets: platform, kind, interval, whether enabled, then their fields and campaign."""
     config = _load(config_path)
-    table = Table()
-    for column in ("name", "platform", "kind", "fields", "interval", "campaign", "enabled"):
-        table.add_column(column)
-    for t in config.targets:
-        fields = " ".join(f"{k}={v}" for k, v in t.params.items())
-        table.add_row(
-            t.name,
-            t.platform,
-            t.kind,
-            fields,
-            format_duration(t.interval),
-            t.campaign or "",
-            "yes" if t.enabled else "no",
-        )
-    Console().print(table)
+    _show(fmt, targets_listing(config.targets), targets_json(config.targets))
 
 
 @main.command()
 @config_option
-def status(config_path: str) -> None:
-    """Each target's last outcome, last success and next due time, as the service recorded them."""
+@format_option
+def status(config_path: str, fmt: str) -> None:
+    """Each target's last outcome, last success and next due time as the service recorded them, and why
+    the last poll failed."""
     from collector.store import Store
 
     config = _load(config_path)
@@ -165,34 +202,9 @@ def status(config_path: str) -> None:
         finally:
             await store.close()
 
-    configured = {t.name for t in config.targets}
-    table = Table()
-    for column in ("target", "platform", "kind", "last outcome", "at", "last success", "next due", "detail"):
-        table.add_column(column, overflow="fold")
     with _database_errors(config):
         found = asyncio.run(rows())
-    for row in found:
-        if row.name not in configured:
-            continue
-        table.add_row(
-            row.name,
-            row.platform,
-            row.kind,
-            row.last_outcome or "never polled",
-            _ago(row.last_outcome_at),
-            _ago(row.last_success_at),
-            _ago(row.next_due_at),
-            row.last_detail or "",
-        )
-    Console().print(table)
-
-
-def _ago(when: datetime | None) -> str:
-    if when is None:
-        return "-"
-    seconds = (when - datetime.now(UTC)).total_seconds()
-    span = format_duration(max(1, round(abs(seconds))))
-    return f"in {span}" if seconds > 0 else f"{span} ago"
+    _show(fmt, status_listing(config, found, datetime.now(UTC)), status_json(config, found))
 
 
 @main.command("check-config")
@@ -241,14 +253,6 @@ def _when(text: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
-def iso_utc(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 EXPORT_HEADER = ("observed_at", "platform", "target", "metric", "value", "provenance", "session_id")
 
 
@@ -269,43 +273,75 @@ def export(
     metrics: Sequence[str],
     output: Path | None,
 ) -> None:
-    """Export stored samples, oldest first (observed_at in ISO 8601 UTC)."""
+    """Export stored samples, oldest first (observed_at in ISO 8601 UTC). Nothing is written unless the
+    database answers, and -o FILE appears only once complete."""
     config = _load(config_path)
     start, end = _when(since), _when(until)
-    stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        with _database_errors(config):
+        with _database_errors(config), _export_stream(output) as stream:
             count = asyncio.run(_export_csv(config, stream, start, end, target_names, metrics))
-    finally:
-        if output:
-            stream.close()
+    except BrokenPipeError:
+        # `export | head` has what it wanted. Python would complain again flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     click.echo(f"exported {count} samples", err=True)
 
 
-async def _export_csv(config: Config, stream, since, until, target_names, metrics) -> int:  # type: ignore[no-untyped-def]
+@contextmanager
+def _export_stream(path: Path | None) -> Iterator[TextIO]:
+    """Standard output, or a file written beside `path` and renamed over it on success only."""
+    if path is None:
+        yield sys.stdout
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        stream = partial.open("x", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise SetupFailed(f"--output {path}: {os_problem(exc, partial)}") from None
+    try:
+        with stream:
+            yield stream
+        try:
+            partial.replace(path)
+        except OSError as exc:
+            raise SetupFailed(f"--output {path}: {os_problem(exc, path)}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _csv_row(row: ExportRow) -> tuple[str, ...]:
+    return (
+        iso_utc(row.observed_at) or "",
+        row.platform,
+        row.target,
+        row.metric,
+        number(row.value),
+        row.provenance,
+        row.session_id or "",
+    )
+
+
+async def _export_csv(config: Config, stream: TextIO, since, until, target_names, metrics) -> int:  # type: ignore[no-untyped-def]
     from collector.store import Store
 
     store = Store(config.collector.database_url)
-    writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(EXPORT_HEADER)
-    count = 0
     try:
-        async for row in store.export_rows(since=since, until=until, targets=target_names, metrics=metrics):
-            writer.writerow(
-                (
-                    iso_utc(row.observed_at),
-                    row.platform,
-                    row.target,
-                    row.metric,
-                    _number(row.value),
-                    row.provenance,
-                    row.session_id or "",
-                )
-            )
-            count += 1
+        query = store.export_rows(since=since, until=until, targets=target_names, metrics=metrics)
+        async with contextlib.aclosing(query) as rows:
+            # The first row (or the end) proves the database answers; only then does the header go out.
+            first = await anext(rows, None)
+            writer = csv.writer(stream, lineterminator="\n")
+            writer.writerow(EXPORT_HEADER)
+            if first is None:
+                return 0
+            writer.writerow(_csv_row(first))
+            count = 1
+            async for row in rows:
+                writer.writerow(_csv_row(row))
+                count += 1
+            return count
     finally:
         await store.close()
-    return count
 
 
 @main.command()
@@ -361,17 +397,23 @@ def demo(simulator_listen: str, seed: int) -> None:
     host, _, port = simulator_listen.rpartition(":")
     ready = threading.Event()
     sim_url: list[str] = []
+    failed: list[OSError] = []
 
     def on_ready(url: str) -> None:
         sim_url.append(url)
         ready.set()
 
-    thread = threading.Thread(
-        target=lambda: asyncio.run(serve(host, int(port), seed=seed, ready=on_ready)), daemon=True
-    )
-    thread.start()
-    if not ready.wait(15):
-        raise click.ClickException(f"the simulator did not start on {simulator_listen}")
+    def simulate() -> None:
+        try:
+            asyncio.run(serve(host, int(port), seed=seed, ready=on_ready))
+        except OSError as exc:
+            failed.append(exc)
+            ready.set()
+
+    threading.Thread(target=simulate, daemon=True).start()
+    if not ready.wait(15) or failed:
+        why = listen_problem(simulator_listen, failed[0]) if failed else "it did not start within 15s"
+        raise SetupFailed(f"--simulator-listen: {why}")
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
     config = build_config(
         _toml(text.replace("{simulator}", sim_url[0])),

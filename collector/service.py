@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aiohttp import web
+
 from collector.adapters import kind_spec, target_uses_browser
 from collector.api import PollRecord
 from collector.backfill import Backfill, serve_jobs
@@ -18,9 +20,11 @@ from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
 from collector.jobs import JobBook, this_process
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
+from collector.migrate import ensure_sqlite_directory
 from collector.poller import Poller
 from collector.scheduler import Scheduler
-from collector.spool import Spool
+from collector.spool import Spool, SpoolInUse
+from collector.startup import StartupError, listen_problem, os_problem
 from collector.store import Store
 from collector.writer import BatchWriter
 
@@ -74,6 +78,28 @@ def _writer(config: Config, store: Store, metrics: SelfMetrics, spool: Spool | N
     )
 
 
+def _open_spool(config: Config, metrics: SelfMetrics) -> Spool:
+    c = config.collector
+    try:
+        return Spool(
+            Path(c.spool_dir), max_bytes=c.spool_max_bytes, on_drop=metrics.dropped.labels("spool_cap").inc
+        )
+    except SpoolInUse as exc:
+        raise StartupError("collector.spool_dir", f"{exc} (another collector still running?)") from None
+    except OSError as exc:
+        raise StartupError(
+            "collector.spool_dir", f"{c.spool_dir} cannot be used: {os_problem(exc, c.spool_dir)}"
+        ) from None
+
+
+async def _serve_metrics(config: Config, metrics: SelfMetrics, healthy: Callable[[], bool]) -> web.AppRunner:
+    listen = config.collector.metrics_listen
+    try:
+        return await start_metrics_server(listen, metrics, healthy)
+    except OSError as exc:
+        raise StartupError("collector.metrics_listen", listen_problem(str(listen), exc)) from None
+
+
 async def _prepare(store: Store) -> None:
     """Migrate and register targets now if the database answers; otherwise the writer retries later."""
     try:
@@ -90,13 +116,12 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
     """Poll until SIGINT/SIGTERM, then finish in-flight polls, flush writes and return."""
     targets = config.active_targets()
     c = config.collector
-    store = Store(c.database_url, targets)
-    await _prepare(store)
+    ensure_sqlite_directory(c.database_url)  # before `_prepare`, which takes any failure for a passing one
     live = LiveState(targets)
     metrics = SelfMetrics(live)
-    spool = Spool(
-        Path(c.spool_dir), max_bytes=c.spool_max_bytes, on_drop=metrics.dropped.labels("spool_cap").inc
-    )
+    spool = _open_spool(config, metrics)
+    store = Store(c.database_url, targets)
+    await _prepare(store)
     writer = _writer(config, store, metrics, spool)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -119,7 +144,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             metrics.heartbeat.set_function(
                 lambda: time.time() - (time.monotonic() - scheduler.last_heartbeat)
             )
-            server = await start_metrics_server(config.collector.metrics_listen, metrics, scheduler.alive)
+            server = await _serve_metrics(config, metrics, scheduler.alive)
             writer_task = asyncio.create_task(writer.run(), name="writer")
             backfill = Backfill(config, store, JobBook(store), poller, kind_spec)
             jobs_task = asyncio.create_task(serve_jobs(backfill, this_process(), stop), name="backfill-jobs")
