@@ -7,31 +7,35 @@ import contextlib
 import csv
 import logging
 import os
-import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
-import orjson
-from sqlalchemy.exc import SQLAlchemyError
 
 from collector.adapters import registered_adapters
+from collector.backfill_cli import backfill
+from collector.cli_common import (
+    SetupFailed,
+    config_option,
+    database_errors,
+    format_option,
+    load_config_or_exit,
+    show,
+    startup_errors,
+    when,
+)
 from collector.config import (
     Config,
-    ConfigError,
     build_config,
-    load_config,
-    parse_duration,
 )
-from collector.describe import describe, redacted_database_url
-from collector.listing import Listing, render
-from collector.startup import StartupError, listen_problem, os_problem
+from collector.describe import describe
+from collector.startup import listen_problem, os_problem
 from collector.views import (
     iso_utc,
     number,
@@ -46,7 +50,6 @@ from collector.views import (
 if TYPE_CHECKING:
     from collector.store import ExportRow
 
-CONFIG_HELP = "Configuration file (env COLLECTOR_CONFIG)."
 log = logging.getLogger("collector")
 
 
@@ -59,43 +62,6 @@ def _setup_logging(level: str) -> None:
     # aiohttp logs every refused connection at ERROR; our poller already classifies them.
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-class SetupFailed(click.ClickException):
-    """The machine refuses a setting (a port taken, a database down): one line, exit 2 like a config error."""
-
-    exit_code = 2
-
-
-@contextmanager
-def _startup_errors() -> Iterator[None]:
-    try:
-        yield
-    except StartupError as exc:
-        raise SetupFailed(str(exc)) from None
-
-
-@contextmanager
-def _database_errors(config: Config) -> Iterator[None]:
-    """A database that is down or unmigrated is an operator's problem to fix, not a traceback."""
-    with _startup_errors():
-        try:
-            yield
-        except BrokenPipeError:
-            raise  # the reader of our output went away (`| head`): not the database's doing
-        except (SQLAlchemyError, OSError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            url = redacted_database_url(config.collector.database_url)
-            raise SetupFailed(f"collector.database_url: {url}: {type(exc).__name__}: {first[:300]}") from None
-
-
-def _load(path: str) -> Config:
-    try:
-        return load_config(path, adapters=registered_adapters())
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        sys.exit(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -111,47 +77,18 @@ def main(log_level: str) -> None:
     _setup_logging(log_level)
 
 
-config_option = click.option(
-    "--config",
-    "-c",
-    "config_path",
-    envvar="COLLECTOR_CONFIG",
-    default="config.toml",
-    show_default=True,
-    help=CONFIG_HELP,
-)
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people (columns when they fit, else one block per target); json for scripts "
-    "(fixed keys, times in ISO 8601 UTC).",
-)
-
-
-def _show(fmt: str, listing: Listing, document: dict[str, Any]) -> None:
-    if fmt == "json":
-        click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
-        return
-    width = shutil.get_terminal_size().columns  # COLUMNS when set; 80 in a pipe
-    for line in render(listing, width, wrap=sys.stdout.isatty()):
-        click.echo(line)
-
-
 @main.command()
 @config_option
 def run(config_path: str) -> None:
     """Run the service: migrate the database, poll every target, serve /metrics until Ctrl-C."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     _run_service(config)
 
 
 def _run_service(config: Config) -> None:
     from collector.service import run_service
 
-    with _startup_errors():
+    with startup_errors():
         asyncio.run(run_service(config))
 
 
@@ -162,10 +99,10 @@ def once(config_path: str, fmt: str) -> None:
     """Poll every target once, store the samples and print what was found (values or why not)."""
     from collector.service import poll_once
 
-    config = _load(config_path)
-    with _database_errors(config):
+    config = load_config_or_exit(config_path)
+    with database_errors(config):
         records = asyncio.run(poll_once(config))
-    _show(fmt, once_listing(config, records), once_json(config, records))
+    show(fmt, once_listing(config, records), once_json(config, records))
     outcomes = Counter(r.outcome.value for r in records)
     summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
     click.echo(f"{len(records)} targets polled: {summary or 'none'}", err=True)
@@ -181,8 +118,8 @@ def targets() -> None:
 @format_option
 def targets_list(config_path: str, fmt: str) -> None:
     """List configured targets: platform, kind, interval, whether enabled, then their fields and campaign."""
-    config = _load(config_path)
-    _show(fmt, targets_listing(config.targets), targets_json(config.targets))
+    config = load_config_or_exit(config_path)
+    show(fmt, targets_listing(config.targets), targets_json(config.targets))
 
 
 @main.command()
@@ -193,7 +130,7 @@ def status(config_path: str, fmt: str) -> None:
     the last poll failed."""
     from collector.store import Store
 
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
 
     async def rows():  # type: ignore[no-untyped-def]
         store = Store(config.collector.database_url)
@@ -202,16 +139,16 @@ def status(config_path: str, fmt: str) -> None:
         finally:
             await store.close()
 
-    with _database_errors(config):
+    with database_errors(config):
         found = asyncio.run(rows())
-    _show(fmt, status_listing(config, found, datetime.now(UTC)), status_json(config, found))
+    show(fmt, status_listing(config, found, datetime.now(UTC)), status_json(config, found))
 
 
 @main.command("check-config")
 @config_option
 def check_config(config_path: str) -> None:
     """Validate the configuration and print the effective settings (secrets redacted)."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     for key, value in describe(config):
         click.echo(f"{key} = {value}")
     per_platform = Counter(t.platform for t in config.targets)
@@ -230,27 +167,10 @@ def db_upgrade(config_path: str) -> None:
     """Apply Alembic migrations up to the newest schema."""
     from collector.migrate import upgrade
 
-    config = _load(config_path)
-    with _database_errors(config):
+    config = load_config_or_exit(config_path)
+    with database_errors(config):
         upgrade(config.collector.database_url)
     click.echo("database schema is up to date", err=True)
-
-
-def _when(text: str | None) -> datetime | None:
-    """An ISO 8601 time (UTC if no zone) or a duration meaning that long ago (`2h`)."""
-    if text is None:
-        return None
-    try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: use ISO 8601 (2025-09-09T20:00:00Z) or a duration (2h)"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 EXPORT_HEADER = ("observed_at", "platform", "target", "metric", "value", "provenance", "session_id")
@@ -264,6 +184,12 @@ EXPORT_HEADER = ("observed_at", "platform", "target", "metric", "value", "proven
 @click.option("--target", "target_names", multiple=True, help="Only this target (repeatable).")
 @click.option("--metric", "metrics", multiple=True, help="Only this metric (repeatable).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@click.option(
+    "--gaps",
+    "gaps",
+    is_flag=True,
+    help="Export the known gaps (windows without samples, from `backfill gaps`) instead of samples.",
+)
 def export(
     config_path: str,
     fmt: str,
@@ -272,19 +198,24 @@ def export(
     target_names: Sequence[str],
     metrics: Sequence[str],
     output: Path | None,
+    gaps: bool,
 ) -> None:
     """Export stored samples, oldest first (observed_at in ISO 8601 UTC). Nothing is written unless the
     database answers, and -o FILE appears only once complete."""
-    config = _load(config_path)
-    start, end = _when(since), _when(until)
+    config = load_config_or_exit(config_path)
+    start, end = when(since), when(until)
+    what = "gaps" if gaps else "samples"
     try:
-        with _database_errors(config), _export_stream(output) as stream:
-            count = asyncio.run(_export_csv(config, stream, start, end, target_names, metrics))
+        with database_errors(config), _export_stream(output) as stream:
+            if gaps:
+                count = asyncio.run(_export_gaps(config, stream, start, end, target_names))
+            else:
+                count = asyncio.run(_export_csv(config, stream, start, end, target_names, metrics))
     except BrokenPipeError:
         # `export | head` has what it wanted. Python would complain again flushing stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
-    click.echo(f"exported {count} samples", err=True)
+    click.echo(f"exported {count} {what}", err=True)
 
 
 @contextmanager
@@ -342,6 +273,28 @@ async def _export_csv(config: Config, stream: TextIO, since, until, target_names
             return count
     finally:
         await store.close()
+
+
+GAPS_HEADER = ("started_at", "ended_at", "platform", "target", "seconds", "status", "detail")
+
+
+async def _export_gaps(config: Config, stream: TextIO, since, until, target_names) -> int:  # type: ignore[no-untyped-def]
+    from collector.jobs import JobBook
+    from collector.store import Store
+
+    store = Store(config.collector.database_url)
+    try:
+        found = await JobBook(store).gaps(since=since, until=until, targets=target_names)
+    finally:
+        await store.close()
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(GAPS_HEADER)
+    for gap in found:
+        writer.writerow(
+            (iso_utc(gap.started_at), iso_utc(gap.ended_at), gap.platform, gap.target, f"{gap.seconds:.0f}",
+             gap.status, gap.detail or "")
+        )  # fmt: skip
+    return len(found)
 
 
 @main.command()
@@ -427,6 +380,9 @@ def demo(simulator_listen: str, seed: int) -> None:
     click.echo("export:     .venv/bin/collector export --format csv   (same SQLite file as config.toml)")
     click.echo("Ctrl-C to stop.")
     _run_service(config)
+
+
+main.add_command(backfill)
 
 
 def _toml(text: str) -> dict:  # type: ignore[type-arg]
