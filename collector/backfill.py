@@ -115,7 +115,10 @@ class Backfill:
     ) -> None:
         self.config, self.store, self.book, self.poller = config, store, book, poller
         self.specs, self.on_progress = specs, on_progress
-        self.targets = {t.name: t for t in config.targets}
+
+    @property
+    def targets(self) -> dict[str, TargetConfig]:
+        return {t.name: t for t in self.config.targets}  # a reload may replace `config`
 
     def _selected(self, scope: Scope) -> list[TargetConfig]:
         return [t for t in self.config.targets if scope.selects(t)]

@@ -51,6 +51,10 @@ class TargetBackoff:
     def wait(self, target: str) -> float:
         return max(0.0, self._not_before.get(target, 0.0) - self.clock.monotonic())
 
+    def forget(self, target: str) -> None:
+        self._failures.pop(target, None)
+        self._not_before.pop(target, None)
+
     def failures(self, target: str) -> int:
         return self._failures.get(target, 0)
 

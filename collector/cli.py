@@ -8,6 +8,8 @@ import csv
 import logging
 import os
 import sys
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import click
+import orjson
 
 from collector.adapters import registered_adapters
 from collector.backfill_cli import backfill
@@ -35,8 +38,11 @@ from collector.config import (
     build_config,
 )
 from collector.describe import describe
+from collector.jobs import JobBook
 from collector.startup import listen_problem, os_problem
 from collector.views import (
+    instances_json,
+    instances_lines,
     iso_utc,
     number,
     once_json,
@@ -135,13 +141,41 @@ def status(config_path: str, fmt: str) -> None:
     async def rows():  # type: ignore[no-untyped-def]
         store = Store(config.collector.database_url)
         try:
-            return await store.target_status()
+            return await store.target_status(), await JobBook(store).live_instances(datetime.now(UTC))
         finally:
             await store.close()
 
     with database_errors(config):
-        found = asyncio.run(rows())
-    show(fmt, status_listing(config, found, datetime.now(UTC)), status_json(config, found))
+        found, instances = asyncio.run(rows())
+    now = datetime.now(UTC)
+    document = status_json(config, found) | {"instances": instances_json(instances)}
+    show(fmt, status_listing(config, found, now), document)
+    if fmt == "text":
+        for line in instances_lines(instances, now):
+            click.echo(line)
+
+
+@main.command()
+@config_option
+def reload(config_path: str) -> None:
+    """Make the running service read its configuration file again: added targets start, removed ones
+    stop, changed ones start over, the rest keep their state. A file with problems is refused whole
+    (exit 2, nothing changes); SIGHUP to the service does the same."""
+    config = load_config_or_exit(config_path)  # the same checks the service makes, before bothering it
+    listen = config.collector.metrics_listen
+    host = "127.0.0.1" if listen.host in ("0.0.0.0", "::", "") else listen.host
+    url = f"http://{host}:{listen.port}/-/reload"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=60) as resp:
+            outcome = orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        outcome = orjson.loads(exc.read())
+    except OSError as exc:
+        raise SetupFailed(
+            f"collector.metrics_listen: no collector answers at {url} ({exc}); is `collector run` running?"
+        ) from None
+    click.echo(outcome["summary"], err=not outcome["ok"])
+    sys.exit(0 if outcome["ok"] else 1)
 
 
 @main.command("check-config")

@@ -34,7 +34,11 @@ class Scheduler:
         rng: random.Random | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.targets = list(targets)
+        # The targets now scheduled, by name; a heap entry whose target is no longer the one here
+        # (removed, or changed by a reload) is dropped when it comes up.
+        self.targets = {t.name: t for t in targets}
+        self._due: list[tuple[float, int, TargetConfig]] = []
+        self._order = 0
         self.poll, self.on_skip, self.hold_off = poll, on_skip, hold_off
         self.jitter = jitter
         self.rng = rng or random.Random()
@@ -48,19 +52,18 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Schedule until `stop` is set; in-flight polls are left to `drain`."""
-        now = self.clock.monotonic()
-        # Random phases spread the first polls; capped so a 10-minute target still reports early.
-        due = [
-            (now + self.rng.random() * min(t.interval, FIRST_POLL_SPREAD), i, t)
-            for i, t in enumerate(self.targets)
-        ]
-        heapq.heapify(due)
+        for target in self.targets.values():
+            self._enter(target)
+        due = self._due
         while not stop.is_set():
             self.last_heartbeat = self.clock.monotonic()
             if not due:
                 await wait_at_most(self.clock, HEARTBEAT_EVERY, stop.wait())
                 continue
-            when, index, target = due[0]
+            when, order, target = due[0]
+            if self.targets.get(target.name) is not target:
+                heapq.heappop(due)  # removed or replaced by a reload
+                continue
             delay = when - self.clock.monotonic()
             if delay > 0:
                 await wait_at_most(self.clock, min(delay, HEARTBEAT_EVERY), stop.wait())
@@ -69,12 +72,29 @@ class Scheduler:
             wait = self.hold_off(target)
             if wait > 0:
                 # Backing off or the platform's circuit is open: come back when it may go.
-                heapq.heappush(due, (self.clock.monotonic() + wait, index, target))
+                heapq.heappush(due, (self.clock.monotonic() + wait, order, target))
                 continue
             self._start(target)
             step = target.interval * (1 + self.rng.uniform(-self.jitter, self.jitter))
             # After a stall (suspend, overload) resume from now instead of firing a burst of catch-ups.
-            heapq.heappush(due, (max(when + step, self.clock.monotonic() + step / 2), index, target))
+            heapq.heappush(due, (max(when + step, self.clock.monotonic() + step / 2), order, target))
+
+    def _enter(self, target: TargetConfig) -> None:
+        # Random phases spread the first polls; capped so a 10-minute target still reports early.
+        first = self.clock.monotonic() + self.rng.random() * min(target.interval, FIRST_POLL_SPREAD)
+        self._order += 1
+        heapq.heappush(self._due, (first, self._order, target))
+
+    def update_targets(self, targets: Sequence[TargetConfig]) -> None:
+        """Schedule a new set of targets (a reload): added ones start at a random phase, removed ones
+        stop after any poll in flight, a changed one starts over; unchanged ones keep their cadence."""
+        new = {t.name: t for t in targets}
+        old, self.targets = self.targets, new
+        for name, target in new.items():
+            if old.get(name) != target:
+                self._enter(target)
+            else:
+                new[name] = old[name]  # the same object the heap holds
 
     def _start(self, target: TargetConfig) -> None:
         running = self._inflight.get(target.name)

@@ -15,7 +15,7 @@ from collector.listing import Listing
 
 if TYPE_CHECKING:
     from collector.api import PollRecord
-    from schemas.models import TargetRow
+    from schemas.models import InstanceRow, TargetRow
 
 
 def iso_utc(when: datetime | None) -> str | None:
@@ -180,3 +180,31 @@ def once_listing(config: Config, records: Sequence[PollRecord]) -> Listing:
             r.target, target.platform, target.kind, r.outcome.value, details=[_values(r), r.detail or ""]
         )
     return listing
+
+
+def instances_json(instances: Sequence[InstanceRow]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": i.id,
+            "started_at": iso_utc(i.started_at),
+            "heartbeat_at": iso_utc(i.heartbeat_at),
+            "config": i.config_source,
+            "last_reload_at": iso_utc(i.last_reload_at),
+            "last_reload": i.last_reload,
+        }
+        for i in instances
+    ]
+
+
+def instances_lines(instances: Sequence[InstanceRow], now: datetime) -> list[str]:
+    """Which `collector run` processes are alive, and what their last reload did."""
+    if not instances:
+        return ["", "no collector service is running (no heartbeat in the last 15s)"]
+    lines = [""]
+    for i in instances:
+        lines.append(
+            f"service {i.id}: running since {ago(i.started_at, now)}, heartbeat {ago(i.heartbeat_at, now)}"
+        )
+        if i.last_reload_at is not None:
+            lines.append(f"    last reload {ago(i.last_reload_at, now)}: {i.last_reload}")
+    return lines
