@@ -3,8 +3,28 @@
 The room id comes from `api-live/user/room` (`data.user.roomId`), falling back to the live page's
 `SIGI_STATE` JSON; counters come from `webcast/room/info`. Only `room/info` and `api-live/user/room`
 status are trusted: the live page and `check_alive` keep serving an ended room as live for hours.
-A new room id is a new live session. Tolerated [U] shapes: the `user_not_found` envelope and
-non-zero `room/info` codes other than 4003110 (treated as a room that cannot be read).
+A new room id is a new live session.
+
+Counters the platform does not tell. Unsigned `room/info` (what we can call) answers `like_count: 0`
+for a room with 946,807 likes (real capture, shared/real-captures/tiktok), and its `stats` block is
+zero-filled in the same way (`share_count`, `follow_count`, `enter_count`; logged-in `room/enter` has
+`stats.like_count 0` beside a top-level `like_count 8`). So a zero likes, shares, new followers or views
+value is no reading: the metric stays unknown rather than a false 0. A non-zero value is stored. No
+unsigned, logged-out source tells likes: the running total is in the WebSocket `Like`/`RoomUserSeq`
+events and signed `room/info`, which we do not use. `user_count` (viewers) agrees with
+`api-live/user/room` in the captures (792 against 772 a moment apart) and is trusted, zero included, while
+the room runs; a room that is not running has no concurrent viewers to report.
+
+Webcast error envelopes `{data: {message, prompts}, status_code}` (the same on every webcast endpoint)
+are classified by what they mean:
+- 20003 "User doesn't login" (real capture) and 4003110 age-restricted: login wall;
+- 30003 "room has finished" (real capture): the room ended. Its session ends (status ended), no counter
+  is written (its last counters stand) and the room is not polled again;
+- 10013 "Url does not match" (platforms.md: signature required) and any code not listed here: the
+  platform refused the request (Blocked, the code in the detail), never "not found". [U] no code is known
+  to mean "no such room": a room id comes from the account's own answer, so it exists.
+- `api-live/user/room` `message: user_not_found` is NotFound; `statusCode` 19881007 ("does not exist or
+  never went live", omkarcloud/tiktok-scraper's docs; no capture) [U] is an account that is not live.
 """
 
 from __future__ import annotations
@@ -13,6 +33,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from collector.api import (
@@ -34,14 +55,19 @@ from scrapers.tiktok.common import WEB_PARAMS, brief, classify_page_without_data
 # Status codes: 2 live, 3 paused, 4 ended (TikTokLiveJava LiveDataMapper, yt-dlp); 5 not live [U].
 ROOM_STATUS = {2: LiveStatus.LIVE, 3: LiveStatus.PAUSED, 4: LiveStatus.ENDED, 5: LiveStatus.ENDED}
 AGE_RESTRICTED_CODE = 4003110
+NOT_LOGGED_IN_CODE = 20003
+ROOM_FINISHED_CODE = 30003
+LOGIN_CODES = {NOT_LOGGED_IN_CODE: "not logged in", AGE_RESTRICTED_CODE: "age-restricted room"}
+NO_SUCH_ACCOUNT_OR_NEVER_LIVE = 19881007  # [U] omkarcloud/tiktok-scraper tiktok/live.py
 
-ROOM_INFO_METRICS = (
-    MetricSpec(Metric.VIEWERS, (("user_count",),)),
-    MetricSpec(Metric.VIEWS, (("stats", "total_user"), ("stats", "total_user_desp"))),
-    MetricSpec(Metric.LIKES, (("like_count",), ("stats", "like_count"))),
-    MetricSpec(Metric.SHARES, (("stats", "share_count"),)),
-    MetricSpec(Metric.NEW_FOLLOWERS, (("stats", "follow_count"),)),
+VIEWERS = MetricSpec(Metric.VIEWERS, (("user_count",),))
+ROOM_INFO_COUNTERS = (
+    MetricSpec(Metric.VIEWS, (("stats", "total_user"), ("stats", "total_user_desp")), zero_is_unknown=True),
+    MetricSpec(Metric.LIKES, (("like_count",), ("stats", "like_count")), zero_is_unknown=True),
+    MetricSpec(Metric.SHARES, (("stats", "share_count"),), zero_is_unknown=True),
+    MetricSpec(Metric.NEW_FOLLOWERS, (("stats", "follow_count"),), zero_is_unknown=True),
 )
+RUNNING = (LiveStatus.LIVE, LiveStatus.PAUSED)
 
 
 # TikTok usernames: letters, digits, '_' and '.' (platforms.md 2.1); the length cap is generous.
@@ -114,6 +140,8 @@ def parse_user_room(body: bytes) -> RoomLookup:
         raise ParseFailure("unexpected_shape", "user/room is not an object")
     if doc.get("message") == "user_not_found":
         raise NotFound("TikTok user not found")
+    if doc.get("statusCode") == NO_SUCH_ACCOUNT_OR_NEVER_LIVE:
+        return RoomLookup(None, LiveStatus.UNKNOWN)
     user = first(doc, ("data", "user"))
     if not isinstance(user, dict):
         raise ParseFailure(
@@ -153,21 +181,47 @@ def _time(value: object) -> datetime | None:
         return None
 
 
-def parse_room_info(body: bytes) -> ParseResult:
-    """`webcast/room/info` -> counters and the session they belong to."""
+def _webcast_error(doc: dict[str, Any], room_id: str | None) -> ParseResult:
+    """A non-zero webcast `status_code`: the room's end (as a result), or the error it stands for."""
+    code = doc.get("status_code")
+    message = first(doc, ("data", "message"), ("data", "prompts"))
+    said = (
+        f"status_code {brief(code)} ({brief(message)})"
+        if isinstance(message, str)
+        else f"status_code {brief(code)}"
+    )
+    known = code if type(code) is int else None  # a list or dict cannot be looked up
+    if known in LOGIN_CODES:
+        raise LoginWall(f"room/info {said}: {LOGIN_CODES[known]}, needs a logged-in sessionid cookie")
+    if known == ROOM_FINISHED_CODE:
+        return room_finished(room_id)
+    raise Blocked(f"room/info refused the request: {said}")
+
+
+def room_finished(room_id: str | None) -> ParseResult:
+    """The room has ended: its status, and no counters (the last ones read stand)."""
+    readings = [Reading(Metric.LIVE_STATUS, float(LIVE_STATUS_CODE[LiveStatus.ENDED]))]
+    return ParseResult(readings, SessionObservation(room_id, LiveStatus.ENDED) if room_id else None)
+
+
+def parse_room_info(body: bytes, room_id: str | None = None) -> ParseResult:
+    """`webcast/room/info` -> counters and the session they belong to.
+
+    `room_id` is the room asked for: an error envelope does not name it.
+    """
     doc = load_json(body)
     if not isinstance(doc, dict):
         raise ParseFailure("unexpected_shape", "room/info is not an object")
-    code = doc.get("status_code")
-    if code == AGE_RESTRICTED_CODE:
-        raise LoginWall("age-restricted room: needs a logged-in sessionid cookie")
-    if code not in (0, None):
-        raise NotFound(f"room/info answered status_code {brief(code)}")
+    if doc.get("status_code") not in (0, None):
+        return _webcast_error(doc, room_id)
     data = doc.get("data")
     if not isinstance(data, dict) or "status" not in data or "user_count" not in data:
         raise ParseFailure("missing_keys", "room/info data without status/user_count")
     status = _status(data["status"])
-    readings = readings_from(data, ROOM_INFO_METRICS)
+    # A room that is not running has no concurrent viewers, whatever `user_count` says.
+    readings = readings_from(
+        data, (VIEWERS, *ROOM_INFO_COUNTERS) if status in RUNNING else ROOM_INFO_COUNTERS
+    )
     readings.append(Reading(Metric.LIVE_STATUS, float(LIVE_STATUS_CODE[status])))
     session = SessionObservation(
         key=_room_id(data.get("id_str")) or _room_id(data.get("id")) or "",
@@ -214,7 +268,7 @@ async def poll_live(ctx: PollContext[RoomState]) -> PollResult:
             params={**WEB_PARAMS, "room_id": room_id},
             headers=referer(ctx.base_urls["web"]),
         )
-        parsed = parse_room_info(raw.body)
+        parsed = parse_room_info(raw.body, room_id)
     except NotFound:
         state.room_id = None
         raise
@@ -222,7 +276,8 @@ async def poll_live(ctx: PollContext[RoomState]) -> PollResult:
     if parsed.session is not None and parsed.session.status is LiveStatus.ENDED:
         # Ended rooms are re-resolved on the next poll, never polled forever.
         state.room_id, state.ended_room_id = None, room_id
-    return PollResult(Outcome.OK, parsed)
+    counters = any(r.metric is not Metric.LIVE_STATUS for r in parsed.readings)
+    return PollResult(Outcome.OK if counters else Outcome.NOT_LIVE, parsed)
 
 
 def _not_live(lookup: RoomLookup, followers: list[Reading]) -> PollResult:
