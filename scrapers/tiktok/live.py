@@ -272,11 +272,11 @@ async def poll_live(ctx: PollContext[RoomState]) -> PollResult:
     except NotFound:
         state.room_id = None
         raise
+    counters = any(r.metric is not Metric.LIVE_STATUS for r in parsed.readings)  # none once it finished
     parsed.readings.extend(followers)
     if parsed.session is not None and parsed.session.status is LiveStatus.ENDED:
         # Ended rooms are re-resolved on the next poll, never polled forever.
         state.room_id, state.ended_room_id = None, room_id
-    counters = any(r.metric is not Metric.LIVE_STATUS for r in parsed.readings)
     return PollResult(Outcome.OK if counters else Outcome.NOT_LIVE, parsed)
 
 
