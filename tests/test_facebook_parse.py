@@ -395,7 +395,8 @@ class Sim:
     ) -> PollResult:
         target = TargetConfig("fb-target", "facebook", "live", 30.0, params, secrets=secrets or {})
         async with HttpClient(HttpSettings()) as client:
-            return await poll_kind(adapter, target, {"web": self.web}, HttpFetcher(client), state=state)
+            fetcher = HttpFetcher(client, markers=adapter.markers)  # the page markers, as the poller passes
+            return await poll_kind(adapter, target, {"web": self.web}, fetcher, state=state)
 
 
 async def _sim(scenario_name: str) -> AsyncIterator[Sim]:
@@ -482,6 +483,24 @@ async def test_poll_video_url_of_an_ended_replay_with_i18n_counts(sim: Sim) -> N
     for metric, name in (("likes", "reactions"), ("shares", "shares")):  # "2.9K": truncated display text
         assert 0 <= truth[name] - got[metric] < max(1, truth[name] / 100), metric
     assert [h["path"] for h in sim.headers] == ["/www.facebook.com/watch/live/"]
+
+
+async def test_poll_reel_reads_its_split_counts_and_is_not_live(sim: Sim) -> None:
+    result = await sim.poll(video_id=f"https://www.facebook.com/reel/{fb_sim.REEL_ID}/")
+    assert result.outcome is Outcome.NOT_LIVE and result.parsed.session is None
+    got, truth = values(result.parsed), sim.truth(fb_sim.REEL_ID)
+    assert (got["likes"], got["comments"], got["live_status"]) == (truth["reactions"], truth["comments"], 0)
+    assert 0 <= truth["shares"] - got["shares"] < max(1, truth["shares"] / 100)  # "1,2K": display text
+    assert "views" not in got and "viewers" not in got  # a reel shows no view count and is no broadcast
+    assert [h["path"] for h in sim.headers] == [
+        "/www.facebook.com/watch/live/",
+        f"/www.facebook.com/reel/{fb_sim.REEL_ID}/",
+    ]
+
+
+async def test_poll_security_interstitial_is_blocked(sim: Sim) -> None:
+    with pytest.raises(Blocked):
+        await sim.poll(video_id=fb_sim.INTERSTITIAL_ID)
 
 
 async def test_poll_login_wall_without_cookies_and_data_with_them(sim: Sim) -> None:
