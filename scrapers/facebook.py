@@ -301,10 +301,11 @@ class _VideoSearch:
         merged: dict[str, Any] = {}
         own = [self.feedback] if self.feedback is not None else []
         ids = [fb.get("id") for fb in own] + [fid for owner, fid in self.owners if owner == self.key]
+        # Only string ids: a junk id (a list, an object) cannot be a key and names no feedback.
         groups = [
             self.feedbacks[fid]
-            for fid in dict.fromkeys(ids)
-            if isinstance(fid, str) and fid in self.feedbacks
+            for fid in dict.fromkeys(i for i in ids if isinstance(i, str))
+            if fid in self.feedbacks
         ]
         for part in (*own, *groups):
             for k, v in part.items():

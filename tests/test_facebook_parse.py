@@ -319,13 +319,15 @@ KEYS = st.sampled_from(
         "is_video_broadcast", "video_view_count", "viewCount", "feedback", "reaction_count", "count",
         "i18n_reaction_count", "likers", "total_comment_count", "comment_rendering_instance", "comments",
         "total_count", "share_count", "i18n_share_count", "share_count_reduced", "title", "text", "__bbox",
-        "require", "result", "data", "video",
+        "require", "result", "data", "video", "associated_video", "unified_reactors", "fb_reel_react_button",
+        "story",
     ]
 ) | st.text(max_size=6)  # fmt: skip
 SCALARS = (
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
     | st.sampled_from(["LIVE", "PAUSED", "LIVE_STOPPED", "VOD_READY", "WAS_LIVE", "2,3K", "1.4K", "1,234", VID,
-                       "</script>", "login_form", "1,2 Tr", "²", 2**63, -1])
+                       "</script>", "login_form", "1,2 Tr", "²", 2**63, -1, "NEVER_LIVE",
+                       "ZmVlZGJhY2s6MQ=="])
 )  # fmt: skip
 JSON_VALUES = st.recursive(
     SCALARS,

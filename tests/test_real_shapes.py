@@ -4,10 +4,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from collector.api import RawResponse, check_status
 from collector.outcomes import Blocked, LoginWall, ParseFailure, PollError
@@ -15,6 +21,7 @@ from schemas.types import LiveStatus, Metric, ParseResult, SessionObservation
 from scrapers import facebook, shopee
 from scrapers.extract import MetricSpec, readings_from
 from scrapers.tiktok.live import RoomLookup, parse_room_info, parse_user_room
+from tests.fuzzing import DELETE, json_values, mutate, paths
 
 SHAPES = Path(__file__).parent / "fixtures" / "real_shapes"
 ROOM = "7440000000000000123"
@@ -148,6 +155,35 @@ def test_the_log_in_page_itself_is_a_login_wall(title: str) -> None:
             RawResponse("https://www.facebook.com/x", 200, "text/html", body, datetime.now(UTC)),
             facebook.MARKERS,
         )
+
+
+SJS = re.compile(rb"(<script[^>]*data-sjs>)(.*?)(</script>)", re.S)
+FB_KEYS = st.sampled_from(
+    ["id", "feedback", "video", "associated_video", "likers", "unified_reactors", "count", "live_status",
+     "is_video_broadcast", "is_live_streaming", "liveViewerCount", "video_view_count", "share_count_reduced"]
+) | st.text(max_size=6)  # fmt: skip
+FB_VALUES = json_values(FB_KEYS, [VID, "NEVER_LIVE", "LIVE", "ZmVlZGJhY2s6MTU4NDAwMDAwMDAwMDAwMQ==", "1,2K"])
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+@given(data=st.data())
+def test_mutated_real_facebook_shapes_only_raise_poll_errors(data: st.DataObject) -> None:
+    """The real shapes with one node anywhere replaced or removed: a result or a PollError, nothing else."""
+    body = shape(
+        f"facebook/{data.draw(st.sampled_from(['signed_out_watch.html', 'reel_split_feedback.html']))}"
+    )
+    scripts = SJS.findall(body)
+    index = data.draw(st.integers(0, len(scripts) - 1))
+    doc = json.loads(scripts[index][1])
+    path = data.draw(st.sampled_from(list(paths(doc))))
+    value: Any = data.draw(FB_VALUES | st.just(DELETE)) if path else data.draw(FB_VALUES)
+    mutated = json.dumps(mutate(doc, path, value), ensure_ascii=False).replace("</", "<\\/").encode()
+    start = body.index(scripts[index][1])
+    body = body[:start] + mutated + body[start + len(scripts[index][1]) :]
+    for call in (lambda: facebook.parse_video_page(body, video_id=VID), lambda: facebook.parse_video_page(body),
+                 lambda: facebook.find_live_video(body)):  # fmt: skip
+        with contextlib.suppress(PollError):  # anything else fails the test
+            call()
 
 
 # --- Shopee ------------------------------------------------------------------------------------
