@@ -8,14 +8,16 @@ import asyncio
 import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner
 
+from collector.cli import main
 from collector.outcomes import Blocked, LoginWall, PollError
 from schemas.types import LiveStatus
 from scrapers.shopee import parse_joinv2
 from scrapers.tiktok.live import parse_room_info
 from simulator.app import build_app
 from simulator.clock import SimClock
-from simulator.faults import FaultRule, parse_rule
+from simulator.faults import MODES, FaultRule, parse_rule
 from simulator.scenario import demo
 
 START = 1_725_850_000.0
@@ -85,3 +87,8 @@ def test_antibot_is_the_shopee_gateway_challenge() -> None:
 def test_new_modes_parse_from_the_command_line() -> None:
     rule = parse_rule(f"room_finished:{ROOM_INFO}:count=1")
     assert (rule.mode, rule.match, rule.count) == ("room_finished", ROOM_INFO, 1)
+
+
+def test_simulate_help_names_every_fault_mode() -> None:
+    shown = " ".join(CliRunner().invoke(main, ["simulate", "--help"], terminal_width=200).output.split())
+    assert [mode for mode in MODES if f" {mode}" not in shown] == []
