@@ -86,6 +86,7 @@ VIDEO_KEYS = ("liveViewerCount", "broadcast_status", "live_status", "is_live_str
 STATUS_KEYS = ("broadcast_status", "live_status", "is_live_streaming")
 FEEDBACK_KEYS = ("reaction_count", "i18n_reaction_count", "likers", "total_comment_count", "comment_rendering_instance", "share_count", "i18n_share_count", "share_count_reduced")  # fmt: skip
 ID_KEYS = ("videoId", "video_id", "id")
+RELEVANT = re.compile(b'"(?:feedback|' + b"|".join(k.encode() for k in VIDEO_KEYS) + b')"')
 RUNNING = (LiveStatus.LIVE, LiveStatus.PAUSED)
 NOT_A_BROADCAST = "NEVER_LIVE"
 
@@ -318,10 +319,15 @@ def _object(value: object) -> dict[str, Any]:
 
 
 def _relay_docs(body: bytes, errors: list[str]) -> Iterator[Any]:
+    """The decoded data-sjs blocks that can hold a video node or a feedback; a junk one is an error."""
     for raw in _scripts(body, SJS_OPEN):
         if raw is None:
             errors.append("unclosed data-sjs script")
             return
+        if not RELEVANT.search(raw):
+            # Real pages have 50-70 blocks of defines and unrelated queries: decoding and walking them
+            # all costs more than the rest of the poll.
+            continue
         try:
             yield orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -417,9 +423,7 @@ def parse_video_page(body: bytes, *, final_url: str = "", video_id: str | None =
         raise classify_unusable(body, final_url) or LoginWall(final_url)
     errors: list[str] = []
     search = _VideoSearch(video_id)
-    blocks = 0
     for doc in _relay_docs(body, errors):
-        blocks += 1
         if search.visit(doc):
             break
     if search.found:
@@ -430,7 +434,7 @@ def parse_video_page(body: bytes, *, final_url: str = "", video_id: str | None =
         return ld
     if errors:
         raise ParseFailure("bad_json", errors[0])
-    if blocks:
+    if blocks := sum(1 for _ in _scripts(body, SJS_OPEN)):
         raise ParseFailure("no_video_node", f"{blocks} data-sjs blocks, none with a video node")
     raise ParseFailure("no_relay_json", "no data-sjs script and no login markers")
 
