@@ -89,7 +89,9 @@ USER_ROOM_INLINE = [
         Raises(ParseFailure, Outcome.PARSE_FAILURE, "missing_keys"),
     ),
     (b"", Raises(ParseFailure, Outcome.PARSE_FAILURE, "bad_json")),
-    (b"<html>blocked</html>", Raises(ParseFailure, Outcome.PARSE_FAILURE, "bad_json")),
+    # An HTML page where the JSON API answers is TikTok refusing, classified like its pages.
+    (b"<html>blocked</html>", Raises(Blocked, Outcome.BLOCKED)),
+    (b'\n<html><a href="/login?redirect_url=x">Log in</a></html>', Raises(LoginWall, Outcome.LOGIN_WALL)),
     (b"[]", Raises(ParseFailure, Outcome.PARSE_FAILURE, "unexpected_shape")),
     # The user's status stands in when there is no liveRoom; an int room id is accepted.
     (b'{"data":{"user":{"roomId":7438120944576801541,"status":2}}}', RoomLookup(LIVE_ROOM, LiveStatus.LIVE)),

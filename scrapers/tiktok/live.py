@@ -23,6 +23,8 @@ are classified by what they mean:
 - 10013 "Url does not match" (platforms.md: signature required) and any code not listed here: the
   platform refused the request (Blocked, the code in the detail), never "not found". [U] no code is known
   to mean "no such room": a room id comes from the account's own answer, so it exists.
+- an HTML page where `room/info` or `user/room` JSON belongs is TikTok refusing, classified like its
+  pages (WAF or captcha: Blocked; a link to `/login`: LoginWall) [U: no capture of one];
 - `api-live/user/room` `message: user_not_found` is NotFound; `statusCode` 19881007 ("does not exist or
   never went live", omkarcloud/tiktok-scraper's docs; no capture) [U] is an account that is not live.
 """
@@ -133,9 +135,16 @@ def _followers(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _api_json(body: bytes, what: str) -> Any:
+    """The JSON of an API answer; an HTML page in its place is TikTok refusing (block or login page)."""
+    if body.lstrip()[:1] == b"<":
+        raise classify_page_without_data(body, f"{what} answered an HTML page")
+    return load_json(body)
+
+
 def parse_user_room(body: bytes) -> RoomLookup:
     """`api-live/user/room` -> the current room id and status."""
-    doc = load_json(body)
+    doc = _api_json(body, "user/room")
     if not isinstance(doc, dict):
         raise ParseFailure("unexpected_shape", "user/room is not an object")
     if doc.get("message") == "user_not_found":
@@ -209,7 +218,7 @@ def parse_room_info(body: bytes, room_id: str | None = None) -> ParseResult:
 
     `room_id` is the room asked for: an error envelope does not name it.
     """
-    doc = load_json(body)
+    doc = _api_json(body, "room/info")
     if not isinstance(doc, dict):
         raise ParseFailure("unexpected_shape", "room/info is not an object")
     if doc.get("status_code") not in (0, None):
