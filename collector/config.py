@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ DATABASE_URL_ENV = "COLLECTOR_DATABASE_URL"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_TARGET_COMMON_KEYS = ("name", "platform", "kind", "interval", "campaign", "enabled")
+_TARGET_COMMON_KEYS = ("name", "platform", "kind", "interval", "campaign", "enabled", "scheduled_start")
 
 T = TypeVar("T")
 
@@ -123,6 +124,7 @@ class TargetConfig:
     campaign: str | None = None
     enabled: bool = True
     secrets: Mapping[str, Secret] = field(default_factory=dict)
+    scheduled_start: datetime | None = None  # when the campaign expects this target to go live
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +206,20 @@ def _positive(value: Any) -> float:
     if seconds <= 0:
         raise ValueError(f"must be greater than zero, got {value!r}")
     return seconds
+
+
+def _instant(value: Any) -> datetime:
+    """A TOML offset date-time (`2025-09-09T19:00:00+07:00`) or the same as an ISO 8601 string."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date-time: {value!r}") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a date-time like 2025-09-09T19:00:00+07:00, got {value!r}")
+    if value.tzinfo is None:
+        raise ValueError(f"{value.isoformat()} has no UTC offset (write e.g. {value.isoformat()}+07:00)")
+    return value
 
 
 def _host_port(value: Any) -> HostPort:
@@ -412,6 +428,7 @@ def _read_targets(
         interval = r.convert("interval", collector.default_interval, _positive)
         campaign = r.get("campaign", str, "") or None
         enabled = r.get("enabled", bool, True)
+        scheduled_start = r.convert("scheduled_start", None, _instant)
         adapter = adapters.get(platform)
         if adapter is None:
             r.problem("platform", f"unknown platform {platform!r} (known: {', '.join(adapters)})")
@@ -438,7 +455,9 @@ def _read_targets(
                 f"{format_duration(interval)} is faster than platforms.{platform}.min_interval "
                 f"{format_duration(floor)}",
             )
-        targets.append(TargetConfig(name, platform, kind, interval, params, campaign, enabled, secrets))
+        targets.append(
+            TargetConfig(name, platform, kind, interval, params, campaign, enabled, secrets, scheduled_start)
+        )
     return tuple(targets)
 
 

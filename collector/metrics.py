@@ -7,20 +7,32 @@ collector turns it into metric families on each scrape.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from collector.config import HostPort, TargetConfig
+from collector.outcomes import Outcome
 from schemas.types import Sample
+
+# Every counter would otherwise carry a `_created` twin, doubling the series for nothing a query uses.
+disable_created_metrics()
 
 PREFIX = "livestream"
 SERIES_LABELS = ("platform", "target", "kind", "campaign", "provenance")
+TARGET_LABELS = ("platform", "target", "kind", "campaign")
 MONEY_METRICS = {"revenue", "revenue_confirmed"}
 STALE_AFTER_POLLS = 5
 STALE_AFTER_MIN = 300.0
@@ -64,6 +76,10 @@ class LiveState:
     def __init__(self, targets: Iterable[TargetConfig]) -> None:
         self._targets = {t.name: t for t in targets}
         self._latest: dict[tuple[str, str], _Latest] = {}
+
+    @property
+    def targets(self) -> list[TargetConfig]:
+        return list(self._targets.values())
 
     def update(self, samples: Iterable[Sample]) -> None:
         for s in samples:
@@ -217,33 +233,74 @@ class SelfMetrics:
             "Unix time the scheduler loop last ran.",
             registry=r,
         )
+        self.target_interval = Gauge(
+            "collector_target_interval_seconds",
+            "The target's configured poll interval.",
+            TARGET_LABELS,
+            registry=r,
+        )
+        self.scheduled_start = Gauge(
+            f"{PREFIX}_scheduled_start_timestamp_seconds",
+            "When the target's campaign broadcast is scheduled to go live (Unix time), if configured.",
+            TARGET_LABELS,
+            registry=r,
+        )
         r.register(_LiveStateCollector(state))
+        self._describe_targets(state.targets)
+
+    def _describe_targets(self, targets: Iterable[TargetConfig]) -> None:
+        # Series that exist from the first scrape: a rate() over a counter that appears on its first
+        # increment misses that increment, and alerts on a ratio need the zero denominators too.
+        for reason in ("recycled", "crashed"):
+            self.browser_restarts.labels(reason)
+        for reason in ("memory_cap", "spool_cap"):
+            self.dropped.labels(reason)
+        for t in targets:
+            labels = (t.platform, t.name, t.kind, t.campaign or "")
+            self.target_interval.labels(*labels).set(t.interval)
+            if t.scheduled_start is not None:
+                self.scheduled_start.labels(*labels).set(t.scheduled_start.timestamp())
+            self.circuit_state.labels(t.platform)
+            for outcome in Outcome:
+                self.polls.labels(t.platform, t.kind, outcome.value)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
-def metrics_app(metrics: SelfMetrics, healthy: Callable[[], bool]) -> web.Application:
+Check = Callable[[], str | None]  # the problem in a few words, or None when all is well
+
+
+def metrics_app(metrics: SelfMetrics, health: Check, readiness: Check) -> web.Application:
+    """`/metrics`; `/healthz` (restart me if failing) and `/readyz` (collected data has somewhere to go)."""
+
     async def handle_metrics(_request: web.Request) -> web.Response:
         response = web.Response(body=metrics.exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
-    async def handle_health(_request: web.Request) -> web.Response:
-        if healthy():
-            return web.Response(text="ok\n")
-        return web.Response(status=503, text="scheduler loop stalled\n")
+    def probe(check: Check) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(_request: web.Request) -> web.Response:
+            problem = check()
+            return (
+                web.Response(text="ok\n")
+                if problem is None
+                else web.Response(status=503, text=f"{problem}\n")
+            )
+
+        return handle
 
     app = web.Application()
     app.router.add_get("/metrics", handle_metrics)
-    app.router.add_get("/healthz", handle_health)
+    app.router.add_get("/healthz", probe(health))
+    app.router.add_get("/readyz", probe(readiness))
     return app
 
 
 async def start_metrics_server(
-    listen: HostPort, metrics: SelfMetrics, healthy: Callable[[], bool]
+    listen: HostPort, metrics: SelfMetrics, health: Check, readiness: Check
 ) -> web.AppRunner:
-    runner = web.AppRunner(metrics_app(metrics, healthy), access_log=None)
+    runner = web.AppRunner(metrics_app(metrics, health, readiness), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, listen.host, listen.port).start()
     return runner

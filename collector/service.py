@@ -83,6 +83,14 @@ async def _prepare(store: Store) -> None:
         )
 
 
+def _health(scheduler: Scheduler, browser: BrowserPool | None) -> str | None:
+    if not scheduler.alive():
+        return "scheduler loop stalled"
+    if browser is not None and not browser.alive():
+        return "browser driver gone"
+    return None
+
+
 async def run_service(config: Config, *, on_ready: Callable[[str], None] | None = None) -> None:
     """Poll until SIGINT/SIGTERM, then finish in-flight polls, flush writes and return."""
     targets = config.active_targets()
@@ -116,7 +124,12 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             metrics.heartbeat.set_function(
                 lambda: time.time() - (time.monotonic() - scheduler.last_heartbeat)
             )
-            server = await start_metrics_server(config.collector.metrics_listen, metrics, scheduler.alive)
+            server = await start_metrics_server(
+                config.collector.metrics_listen,
+                metrics,
+                lambda: _health(scheduler, browser),
+                writer.readiness,
+            )
             writer_task = asyncio.create_task(writer.run(), name="writer")
             listen = config.collector.metrics_listen
             log.info(

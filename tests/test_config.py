@@ -38,7 +38,7 @@ PER_PLATFORM = ", ".join(
     f"{p} {sum(t['platform'] == p for t in CONFIG_TOML_TARGETS)}"
     for p in sorted({t["platform"] for t in CONFIG_TOML_TARGETS})
 )
-TARGET_KEYS = "account, campaign, enabled, interval, kind, name, platform"
+TARGET_KEYS = "account, campaign, enabled, interval, kind, name, platform, scheduled_start"
 
 
 def target(**overrides: Any) -> dict[str, Any]:
@@ -659,3 +659,29 @@ def test_cli_check_config_subprocess(tmp_path: Path) -> None:
     )
     assert good.returncode == 0, good.stderr
     assert f"ok: {len(CONFIG_TOML_TARGETS)} targets ({PER_PLATFORM})" in good.stderr
+
+
+def test_scheduled_start_takes_an_offset_date_time() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    config = build_config({"targets": [target(scheduled_start="2025-09-09T19:00:00+07:00")]}, source="t")
+    expected = datetime(2025, 9, 9, 19, tzinfo=timezone(timedelta(hours=7)))
+    assert config.targets[0].scheduled_start == expected
+    assert build_config({"targets": [target()]}, source="t").targets[0].scheduled_start is None
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (
+            "2025-09-09T19:00:00",
+            "2025-09-09T19:00:00 has no UTC offset (write e.g. 2025-09-09T19:00:00+07:00)",
+        ),
+        ("tomorrow", "not an ISO 8601 date-time: 'tomorrow'"),
+        (5, "expected a date-time like 2025-09-09T19:00:00+07:00, got 5"),
+    ],
+)
+def test_scheduled_start_without_offset_or_date_is_refused(value: object, problem: str) -> None:
+    assert problems({"targets": [target(scheduled_start=value)]}) == [
+        f"targets[0].scheduled_start: {problem}"
+    ]
