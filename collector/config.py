@@ -22,6 +22,8 @@ from collector.adapters import KindSpec, registered_adapters
 from collector.secrets import Secret, read_secret
 
 DATABASE_URL_ENV = "COLLECTOR_DATABASE_URL"
+# Containers listen on all interfaces; the same config.toml keeps loopback everywhere else.
+METRICS_LISTEN_ENV = "COLLECTOR_METRICS_LISTEN"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
@@ -275,6 +277,11 @@ def _read_collector(root: _Reader, env: Mapping[str, str]) -> CollectorSettings:
             settings = replace(settings, database_url=_database_url(env[DATABASE_URL_ENV]))
         except ValueError as exc:
             root.problems.append(f"{DATABASE_URL_ENV} (environment): {exc}")
+    if env.get(METRICS_LISTEN_ENV):
+        try:
+            settings = replace(settings, metrics_listen=_host_port(env[METRICS_LISTEN_ENV]))
+        except ValueError as exc:
+            root.problems.append(f"{METRICS_LISTEN_ENV} (environment): {exc}")
     return settings
 
 

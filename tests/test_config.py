@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from collector.cli import main
 from collector.config import (
     DATABASE_URL_ENV,
+    METRICS_LISTEN_ENV,
     CollectorSettings,
     ConfigError,
     HostPort,
@@ -684,4 +685,13 @@ def test_scheduled_start_takes_an_offset_date_time() -> None:
 def test_scheduled_start_without_offset_or_date_is_refused(value: object, problem: str) -> None:
     assert problems({"targets": [target(scheduled_start=value)]}) == [
         f"targets[0].scheduled_start: {problem}"
+    ]
+
+
+def test_env_metrics_listen_overrides_the_file() -> None:
+    data = {"collector": {"metrics_listen": "127.0.0.1:9108"}}
+    config = build_config(data, source="t", env={METRICS_LISTEN_ENV: "0.0.0.0:9108"})
+    assert config.collector.metrics_listen == HostPort("0.0.0.0", 9108)
+    assert problems({}, env={METRICS_LISTEN_ENV: "9108"}) == [
+        "COLLECTOR_METRICS_LISTEN (environment): expected \"host:port\", got '9108'"
     ]

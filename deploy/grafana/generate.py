@@ -139,7 +139,7 @@ def event_overview() -> db.Dashboard:
         )
         .with_panel(
             number(
-                "Lượt xem hashtag (hashtag views)",
+                "Tổng lượt xem hashtag (total hashtag views)",
                 "short",
                 query(f"sum(livestream_hashtag_views{{{EVENT}}})", "hashtag views"),
             )
