@@ -12,7 +12,6 @@ from pathlib import Path
 from types import ModuleType
 
 import kubernetes_validate
-import pytest
 import yaml
 
 from collector.config import build_config
