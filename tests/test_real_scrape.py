@@ -19,7 +19,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness import free_port, http_get, scrape, service, simulator, wait_for
+from tests.harness import (
+    DEMO_TARGETS,
+    free_port,
+    http_get,
+    scrape,
+    service,
+    simulator,
+    wait_for,
+    write_config,
+)
 from tests.test_fault_matrix import set_faults
 from tests.tools import DEPLOY, require_tool
 
@@ -56,56 +65,11 @@ def alert_expressions() -> list[tuple[str, str]]:
     return [(rule["alert"], rule["expr"]) for group in groups for rule in group["rules"]]
 
 
-def collector_config(path: Path, sim: str, port: int) -> Path:
-    """The demo's mix of platforms and kinds, polled every second, plus a target whose page changed."""
-    path.write_text(
-        f"""
-[collector]
-database_url = "sqlite+aiosqlite:///{path.parent}/collector.db"
-spool_dir = "{path.parent}/spool"
-metrics_listen = "127.0.0.1:{port}"
-default_interval = "1s"
-flush_interval = "200ms"
-shutdown_grace = "5s"
-
-[http]
-timeout = "3s"
-
-[browser]
-navigation_timeout = "10s"
-
-[platforms.tiktok]
-base_urls = {{ web = "{sim}/www.tiktok.com", webcast = "{sim}/webcast.tiktok.com" }}
-min_interval = "1s"
-requests_per_second = 50.0
-
-[platforms.shopee]
-base_urls = {{ live = "{sim}/live.shopee.vn", creator = "{sim}/creator.shopee.vn", short = "{sim}/vn.shp.ee" }}
-min_interval = "1s"
-requests_per_second = 50.0
-
-[platforms.facebook]
-base_urls = {{ web = "{sim}/www.facebook.com" }}
-min_interval = "1s"
-requests_per_second = 50.0
-
+TARGETS = (
+    DEMO_TARGETS
+    + """
 [[targets]]
-name = "lai-chau-shop"
-platform = "tiktok"
-kind = "live"
-account = "shop_vn"
-campaign = "mega-livestream-lai-chau-2025"
-scheduled_start = 2025-09-09T19:00:00+07:00
-
-[[targets]]
-name = "nongsan-lai-chau"
-platform = "tiktok"
-kind = "live"
-account = "nongsanlaichau_official"
-campaign = "mega-livestream-lai-chau-2025"
-
-[[targets]]
-name = "layout-changed"
+name = "truncated-pages"
 platform = "tiktok"
 kind = "live"
 account = "htx_che_laichau"
@@ -132,6 +96,7 @@ platform = "shopee"
 kind = "shop_dashboard"
 cookies_env = "TEST_SHOPEE_COOKIES"
 campaign = "mega-livestream-lai-chau-2025"
+scheduled_start = 2025-09-09T19:00:00+07:00
 
 [[targets]]
 name = "facebook-laichau-ocop"
@@ -139,10 +104,30 @@ platform = "facebook"
 kind = "live"
 page = "laichau.ocop"
 campaign = "mega-livestream-lai-chau-2025"
-""",
-        encoding="utf-8",
+"""
+)
+
+
+def collector_config(path: Path, sim: str, port: int) -> Path:
+    """The demo's mix of platforms and kinds, polled every second, plus a target whose pages arrive cut short."""
+    more = f"""
+[browser]
+navigation_timeout = "10s"
+
+[platforms.shopee]
+base_urls = {{ live = "{sim}/live.shopee.vn", creator = "{sim}/creator.shopee.vn", short = "{sim}/vn.shp.ee" }}
+min_interval = "1s"
+requests_per_second = 50.0
+
+[platforms.facebook]
+base_urls = {{ web = "{sim}/www.facebook.com" }}
+min_interval = "1s"
+requests_per_second = 50.0
+"""
+    database_url = f"sqlite+aiosqlite:///{path.parent}/collector.db"
+    return write_config(
+        path, database_url=database_url, sim_url=sim, metrics_port=port, targets=more + TARGETS
     )
-    return path
 
 
 def prometheus_config(path: Path, collector_port: int) -> Path:
