@@ -589,6 +589,14 @@ def test_describe_rows() -> None:
     assert rows["targets.a"] == "tiktok live account=shop_vn every 20s (disabled)"
 
 
+def test_describe_shows_the_scheduled_start() -> None:
+    data = {"targets": [target(scheduled_start="2025-09-09T19:00:00+07:00")]}
+    rows = dict(describe(build_config(data, source="s.toml", env={})))
+    assert (
+        rows["targets.a"] == "tiktok live account=shop_vn scheduled_start=2025-09-09T19:00:00+07:00 every 30s"
+    )
+
+
 # --- CLI ------------------------------------------------------------------------------------------
 
 CLEAN_ENV = {DATABASE_URL_ENV: None, "COLLECTOR_CONFIG": None}
