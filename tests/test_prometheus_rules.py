@@ -49,9 +49,11 @@ def test_every_rule_has_a_runbook_a_summary_and_a_unit_test() -> None:
         for case in test["alert_rule_test"]
         if case["exp_alerts"]
     }
+    runbooks = (PROMETHEUS / "README.md").read_text(encoding="utf-8")
     for rule in rules():
         annotations = rule["annotations"]
         assert annotations["runbook"].strip() and "\n" not in annotations["runbook"], rule["alert"]
         assert annotations["summary"].strip(), rule["alert"]
         assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
         assert rule["alert"] in tested, f"{rule['alert']} has no unit test that makes it fire"
+        assert f"| `{rule['alert']}` (" in runbooks, f"{rule['alert']} is not in deploy/prometheus/README.md"
