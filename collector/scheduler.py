@@ -8,13 +8,12 @@ backing off or whose platform's circuit is open.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from collector.clock import SYSTEM_CLOCK, Clock, wait_at_most
 from collector.config import TargetConfig
 
 log = logging.getLogger(__name__)
@@ -33,21 +32,23 @@ class Scheduler:
         on_skip: Callable[[TargetConfig], None],
         hold_off: Callable[[TargetConfig], float] = lambda _t: 0.0,
         rng: random.Random | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.targets = list(targets)
         self.poll, self.on_skip, self.hold_off = poll, on_skip, hold_off
         self.jitter = jitter
         self.rng = rng or random.Random()
+        self.clock = clock
         self._limit = asyncio.Semaphore(max_concurrency)
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self.last_heartbeat = time.monotonic()
+        self.last_heartbeat = self.clock.monotonic()
 
     def alive(self, stall_after: float = 10.0) -> bool:
-        return time.monotonic() - self.last_heartbeat < stall_after
+        return self.clock.monotonic() - self.last_heartbeat < stall_after
 
     async def run(self, stop: asyncio.Event) -> None:
         """Schedule until `stop` is set; in-flight polls are left to `drain`."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         # Random phases spread the first polls; capped so a 10-minute target still reports early.
         due = [
             (now + self.rng.random() * min(t.interval, FIRST_POLL_SPREAD), i, t)
@@ -55,25 +56,25 @@ class Scheduler:
         ]
         heapq.heapify(due)
         while not stop.is_set():
-            self.last_heartbeat = time.monotonic()
+            self.last_heartbeat = self.clock.monotonic()
             if not due:
-                await _wait(stop, HEARTBEAT_EVERY)
+                await wait_at_most(self.clock, HEARTBEAT_EVERY, stop.wait())
                 continue
             when, index, target = due[0]
-            delay = when - time.monotonic()
+            delay = when - self.clock.monotonic()
             if delay > 0:
-                await _wait(stop, min(delay, HEARTBEAT_EVERY))
+                await wait_at_most(self.clock, min(delay, HEARTBEAT_EVERY), stop.wait())
                 continue
             heapq.heappop(due)
             wait = self.hold_off(target)
             if wait > 0:
                 # Backing off or the platform's circuit is open: come back when it may go.
-                heapq.heappush(due, (time.monotonic() + wait, index, target))
+                heapq.heappush(due, (self.clock.monotonic() + wait, index, target))
                 continue
             self._start(target)
             step = target.interval * (1 + self.rng.uniform(-self.jitter, self.jitter))
             # After a stall (suspend, overload) resume from now instead of firing a burst of catch-ups.
-            heapq.heappush(due, (max(when + step, time.monotonic() + step / 2), index, target))
+            heapq.heappush(due, (max(when + step, self.clock.monotonic() + step / 2), index, target))
 
     def _start(self, target: TargetConfig) -> None:
         running = self._inflight.get(target.name)
@@ -95,7 +96,8 @@ class Scheduler:
         if not tasks:
             return
         log.info("waiting up to %.0fs for %d in-flight polls", grace, len(tasks))
-        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        await wait_at_most(self.clock, grace, asyncio.wait(tasks))
+        pending = [t for t in tasks if not t.done()]
         for task in pending:
             task.cancel()
         if pending:
@@ -107,8 +109,3 @@ def _log_crash(task: asyncio.Task[None]) -> None:
     # The poller classifies everything a platform does; what reaches here is a bug in the core.
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("%s crashed", task.get_name(), exc_info=exc)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -12,8 +12,10 @@ from pathlib import Path
 from types import ModuleType
 
 import kubernetes_validate
+import pytest
 import yaml
 
+from collector.adapters import registered_adapters
 from collector.config import build_config
 from tests.tools import DEPLOY, ROOT, require_tool
 
@@ -77,6 +79,7 @@ def compose() -> dict:
     return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text(encoding="utf-8"))
 
 
+@pytest.mark.integration  # runs a tool as a subprocess
 def test_compose_file_follows_the_compose_spec() -> None:
     # check-jsonschema ships the compose-spec schema, so this works offline.
     result = subprocess.run(
@@ -113,6 +116,7 @@ def test_compose_references_files_that_exist_and_checks_every_service() -> None:
     assert "collector-data:/var/lib/livestream-collector/data" in services["collector"]["volumes"]
 
 
+@pytest.mark.integration  # runs a tool as a subprocess
 def test_compose_prometheus_config_is_the_deploy_one_with_the_compose_target(tmp_path: Path) -> None:
     promtool = require_tool("promtool", "prometheus")
     deployed = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
@@ -130,6 +134,7 @@ def test_compose_prometheus_config_is_the_deploy_one_with_the_compose_target(tmp
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration  # runs a tool as a subprocess
 def test_the_dockerfile_installs_with_the_readme_install_script() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
     runs = re.findall(r"^RUN (.+?)(?<!\\)$", dockerfile, re.MULTILINE | re.DOTALL)
@@ -145,6 +150,7 @@ def test_the_dockerfile_installs_with_the_readme_install_script() -> None:
     assert "chromium" in script.read_text(encoding="utf-8")
 
 
+@pytest.mark.integration  # runs a tool as a subprocess
 def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = require_tool("systemd-analyze", "systemd")
     unit = (DEPLOY / "systemd" / "livestream-collector.service").read_text(encoding="utf-8")
@@ -256,7 +262,12 @@ def test_kubernetes_configmap_holds_a_valid_collector_config() -> None:
     configmap = manifests()["configmap.yaml"]
     secret = manifests()["secret.example.yaml"]
     env = {**secret["stringData"], "COLLECTOR_METRICS_LISTEN": "0.0.0.0:9108"}
-    config = build_config(tomllib.loads(configmap["data"]["config.toml"]), source="configmap", env=env)
+    config = build_config(
+        tomllib.loads(configmap["data"]["config.toml"]),
+        adapters=registered_adapters(),
+        source="configmap",
+        env=env,
+    )
     assert config.collector.metrics_listen.host == "0.0.0.0"
     assert config.collector.database_url.startswith("postgresql+asyncpg://")
     assert config.targets

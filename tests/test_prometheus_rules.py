@@ -21,17 +21,20 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=PROMETHEUS)
 
 
+@pytest.mark.integration
 def test_rules_pass_promtool_check(promtool: str) -> None:
     result = run(promtool, "check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 12 rules found" in result.stdout
 
 
+@pytest.mark.integration
 def test_rules_pass_their_unit_tests(promtool: str) -> None:
     result = run(promtool, "test", "rules", "alerts.test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_scrape_config_passes_promtool_check(promtool: str) -> None:
     result = run(promtool, "check", "config", "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr

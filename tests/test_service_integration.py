@@ -25,6 +25,9 @@ from tests.harness import (
     write_config,
 )
 
+# Starts the simulator and the CLI as subprocesses, against SQLite and PostgreSQL.
+pytestmark = pytest.mark.integration
+
 # 650 s into the demo scenario: shop_vn is live, nongsanlaichau_official is in its paused window.
 FROZEN_AT = "650"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -14,10 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.http import RawResponse
+from collector.api import PollRecord, RawResponse
 from collector.outcomes import Outcome
 from collector.spool import Spool, decode, encode
-from collector.store import PollRecord
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,6 +188,7 @@ def test_garbage_in_the_middle_of_a_segment_is_skipped_and_logged(
     spool.close()
 
 
+@pytest.mark.integration
 def test_records_survive_kill_9_without_sync_or_close(tmp_path: Path) -> None:
     n = 200
     code = (
