@@ -25,7 +25,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from collector.config import HostPort, TargetConfig
 from collector.outcomes import Outcome
-from schemas.types import Sample
+from schemas.types import LIVE_STATUS_CODE, LiveStatus, Sample
+from schemas.types import Metric as SampleMetric
 
 # Every counter would otherwise carry a `_created` twin, doubling the series for nothing a query uses.
 disable_created_metrics()
@@ -36,6 +37,9 @@ TARGET_LABELS = ("platform", "target", "kind", "campaign")
 MONEY_METRICS = {"revenue", "revenue_confirmed"}
 STALE_AFTER_POLLS = 5
 STALE_AFTER_MIN = 300.0
+# What outlives a live session on the platform: the account's and the hashtag's numbers.
+NOT_SESSION_SCOPED = {"followers", "live_status", "hashtag_views", "hashtag_posts"}
+ENDED = float(LIVE_STATUS_CODE[LiveStatus.ENDED])
 _HELP = {
     "viewers": "Concurrent viewers of the live session now.",
     "peak_viewers": "Peak concurrent viewers of the live session.",
@@ -82,10 +86,18 @@ class LiveState:
         return list(self._targets.values())
 
     def update(self, samples: Iterable[Sample]) -> None:
+        fresh, ended = set(), set()
         for s in samples:
-            self._latest[(s.target, s.metric.value)] = _Latest(
-                s.value, s.observed_at, s.provenance.value, s.currency
-            )
+            key = (s.target, s.metric.value)
+            self._latest[key] = _Latest(s.value, s.observed_at, s.provenance.value, s.currency)
+            fresh.add(key)
+            if s.metric is SampleMetric.LIVE_STATUS and s.value == ENDED:
+                ended.add(s.target)
+        # An ended session's counters leave the exposition now rather than after the stale window; the
+        # database keeps their final values. What the ended page still reports stays.
+        for key in [k for k in self._latest if k[0] in ended and k not in fresh]:
+            if key[1] not in NOT_SESSION_SCOPED:
+                del self._latest[key]
 
     def families(self) -> Iterator[Metric]:
         by_metric: dict[str, GaugeMetricFamily] = {}
