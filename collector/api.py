@@ -103,6 +103,7 @@ class TargetConfig:
     enabled: bool = True
     secrets: Mapping[str, RevealsSecret] = field(default_factory=dict)
     keep_every_body: bool = False  # keep every raw body, not one in N good ones (for reprocessing)
+    scheduled_start: datetime | None = None  # when the campaign expects this target to go live
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,6 +168,13 @@ class BrowserPool:
         self._served = 0  # pages started on the current browser
         self._in_flight = 0
         self._closed = False
+        self._driver_error: asyncio.Future[object] | None = None
+
+    def alive(self) -> bool:
+        """The pool can still serve pages: open, and its Playwright driver running. A crashed Chromium
+        is not death: the next page relaunches it."""
+        driver_gone = self._driver_error is not None and self._driver_error.done()
+        return not self._closed and self._playwright is not None and not driver_gone
 
     async def start(self) -> None:
         self._executable = find_chromium(self.settings.executable_path)
@@ -179,6 +186,7 @@ class BrowserPool:
         error_future = getattr(transport, "on_error_future", None)
         if isinstance(error_future, asyncio.Future):
             error_future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._driver_error = error_future
         try:
             self._browser = await self._launch()
         except PlaywrightError as exc:

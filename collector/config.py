@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,10 +22,21 @@ from collector.api import Adapter, KindSpec, TargetConfig
 from collector.secrets import Secret, read_secret
 
 DATABASE_URL_ENV = "COLLECTOR_DATABASE_URL"
+# Containers listen on all interfaces; the same config.toml keeps loopback everywhere else.
+METRICS_LISTEN_ENV = "COLLECTOR_METRICS_LISTEN"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_TARGET_COMMON_KEYS = ("name", "platform", "kind", "interval", "campaign", "enabled", "keep_every_body")
+_TARGET_COMMON_KEYS = (
+    "name",
+    "platform",
+    "kind",
+    "interval",
+    "campaign",
+    "enabled",
+    "keep_every_body",
+    "scheduled_start",
+)
 
 T = TypeVar("T")
 
@@ -194,6 +206,20 @@ def _positive(value: Any) -> float:
     return seconds
 
 
+def _instant(value: Any) -> datetime:
+    """A TOML offset date-time (`2025-09-09T19:00:00+07:00`) or the same as an ISO 8601 string."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date-time: {value!r}") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a date-time like 2025-09-09T19:00:00+07:00, got {value!r}")
+    if value.tzinfo is None:
+        raise ValueError(f"{value.isoformat()} has no UTC offset (write e.g. {value.isoformat()}+07:00)")
+    return value
+
+
 def _host_port(value: Any) -> HostPort:
     if not isinstance(value, str) or ":" not in value:
         raise ValueError(f'expected "host:port", got {value!r}')
@@ -247,6 +273,11 @@ def _read_collector(root: _Reader, env: Mapping[str, str]) -> CollectorSettings:
             settings = replace(settings, database_url=_database_url(env[DATABASE_URL_ENV]))
         except ValueError as exc:
             root.problems.append(f"{DATABASE_URL_ENV} (environment): {exc}")
+    if env.get(METRICS_LISTEN_ENV):
+        try:
+            settings = replace(settings, metrics_listen=_host_port(env[METRICS_LISTEN_ENV]))
+        except ValueError as exc:
+            root.problems.append(f"{METRICS_LISTEN_ENV} (environment): {exc}")
     return settings
 
 
@@ -402,6 +433,7 @@ def _read_targets(
         campaign = r.get("campaign", str, "") or None
         enabled = r.get("enabled", bool, True)
         keep_every_body = r.get("keep_every_body", bool, False)
+        scheduled_start = r.convert("scheduled_start", None, _instant)
         adapter = adapters.get(platform)
         if adapter is None:
             r.problem("platform", f"unknown platform {platform!r} (known: {', '.join(adapters)})")
@@ -431,7 +463,18 @@ def _read_targets(
                 f"{format_duration(floor)}",
             )
         targets.append(
-            TargetConfig(name, platform, kind, interval, params, campaign, enabled, secrets, keep_every_body)
+            TargetConfig(
+                name,
+                platform,
+                kind,
+                interval,
+                params,
+                campaign,
+                enabled,
+                secrets,
+                keep_every_body,
+                scheduled_start,
+            )
         )
     return tuple(targets)
 

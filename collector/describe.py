@@ -68,6 +68,8 @@ def describe(config: Config) -> Iterator[tuple[str, str]]:
         fields = " ".join(
             [*(f"{k}={v}" for k, v in t.params.items()), *(f"{k}={v}" for k, v in t.secrets.items())]
         )
+        if t.scheduled_start is not None:
+            fields += f" scheduled_start={t.scheduled_start.isoformat()}"
         state = "" if t.enabled else " (disabled)"
         yield (
             f"targets.{t.name}",

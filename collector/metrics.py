@@ -14,21 +14,37 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from collector.config import HostPort, TargetConfig
-from schemas.types import Sample
+from collector.outcomes import Outcome
+from schemas.types import LIVE_STATUS_CODE, LiveStatus, Sample
+from schemas.types import Metric as SampleMetric
+
+# Every counter would otherwise carry a `_created` twin, doubling the series for nothing a query uses.
+disable_created_metrics()
 
 if TYPE_CHECKING:
     from collector.reload import ReloadOutcome
 
 PREFIX = "livestream"
 SERIES_LABELS = ("platform", "target", "kind", "campaign", "provenance")
+TARGET_LABELS = ("platform", "target", "kind", "campaign")
 MONEY_METRICS = {"revenue", "revenue_confirmed"}
 STALE_AFTER_POLLS = 5
 STALE_AFTER_MIN = 300.0
+# What outlives a live session on the platform: the account's and the hashtag's numbers.
+NOT_SESSION_SCOPED = {"followers", "live_status", "hashtag_views", "hashtag_posts"}
+ENDED = float(LIVE_STATUS_CODE[LiveStatus.ENDED])
 _HELP = {
     "viewers": "Concurrent viewers of the live session now.",
     "peak_viewers": "Peak concurrent viewers of the live session.",
@@ -75,11 +91,23 @@ class LiveState:
         self._targets = {t.name: t for t in targets}
         self._latest = {key: v for key, v in self._latest.items() if key[0] in self._targets}
 
+    @property
+    def targets(self) -> list[TargetConfig]:
+        return list(self._targets.values())
+
     def update(self, samples: Iterable[Sample]) -> None:
+        fresh, ended = set(), set()
         for s in samples:
-            self._latest[(s.target, s.metric.value)] = _Latest(
-                s.value, s.observed_at, s.provenance.value, s.currency
-            )
+            key = (s.target, s.metric.value)
+            self._latest[key] = _Latest(s.value, s.observed_at, s.provenance.value, s.currency)
+            fresh.add(key)
+            if s.metric is SampleMetric.LIVE_STATUS and s.value == ENDED:
+                ended.add(s.target)
+        # An ended session's counters leave the exposition now rather than after the stale window; the
+        # database keeps their final values. What the ended page still reports stays.
+        for key in [k for k in self._latest if k[0] in ended and k not in fresh]:
+            if key[1] not in NOT_SESSION_SCOPED:
+                del self._latest[key]
 
     def families(self) -> Iterator[Metric]:
         by_metric: dict[str, GaugeMetricFamily] = {}
@@ -239,33 +267,79 @@ class SelfMetrics:
         )
         self.reload_successful.set(1)
         self.reload_timestamp.set_to_current_time()
+        self.target_interval = Gauge(
+            "collector_target_interval_seconds",
+            "The target's configured poll interval.",
+            TARGET_LABELS,
+            registry=r,
+        )
+        self.scheduled_start = Gauge(
+            f"{PREFIX}_scheduled_start_timestamp_seconds",
+            "When the target's campaign broadcast is scheduled to go live (Unix time), if configured.",
+            TARGET_LABELS,
+            registry=r,
+        )
         r.register(_LiveStateCollector(state))
+        self.describe_targets(state.targets)
 
-    def forget_targets(self, names: Iterable[str]) -> None:
-        """Withdraw the per-target series of targets a reload removed."""
-        for name in names:
+    def describe_targets(self, targets: Iterable[TargetConfig]) -> None:
+        # Series that exist from the first scrape: a rate() over a counter that appears on its first
+        # increment misses that increment, and alerts on a ratio need the zero denominators too.
+        for reason in ("recycled", "crashed"):
+            self.browser_restarts.labels(reason)
+        for reason in ("memory_cap", "spool_cap"):
+            self.dropped.labels(reason)
+        for t in targets:
+            labels = (t.platform, t.name, t.kind, t.campaign or "")
+            self.target_interval.labels(*labels).set(t.interval)
+            if t.scheduled_start is not None:
+                self.scheduled_start.labels(*labels).set(t.scheduled_start.timestamp())
+            self.circuit_state.labels(t.platform)
+            for outcome in Outcome:
+                self.polls.labels(t.platform, t.kind, outcome.value)
+
+    def forget_targets(self, targets: Iterable[TargetConfig]) -> None:
+        """Withdraw the per-target series of targets a reload removed (or changed: they are described
+        again with their new labels)."""
+        for t in targets:
             for family in (self.last_success, self.skipped, self.backoff):
                 with contextlib.suppress(KeyError):
-                    family.remove(name)
+                    family.remove(t.name)
+            for family in (self.target_interval, self.scheduled_start):
+                with contextlib.suppress(KeyError):
+                    family.remove(t.platform, t.name, t.kind, t.campaign or "")
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
+Check = Callable[[], str | None]  # the problem in a few words, or None when all is well
+
+
 def metrics_app(
     metrics: SelfMetrics,
-    healthy: Callable[[], bool],
+    health: Check,
+    readiness: Check,
     reload: Callable[[], Awaitable[ReloadOutcome]] | None = None,
 ) -> web.Application:
+    """`/metrics`; `/healthz` (restart me if failing) and `/readyz` (collected data has somewhere to go);
+    `POST /-/reload` when the service offers it."""
+
     async def handle_metrics(_request: web.Request) -> web.Response:
         response = web.Response(body=metrics.exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
-    async def handle_health(_request: web.Request) -> web.Response:
-        if healthy():
-            return web.Response(text="ok\n")
-        return web.Response(status=503, text="scheduler loop stalled\n")
+    def probe(check: Check) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(_request: web.Request) -> web.Response:
+            problem = check()
+            return (
+                web.Response(text="ok\n")
+                if problem is None
+                else web.Response(status=503, text=f"{problem}\n")
+            )
+
+        return handle
 
     async def handle_reload(_request: web.Request) -> web.Response:
         assert reload is not None
@@ -274,7 +348,8 @@ def metrics_app(
 
     app = web.Application()
     app.router.add_get("/metrics", handle_metrics)
-    app.router.add_get("/healthz", handle_health)
+    app.router.add_get("/healthz", probe(health))
+    app.router.add_get("/readyz", probe(readiness))
     if reload is not None:
         # Re-reads the file the service started from; nothing in the request is read. Like Prometheus's
         # /-/reload, it is on the listener `collector.metrics_listen` names (loopback by default).
@@ -285,10 +360,11 @@ def metrics_app(
 async def start_metrics_server(
     listen: HostPort,
     metrics: SelfMetrics,
-    healthy: Callable[[], bool],
+    health: Check,
+    readiness: Check,
     reload: Callable[[], Awaitable[ReloadOutcome]] | None = None,
 ) -> web.AppRunner:
-    runner = web.AppRunner(metrics_app(metrics, healthy, reload), access_log=None)
+    runner = web.AppRunner(metrics_app(metrics, health, readiness, reload), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, listen.host, listen.port).start()
     return runner

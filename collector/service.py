@@ -20,7 +20,7 @@ from collector.backfill import Backfill, serve_jobs
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
 from collector.jobs import JobBook, this_process, utcnow
-from collector.metrics import LiveState, SelfMetrics, start_metrics_server
+from collector.metrics import Check, LiveState, SelfMetrics, start_metrics_server
 from collector.migrate import ensure_sqlite_directory
 from collector.poller import Poller
 from collector.reload import Reloader, ReloadOutcome
@@ -97,12 +97,13 @@ def _open_spool(config: Config, metrics: SelfMetrics) -> Spool:
 async def _serve_metrics(
     config: Config,
     metrics: SelfMetrics,
-    healthy: Callable[[], bool],
+    health: Check,
+    readiness: Check,
     reload: Callable[[], Awaitable[ReloadOutcome]],
 ) -> web.AppRunner:
     listen = config.collector.metrics_listen
     try:
-        return await start_metrics_server(listen, metrics, healthy, reload)
+        return await start_metrics_server(listen, metrics, health, readiness, reload)
     except OSError as exc:
         raise StartupError("collector.metrics_listen", listen_problem(str(listen), exc)) from None
 
@@ -117,6 +118,14 @@ async def _prepare(store: Store) -> None:
             type(exc).__name__,
             str(exc).splitlines()[0][:200] if str(exc) else "",
         )
+
+
+def _health(scheduler: Scheduler, browser: BrowserPool | None) -> str | None:
+    if not scheduler.alive():
+        return "scheduler loop stalled"
+    if browser is not None and not browser.alive():
+        return "browser driver gone"
+    return None
 
 
 async def run_service(config: Config, *, on_ready: Callable[[str], None] | None = None) -> None:
@@ -156,15 +165,19 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
 
             async def apply(new: Config, outcome: ReloadOutcome) -> None:
                 active = new.active_targets()
-                poller.update_targets(new, (*outcome.removed, *outcome.changed))
+                gone, fresh = (*outcome.removed, *outcome.changed), (*outcome.added, *outcome.changed)
+                metrics.forget_targets(t for t in live.targets if t.name in gone)
+                metrics.describe_targets(t for t in active if t.name in fresh)
+                poller.update_targets(new, gone)
                 live.set_targets(active)
-                metrics.forget_targets(outcome.removed)
                 store.targets = active
                 backfill.config = new
                 scheduler.update_targets(active)
 
             reload = _reloading(Reloader(config, registered_adapters(), apply), metrics, book, instance)
-            server = await _serve_metrics(config, metrics, scheduler.alive, reload)
+            server = await _serve_metrics(
+                config, metrics, lambda: _health(scheduler, browser), writer.readiness, reload
+            )
             writer_task = asyncio.create_task(writer.run(), name="writer")
             jobs_task = asyncio.create_task(serve_jobs(backfill, instance, stop), name="backfill-jobs")
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.create_task(reload(), name="reload"))

@@ -50,6 +50,7 @@ class BatchWriter:
         self._next_purge = time.monotonic()
         self._spooled_only = 0  # records in the spool, not in memory, to read back when memory drains
         self._full_logged = False
+        self._spool_failing = False
         if spool is not None:
             waiting = self._read_back()
             if waiting:
@@ -70,7 +71,9 @@ class BatchWriter:
         if self.spool is not None:
             try:
                 seq = self.spool.append(record)
+                self._spool_failing = False
             except OSError as exc:  # a full or failing disk must not stop collection
+                self._spool_failing = True
                 log.error("spool append failed, record kept in memory only: %s", exc)
         if self._spooled_only or len(self.pending) >= self.pending_limit:
             self._overflow(seq)
@@ -80,6 +83,15 @@ class BatchWriter:
         # While the database is failing the retry backoff decides when to try again, not the load.
         if len(self.pending) >= self.batch_size and not self._failures:
             self._wake.set()
+
+    def readiness(self) -> str | None:
+        """None while collected records have a durable place to go: the database, or else the spool."""
+        if not self._failures:
+            return None
+        if self.spool is not None and not self._spool_failing:
+            return None
+        where = "no spool" if self.spool is None else "the spool refuses writes"
+        return f"database unreachable ({self._failures} failed writes) and {where}"
 
     def _overflow(self, seq: int | None) -> None:
         if seq is not None:

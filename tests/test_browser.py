@@ -373,3 +373,14 @@ async def test_the_guard_refuses_foreign_pages_and_internal_subresources(chromiu
         assert site.hits.get("/api/leak", 0) == before
     finally:
         await pool.close()
+
+
+async def test_the_pool_is_alive_from_start_to_close(chromium: str) -> None:
+    pool = BrowserPool(BrowserSettings(executable_path=chromium), HttpSettings(), SelfMetrics(LiveState([])))
+    assert not pool.alive()
+    await pool.start()
+    try:
+        assert pool.alive()
+    finally:
+        await pool.close()
+    assert not pool.alive()

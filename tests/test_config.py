@@ -16,6 +16,7 @@ from collector.adapters import registered_adapters
 from collector.cli import main
 from collector.config import (
     DATABASE_URL_ENV,
+    METRICS_LISTEN_ENV,
     CollectorSettings,
     ConfigError,
     HostPort,
@@ -41,7 +42,7 @@ PER_PLATFORM = ", ".join(
     f"{p} {sum(t['platform'] == p for t in CONFIG_TOML_TARGETS)}"
     for p in sorted({t["platform"] for t in CONFIG_TOML_TARGETS})
 )
-TARGET_KEYS = "account, campaign, enabled, interval, keep_every_body, kind, name, platform"
+TARGET_KEYS = "account, campaign, enabled, interval, keep_every_body, kind, name, platform, scheduled_start"
 
 
 def target(**overrides: Any) -> dict[str, Any]:
@@ -597,6 +598,14 @@ def test_describe_rows() -> None:
     assert rows["targets.a"] == "tiktok live account=shop_vn every 20s (disabled)"
 
 
+def test_describe_shows_the_scheduled_start() -> None:
+    data = {"targets": [target(scheduled_start="2025-09-09T19:00:00+07:00")]}
+    rows = dict(describe(build_config(data, adapters=ADAPTERS, source="s.toml", env={})))
+    assert (
+        rows["targets.a"] == "tiktok live account=shop_vn scheduled_start=2025-09-09T19:00:00+07:00 every 30s"
+    )
+
+
 # --- CLI ------------------------------------------------------------------------------------------
 
 CLEAN_ENV = {DATABASE_URL_ENV: None, "COLLECTOR_CONFIG": None}
@@ -669,6 +678,46 @@ def test_cli_check_config_subprocess(tmp_path: Path) -> None:
     )
     assert good.returncode == 0, good.stderr
     assert f"ok: {len(CONFIG_TOML_TARGETS)} targets ({PER_PLATFORM})" in good.stderr
+
+
+def test_scheduled_start_takes_an_offset_date_time() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    config = build_config(
+        {"targets": [target(scheduled_start="2025-09-09T19:00:00+07:00")]}, adapters=ADAPTERS, source="t"
+    )
+    expected = datetime(2025, 9, 9, 19, tzinfo=timezone(timedelta(hours=7)))
+    assert config.targets[0].scheduled_start == expected
+    assert (
+        build_config({"targets": [target()]}, adapters=ADAPTERS, source="t").targets[0].scheduled_start
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (
+            "2025-09-09T19:00:00",
+            "2025-09-09T19:00:00 has no UTC offset (write e.g. 2025-09-09T19:00:00+07:00)",
+        ),
+        ("tomorrow", "not an ISO 8601 date-time: 'tomorrow'"),
+        (5, "expected a date-time like 2025-09-09T19:00:00+07:00, got 5"),
+    ],
+)
+def test_scheduled_start_without_offset_or_date_is_refused(value: object, problem: str) -> None:
+    assert problems({"targets": [target(scheduled_start=value)]}) == [
+        f"targets[0].scheduled_start: {problem}"
+    ]
+
+
+def test_env_metrics_listen_overrides_the_file() -> None:
+    data = {"collector": {"metrics_listen": "127.0.0.1:9108"}}
+    config = build_config(data, adapters=ADAPTERS, source="t", env={METRICS_LISTEN_ENV: "0.0.0.0:9108"})
+    assert config.collector.metrics_listen == HostPort("0.0.0.0", 9108)
+    assert problems({}, env={METRICS_LISTEN_ENV: "9108"}) == [
+        "COLLECTOR_METRICS_LISTEN (environment): expected \"host:port\", got '9108'"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -252,3 +252,21 @@ def test_every_outcome_has_a_reaction() -> None:
 
     assert set(REACTIONS) == set(Outcome)
     assert [o for o, r in REACTIONS.items() if r.healthy] == [Outcome.OK, Outcome.NOT_LIVE]
+
+
+def test_an_ended_sessions_counters_leave_the_exposition_at_once() -> None:
+    state = LiveState([target("shop", interval=20)])
+    metrics = SelfMetrics(state)
+    live, ended = datetime.now(UTC) - timedelta(seconds=30), datetime.now(UTC)
+
+    def sample(metric: Metric, value: float, at: datetime) -> Sample:
+        return Sample("shop", "tiktok", "live", metric, value, at, Provenance.OBSERVED, "room-1")
+
+    state.update([sample(Metric.VIEWERS, 900, live), sample(Metric.LIVE_STATUS, 2, live)])
+    state.update([sample(Metric.FOLLOWERS, 10, live), sample(Metric.LIKES, 50, live)])
+    state.update([sample(Metric.LIVE_STATUS, 4, ended), sample(Metric.LIKES, 55, ended)])
+    text = metrics.exposition().decode()
+    assert metric_value(text, "livestream_viewers", target="shop") is None
+    assert metric_value(text, "livestream_live_status", target="shop") == 4
+    assert metric_value(text, "livestream_followers", target="shop") == 10
+    assert metric_value(text, "livestream_likes", target="shop") == 55  # the ended page still says so

@@ -92,7 +92,9 @@ def test_planted_secrets_appear_nowhere(postgres_url: str, tmp_path: Path) -> No
                     lambda: (
                         (b := scrape(port))
                         and metric_value(b, "livestream_viewers", target="fb-members-only")
-                        and metric_value(b, "collector_polls_total", outcome="network_error")
+                        and metric_value(
+                            b, "collector_polls_total", platform="tiktok", outcome="network_error"
+                        )
                         and b
                     ),
                     timeout=30,

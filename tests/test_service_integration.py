@@ -116,8 +116,9 @@ def test_run_serves_metrics_and_stops_cleanly_on_sigterm(database_url: str, tmp_
 
             def scrape() -> str | None:
                 status, body = http_get(f"http://127.0.0.1:{port}/metrics")
+                # Every outcome series exists from the start at 0: wait until these have happened.
                 done = metric_value(body, "livestream_viewers", target="lai-chau-shop") is not None and all(
-                    metric_value(body, "collector_polls_total", outcome=o) is not None
+                    (metric_value(body, "collector_polls_total", outcome=o) or 0) >= 1
                     for o in ("not_found", "login_wall")
                 )
                 return body if status == 200 and done else None

@@ -125,3 +125,32 @@ def test_a_database_unreachable_at_start_is_prepared_when_it_returns(
         return count
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_readiness_follows_the_database_unless_the_spool_takes_the_records(
+    postgres_server, postgres_url: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> list[str | None]:
+        store = Store(postgres_url, [TARGET])
+        await store.prepare()
+        spool = Spool(tmp_path / "spool", max_bytes=10_000_000)
+        spooled = writer_for(store, spool, SelfMetrics(LiveState([TARGET])), limit=100)
+        memory_only = writer_for(store, None, SelfMetrics(LiveState([TARGET])), limit=100)
+        seen = [memory_only.readiness()]
+        postgres_server.stop()
+        try:
+            for writer in (spooled, memory_only):
+                writer.submit(record(1))
+                assert not await writer.flush_once()
+            seen += [spooled.readiness(), memory_only.readiness()]
+        finally:
+            postgres_server.start()
+        assert await memory_only.flush_once()
+        seen.append(memory_only.readiness())
+        await store.close()
+        spool.close()
+        return seen
+
+    before, spooled, memory_only, recovered = asyncio.run(scenario())
+    assert before is None and spooled is None and recovered is None
+    assert memory_only == "database unreachable (1 failed writes) and no spool"
