@@ -1,0 +1,486 @@
+"""Campaign rollups: the numbers organisers publish, computed from stored samples.
+
+A broadcast is one `(platform, session key)`: every target that reported on it (the public live page,
+the shop's dashboard) contributes to that one broadcast, so nothing is counted twice. Per broadcast,
+single-valued counters (views, likes, viewers…) come from the most authoritative source that reported
+them (`reported` over `observed` over `estimated`); orders, items sold and revenue keep each
+provenance apart, and the headline revenue takes a broadcast's reported figure where there is one and
+its estimate otherwise. Definitions are stated in the README ("Campaign reports").
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, and_, cast, extract, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+from schemas.models import LiveSessionRow, SampleRow, TargetRow
+
+# Most authoritative first: a shop's own dashboard beats a public page, a public page beats a derivation.
+PRECEDENCE = ("reported", "observed", "estimated")
+SPLIT_PROVENANCES = ("reported", "estimated")
+SINGLE_METRICS = ("views", "likes", "comments", "shares")
+SALES_METRICS = ("orders", "items_sold", "revenue")
+HASHTAG_METRICS = ("hashtag_views", "hashtag_posts")
+SERIES_METRICS = ("viewers", "views", "revenue", "hashtag_views")
+LAST_METRICS = (*SINGLE_METRICS, *SALES_METRICS, *HASHTAG_METRICS, "peak_viewers")
+LIVE_STATUSES = ("live", "paused")
+# A broadcast not seen for this long is not shown as live now, whatever its last status said.
+LIVE_NOW_STALE = timedelta(minutes=10)
+MINUTE = 60
+
+
+class ReportError(Exception):
+    """A campaign that cannot be reported as asked (unknown, or numbers that must not be summed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: datetime | None = None
+    end: datetime | None = None  # exclusive
+
+
+@dataclass(slots=True)
+class Broadcast:
+    """One live session as every source saw it."""
+
+    platform: str
+    key: str
+    targets: set[str] = field(default_factory=set)
+    title: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    last_status: str | None = None
+    # metric -> provenance -> (observed_at, value, currency): the latest value of each source kind.
+    last: dict[str, dict[str, tuple[datetime, float, str | None]]] = field(default_factory=dict)
+    # provenance -> highest concurrent viewers seen (viewers or the platform's own peak figure).
+    peaks: dict[str, float] = field(default_factory=dict)
+    # metric -> provenance -> minute -> value (the highest within the minute).
+    minutes: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+
+    def pick(self, metric: str) -> tuple[float | None, str | None]:
+        """The value of the most authoritative source that reported `metric`, and its provenance."""
+        found = self.last.get(metric, {})
+        for provenance in PRECEDENCE:
+            if provenance in found:
+                return found[provenance][1], provenance
+        return None, None
+
+    def sales(self, metric: str, provenance: str) -> float | None:
+        entry = self.last.get(metric, {}).get(provenance)
+        return None if entry is None else entry[1]
+
+    def headline_revenue(self) -> tuple[float | None, str | None]:
+        for provenance in SPLIT_PROVENANCES:
+            value = self.sales("revenue", provenance)
+            if value is not None:
+                return value, provenance
+        return None, None
+
+    def peak(self) -> tuple[float | None, str | None]:
+        for provenance in PRECEDENCE:
+            if provenance in self.peaks:
+                return self.peaks[provenance], provenance
+        return None, None
+
+    def series(self, metric: str, provenance: str | None = None) -> dict[int, float]:
+        by_provenance = self.minutes.get(metric, {})
+        if provenance is None:
+            provenance = next((p for p in PRECEDENCE if p in by_provenance), None)
+        return by_provenance.get(provenance, {}) if provenance else {}
+
+    def is_live(self, now: datetime) -> bool:
+        return (
+            self.last_status in LIVE_STATUSES
+            and self.ended_at is None
+            and self.last_seen_at is not None
+            and now - self.last_seen_at <= LIVE_NOW_STALE
+        )
+
+
+@dataclass(slots=True)
+class Hashtag:
+    platform: str
+    target: str
+    tag: str
+    views_start: float | None = None
+    views_end: float | None = None
+    posts_start: float | None = None
+    posts_end: float | None = None
+    last_at: datetime | None = None
+    minutes: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Rollup:
+    campaign: str
+    title: str
+    window: Window
+    generated_at: datetime
+    broadcasts: list[Broadcast]
+    hashtags: list[Hashtag]
+    goals: Mapping[str, float] = field(default_factory=dict)
+
+
+async def campaign_names(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(TargetRow.campaign).where(TargetRow.campaign.is_not(None)).distinct()
+        )
+        return sorted(name for (name,) in rows)
+
+
+async def load_rollup(
+    engine: AsyncEngine,
+    campaign: str,
+    window: Window,
+    *,
+    title: str | None = None,
+    goals: Mapping[str, float] | None = None,
+    now: datetime | None = None,
+) -> Rollup:
+    """Read the campaign's samples in `window` and group them into broadcasts and hashtags."""
+    async with engine.connect() as conn:
+        targets = {
+            row.id: row
+            for row in await conn.execute(
+                select(TargetRow.id, TargetRow.name, TargetRow.platform, TargetRow.params).where(
+                    TargetRow.campaign == campaign
+                )
+            )
+        }
+        if not targets:
+            known = await campaign_names(engine)
+            raise ReportError(
+                f"no targets of campaign {campaign!r} in the database (known: {', '.join(known) or 'none'})"
+            )
+        in_window = _in_window(list(targets), window)
+        last_rows = (await conn.execute(_edge_values(in_window, LAST_METRICS))).all()
+        minute_rows = (await conn.execute(_minute_maxima(in_window, engine.dialect.name))).all()
+        session_ids = {r.session_id for r in (*last_rows, *minute_rows) if r.session_id is not None}
+        sessions = {
+            row.id: row
+            for row in await conn.execute(
+                select(
+                    LiveSessionRow.id,
+                    LiveSessionRow.session_key,
+                    LiveSessionRow.title,
+                    LiveSessionRow.started_at,
+                    LiveSessionRow.ended_at,
+                    LiveSessionRow.last_seen_at,
+                    LiveSessionRow.last_status,
+                ).where(LiveSessionRow.id.in_(session_ids))
+            )
+        }
+    broadcasts: dict[tuple[str, str], Broadcast] = {}
+
+    def broadcast_of(target_id: int, session_id: int) -> Broadcast:
+        target, session = targets[target_id], sessions[session_id]
+        key = (target.platform, session.session_key)
+        found = broadcasts.get(key)
+        if found is None:
+            found = broadcasts[key] = Broadcast(target.platform, session.session_key)
+        found.targets.add(target.name)
+        _merge_session(found, session)
+        return found
+
+    hashtags: dict[int, Hashtag] = {}
+    for row in last_rows:
+        if row.session_id is None:
+            if row.metric in HASHTAG_METRICS:
+                _hashtag_edge(hashtags, targets[row.target_id], row)
+            continue
+        if not row.is_last:
+            continue
+        b = broadcast_of(row.target_id, row.session_id)
+        entry = (row.observed_at, row.value, row.currency)
+        if row.metric == "peak_viewers":
+            b.peaks[row.provenance] = max(b.peaks.get(row.provenance, 0.0), row.value)
+            continue
+        current = b.last.setdefault(row.metric, {}).get(row.provenance)
+        if current is None or current[0] < row.observed_at:
+            b.last[row.metric][row.provenance] = entry
+    for row in minute_rows:
+        if row.session_id is None:
+            tag = hashtags.get(row.target_id)
+            if tag is not None and row.metric == "hashtag_views":
+                tag.minutes[int(row.minute)] = max(tag.minutes.get(int(row.minute), 0.0), row.value)
+            continue
+        b = broadcast_of(row.target_id, row.session_id)
+        cells = b.minutes.setdefault(row.metric, {}).setdefault(row.provenance, {})
+        cells[int(row.minute)] = max(cells.get(int(row.minute), 0.0), row.value)
+        if row.metric == "viewers":
+            b.peaks[row.provenance] = max(b.peaks.get(row.provenance, 0.0), row.value)
+    return Rollup(
+        campaign=campaign,
+        title=title or campaign,
+        window=window,
+        generated_at=now or datetime.now(UTC),
+        broadcasts=sorted(broadcasts.values(), key=_broadcast_order),
+        hashtags=_distinct_hashtags(hashtags.values()),
+        goals=dict(goals or {}),
+    )
+
+
+def _in_window(target_ids: list[int], window: Window) -> list[ColumnElement[bool]]:
+    conditions = [SampleRow.target_id.in_(target_ids)]
+    if window.start is not None:
+        conditions.append(SampleRow.observed_at >= window.start)
+    if window.end is not None:
+        conditions.append(SampleRow.observed_at < window.end)
+    return conditions
+
+
+def _edge_values(in_window: list[ColumnElement[bool]], metrics: Sequence[str]) -> Any:
+    """The first and last value of every (target, session, metric, provenance) in the window."""
+    groups = (SampleRow.target_id, SampleRow.session_id, SampleRow.metric, SampleRow.provenance)
+    edges = (
+        select(
+            *groups,
+            func.min(SampleRow.observed_at).label("first_at"),
+            func.max(SampleRow.observed_at).label("last_at"),
+        )
+        .where(*in_window, SampleRow.metric.in_(metrics))
+        .group_by(*groups)
+        .subquery()
+    )
+    # (target, metric, observed_at) is unique, so each edge time names exactly one sample.
+    return select(
+        SampleRow.target_id,
+        SampleRow.session_id,
+        SampleRow.metric,
+        SampleRow.provenance,
+        SampleRow.currency,
+        SampleRow.value,
+        SampleRow.observed_at,
+        (SampleRow.observed_at == edges.c.last_at).label("is_last"),
+        (SampleRow.observed_at == edges.c.first_at).label("is_first"),
+    ).join(
+        edges,
+        and_(
+            SampleRow.target_id == edges.c.target_id,
+            SampleRow.metric == edges.c.metric,
+            SampleRow.provenance == edges.c.provenance,
+            or_(SampleRow.observed_at == edges.c.first_at, SampleRow.observed_at == edges.c.last_at),
+        ),
+    )
+
+
+def _minute_of(dialect: str) -> ColumnElement[int]:
+    if dialect == "sqlite":
+        seconds = cast(func.strftime("%s", SampleRow.observed_at), Integer)
+        return (seconds / MINUTE).label("minute")
+    return func.floor(extract("epoch", SampleRow.observed_at) / MINUTE).label("minute")
+
+
+def _minute_maxima(in_window: list[ColumnElement[bool]], dialect: str) -> Any:
+    minute = _minute_of(dialect)
+    groups = (SampleRow.target_id, SampleRow.session_id, SampleRow.metric, SampleRow.provenance, minute)
+    return (
+        select(*groups, func.max(SampleRow.value).label("value"))
+        .where(*in_window, SampleRow.metric.in_(SERIES_METRICS))
+        .group_by(*groups)
+    )
+
+
+def _merge_session(b: Broadcast, session: Any) -> None:
+    """Fold one live-session row into its broadcast (two rows until sources share one)."""
+    b.title = b.title or session.title
+    if session.started_at is not None and (b.started_at is None or session.started_at < b.started_at):
+        b.started_at = session.started_at
+    if session.ended_at is not None and (b.ended_at is None or session.ended_at > b.ended_at):
+        b.ended_at = session.ended_at
+    if b.last_seen_at is None or session.last_seen_at > b.last_seen_at:
+        b.last_seen_at, b.last_status = session.last_seen_at, session.last_status
+
+
+def _hashtag_edge(hashtags: dict[int, Hashtag], target: Any, row: Any) -> None:
+    tag = hashtags.get(target.id)
+    if tag is None:
+        label = (target.params or {}).get("tag", target.name)
+        tag = hashtags[target.id] = Hashtag(target.platform, target.name, label.lstrip("#"))
+    name = "views" if row.metric == "hashtag_views" else "posts"
+    if row.is_first:
+        setattr(tag, f"{name}_start", row.value)
+    if row.is_last:
+        setattr(tag, f"{name}_end", row.value)
+        tag.last_at = max(tag.last_at or row.observed_at, row.observed_at)
+
+
+def _distinct_hashtags(found: Iterable[Hashtag]) -> list[Hashtag]:
+    """One entry per (platform, tag): two targets watching one tag would otherwise add its views twice."""
+    chosen: dict[tuple[str, str], Hashtag] = {}
+    for tag in found:
+        key = (tag.platform, tag.tag.casefold())
+        other = chosen.get(key)
+        if other is None or (tag.last_at or datetime.min.replace(tzinfo=UTC)) > (
+            other.last_at or datetime.min.replace(tzinfo=UTC)
+        ):
+            chosen[key] = tag
+    return sorted(chosen.values(), key=lambda t: (t.platform, t.tag))
+
+
+def _broadcast_order(b: Broadcast) -> tuple[datetime, str, str]:
+    return (b.started_at or b.last_seen_at or datetime.min.replace(tzinfo=UTC), b.platform, b.key)
+
+
+# --- totals ---------------------------------------------------------------------------------------
+
+
+def currency_of(broadcasts: Iterable[Broadcast]) -> str | None:
+    found = {
+        entry[2] for b in broadcasts for entry in b.last.get("revenue", {}).values() if entry[2] is not None
+    }
+    if len(found) > 1:
+        raise ReportError(f"revenue in several currencies ({', '.join(sorted(found))}): not summed")
+    return next(iter(found), None)
+
+
+def totals(broadcasts: Sequence[Broadcast], hashtags: Sequence[Hashtag]) -> dict[str, Any]:
+    """The campaign's (or one platform's) headline numbers."""
+    out: dict[str, Any] = {}
+    out["live_views"] = _sum(b.pick("views")[0] for b in broadcasts)
+    out["peak_concurrent_viewers"] = max(concurrent_viewers(broadcasts).values(), default=0)
+    for metric in ("likes", "comments", "shares"):
+        out[metric] = _sum(b.pick(metric)[0] for b in broadcasts)
+    for metric in SALES_METRICS:
+        out[metric] = {p: _sum(b.sales(metric, p) for b in broadcasts) for p in SPLIT_PROVENANCES}
+    headline = [b.headline_revenue() for b in broadcasts]
+    out["revenue"]["headline"] = _sum(value for value, _ in headline)
+    out["revenue"]["currency"] = currency_of(broadcasts)
+    out["revenue"]["headline_sessions"] = {
+        p: sum(1 for _, q in headline if q == p) for p in SPLIT_PROVENANCES
+    }
+    out["hashtag_views"] = _sum(t.views_end for t in hashtags)
+    out["hashtag_posts"] = _sum(t.posts_end for t in hashtags)
+    out["hashtag_views_growth"] = _sum(_growth(t.views_start, t.views_end) for t in hashtags)
+    out["sessions"] = len(broadcasts)
+    return out
+
+
+def _sum(values: Iterable[float | None]) -> int | float:
+    total = sum(v for v in values if v is not None)
+    return int(total) if float(total).is_integer() else total
+
+
+def _growth(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else end - start
+
+
+def concurrent_viewers(broadcasts: Iterable[Broadcast]) -> dict[int, float]:
+    """Per minute: the summed concurrent viewers of the broadcasts seen in that minute."""
+    per_minute: dict[int, float] = defaultdict(float)
+    for b in broadcasts:
+        for minute, value in b.series("viewers").items():
+            per_minute[minute] += value
+    return dict(per_minute)
+
+
+def carried_sum(series: Iterable[Mapping[int, float]]) -> dict[int, float]:
+    """Per minute: the sum of each series' latest value so far (cumulative counters held between polls)."""
+    series = list(series)
+    minutes = sorted({m for s in series for m in s})
+    latest = [0.0] * len(series)
+    out: dict[int, float] = {}
+    for minute in minutes:
+        for i, s in enumerate(series):
+            if minute in s:
+                latest[i] = s[minute]
+        out[minute] = sum(latest)
+    return out
+
+
+def headline_revenue_series(broadcasts: Iterable[Broadcast]) -> dict[int, float]:
+    return carried_sum(b.series("revenue", b.headline_revenue()[1]) for b in broadcasts)
+
+
+def by_platform(rollup: Rollup) -> dict[str, dict[str, Any]]:
+    platforms = sorted({b.platform for b in rollup.broadcasts} | {t.platform for t in rollup.hashtags})
+    return {
+        p: totals(
+            [b for b in rollup.broadcasts if b.platform == p], [t for t in rollup.hashtags if t.platform == p]
+        )
+        for p in platforms
+    }
+
+
+def iso(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def session_entry(b: Broadcast, now: datetime) -> dict[str, Any]:
+    views, views_from = b.pick("views")
+    likes, likes_from = b.pick("likes")
+    peak, peak_from = b.peak()
+    headline, headline_from = b.headline_revenue()
+    end = b.ended_at or (None if b.is_live(now) else b.last_seen_at)
+    return {
+        "platform": b.platform,
+        "target": ", ".join(sorted(b.targets)),
+        "targets": sorted(b.targets),
+        "session_id": b.key,
+        "title": b.title,
+        "started_at": iso(b.started_at),
+        "ended_at": iso(b.ended_at),
+        "duration_seconds": None
+        if b.started_at is None or end is None
+        else (end - b.started_at).total_seconds(),
+        "live_now": b.is_live(now),
+        "peak_viewers": peak,
+        "views": views,
+        "likes": likes,
+        "comments": b.pick("comments")[0],
+        "shares": b.pick("shares")[0],
+        "orders": {p: b.sales("orders", p) for p in SPLIT_PROVENANCES},
+        "items_sold": {p: b.sales("items_sold", p) for p in SPLIT_PROVENANCES},
+        "revenue": {
+            **{p: b.sales("revenue", p) for p in SPLIT_PROVENANCES},
+            "headline": headline,
+            "currency": currency_of([b]),
+        },
+        "provenance": {
+            "views": views_from,
+            "likes": likes_from,
+            "peak_viewers": peak_from,
+            "headline_revenue": headline_from,
+        },
+    }
+
+
+def as_dict(rollup: Rollup) -> dict[str, Any]:
+    """The report's JSON document (the shape is a contract: README, "Campaign reports")."""
+    now = rollup.generated_at
+    return {
+        "campaign": rollup.campaign,
+        "title": rollup.title,
+        "generated_at": iso(now),
+        "window": {"start": iso(rollup.window.start), "end": iso(rollup.window.end)},
+        "goals": dict(rollup.goals),
+        "totals": totals(rollup.broadcasts, rollup.hashtags),
+        "by_platform": by_platform(rollup),
+        "sessions": [session_entry(b, now) for b in rollup.broadcasts],
+        "live_now": [b.key for b in rollup.broadcasts if b.is_live(now)],
+        "hashtags": [
+            {
+                "platform": t.platform,
+                "target": t.target,
+                "tag": t.tag,
+                "views_start": t.views_start,
+                "views_end": t.views_end,
+                "views_growth": _growth(t.views_start, t.views_end),
+                "posts_start": t.posts_start,
+                "posts_end": t.posts_end,
+            }
+            for t in rollup.hashtags
+        ],
+        # Periods without data come from the gaps table that backfill records; until it exists, none
+        # are known and the list stays empty rather than guessed from sample spacing.
+        "gaps": [],
+    }
