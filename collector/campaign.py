@@ -29,7 +29,7 @@ SINGLE_METRICS = ("views", "likes", "comments", "shares")
 SALES_METRICS = ("orders", "items_sold", "revenue")
 HASHTAG_METRICS = ("hashtag_views", "hashtag_posts")
 SERIES_METRICS = ("viewers", "views", "revenue", "hashtag_views")
-LAST_METRICS = (*SINGLE_METRICS, *SALES_METRICS, *HASHTAG_METRICS, "peak_viewers")
+LAST_METRICS = ("viewers", *SINGLE_METRICS, *SALES_METRICS, *HASHTAG_METRICS, "peak_viewers")
 LIVE_STATUSES = ("live", "paused")
 # A broadcast not seen for this long is not shown as live now, whatever its last status said.
 LIVE_NOW_STALE = timedelta(minutes=10)
@@ -343,7 +343,7 @@ def currency_of(broadcasts: Iterable[Broadcast]) -> str | None:
     return next(iter(found), None)
 
 
-def totals(broadcasts: Sequence[Broadcast], hashtags: Sequence[Hashtag]) -> dict[str, Any]:
+def totals(broadcasts: Sequence[Broadcast], hashtags: Sequence[Hashtag], now: datetime) -> dict[str, Any]:
     """The campaign's (or one platform's) headline numbers."""
     out: dict[str, Any] = {}
     out["live_views"] = _sum(b.pick("views")[0] for b in broadcasts)
@@ -362,6 +362,8 @@ def totals(broadcasts: Sequence[Broadcast], hashtags: Sequence[Hashtag]) -> dict
     out["hashtag_posts"] = _sum(t.posts_end for t in hashtags)
     out["hashtag_views_growth"] = _sum(_growth(t.views_start, t.views_end) for t in hashtags)
     out["sessions"] = len(broadcasts)
+    out["sessions_live_now"] = sum(1 for b in broadcasts if b.is_live(now))
+    out["viewers_now"] = _sum(b.pick("viewers")[0] for b in broadcasts if b.is_live(now))
     return out
 
 
@@ -405,7 +407,9 @@ def by_platform(rollup: Rollup) -> dict[str, dict[str, Any]]:
     platforms = sorted({b.platform for b in rollup.broadcasts} | {t.platform for t in rollup.hashtags})
     return {
         p: totals(
-            [b for b in rollup.broadcasts if b.platform == p], [t for t in rollup.hashtags if t.platform == p]
+            [b for b in rollup.broadcasts if b.platform == p],
+            [t for t in rollup.hashtags if t.platform == p],
+            rollup.generated_at,
         )
         for p in platforms
     }
@@ -433,6 +437,7 @@ def session_entry(b: Broadcast, now: datetime) -> dict[str, Any]:
         if b.started_at is None or end is None
         else (end - b.started_at).total_seconds(),
         "live_now": b.is_live(now),
+        "viewers_now": b.pick("viewers")[0] if b.is_live(now) else None,
         "peak_viewers": peak,
         "views": views,
         "likes": likes,
@@ -463,7 +468,7 @@ def as_dict(rollup: Rollup) -> dict[str, Any]:
         "generated_at": iso(now),
         "window": {"start": iso(rollup.window.start), "end": iso(rollup.window.end)},
         "goals": dict(rollup.goals),
-        "totals": totals(rollup.broadcasts, rollup.hashtags),
+        "totals": totals(rollup.broadcasts, rollup.hashtags, now),
         "by_platform": by_platform(rollup),
         "sessions": [session_entry(b, now) for b in rollup.broadcasts],
         "live_now": [b.key for b in rollup.broadcasts if b.is_live(now)],

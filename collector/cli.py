@@ -28,6 +28,8 @@ from collector.config import (
     parse_duration,
 )
 from collector.describe import describe, redacted_database_url
+from collector.report_format import LANGS as REPORT_LANGS
+from collector.report_render import FORMATS as REPORT_FORMATS
 
 CONFIG_HELP = "Configuration file (env COLLECTOR_CONFIG)."
 log = logging.getLogger("collector")
@@ -42,6 +44,7 @@ def _setup_logging(level: str) -> None:
     # aiohttp logs every refused connection at ERROR; our poller already classifies them.
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
 
 @contextmanager
@@ -305,6 +308,65 @@ async def _export_csv(config: Config, stream, since, until, target_names, metric
     finally:
         await store.close()
     return count
+
+
+@main.command()
+@config_option
+@click.option("--campaign", required=True, help="Campaign name, as targets' `campaign` gives it.")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
+@click.option("--since", help="Start (inclusive), overriding the campaign's: ISO 8601 or a duration ago.")
+@click.option("--until", help="End (exclusive), overriding the campaign's: ISO 8601 or a duration ago.")
+@click.option("--lang", type=click.Choice(REPORT_LANGS), default="vi", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@click.option(
+    "--charts",
+    "charts_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the charts as PNG files into this directory.",
+)
+def report(
+    config_path: str,
+    campaign: str,
+    fmt: str,
+    since: str | None,
+    until: str | None,
+    lang: str,
+    output: Path | None,
+    charts_dir: Path | None,
+) -> None:
+    """A campaign's numbers: live views, peak viewers, orders and revenue by provenance, hashtags.
+
+    Each broadcast counts once, however many targets reported on it. Definitions: README, "Campaign
+    reports".
+    """
+    from collector.campaign import ReportError
+    from collector.report import read_rollup, render, write_charts
+    from collector.store import create_engine
+
+    config = _load(config_path)
+    start, end = _when(since), _when(until)
+
+    async def load():  # type: ignore[no-untyped-def]
+        engine = create_engine(config.collector.database_url)
+        try:
+            return await read_rollup(engine, config, campaign, since=start, until=end)
+        finally:
+            await engine.dispose()
+
+    with _database_errors(config):
+        try:
+            rollup = asyncio.run(load())
+        except ReportError as exc:
+            raise click.ClickException(str(exc)) from None
+    text = render(rollup, fmt, lang)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    if charts_dir:
+        for path in write_charts(rollup, lang, charts_dir):
+            click.echo(f"wrote {path}", err=True)
 
 
 @main.command()
