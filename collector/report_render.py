@@ -126,7 +126,9 @@ def render_text(doc: Mapping[str, Any], labels: Labels) -> str:
         lines += _table(header, table)
     lines.append("")
     lines.append(labels.t("gaps"))
-    lines += [f"  {g['start']} → {g['end']}  {g['target']}" for g in doc["gaps"]] or [f"  {labels.t('no_gaps')}"]
+    lines += [f"  {g['start']} → {g['end']}  {g['target']}" for g in doc["gaps"]] or [
+        f"  {labels.t('no_gaps')}"
+    ]
     return "\n".join(_fit(line) for line in lines) + "\n"
 
 
@@ -143,7 +145,9 @@ def _goal_row(doc: Mapping[str, Any], key: str, labels: Labels) -> list[tuple[st
         return []
     value = doc["totals"][key]
     value = value["headline"] if isinstance(value, dict) else value
-    shown = labels.money(goal, doc["totals"]["revenue"]["currency"]) if key == "revenue" else labels.number(goal)
+    shown = (
+        labels.money(goal, doc["totals"]["revenue"]["currency"]) if key == "revenue" else labels.number(goal)
+    )
     return [(f"  {labels.t('goal')}", shown, labels.percent(value, goal))]
 
 
@@ -218,13 +222,13 @@ def render_html(doc: Mapping[str, Any], labels: Labels, charts: Mapping[str, byt
          labels.number(t["orders"]["estimated"]), labels.number(t["items_sold"]["estimated"])),
     ]  # fmt: skip
     platform_rows = [
-        (name, labels.number(p["sessions"]), labels.number(p["live_views"]),
+        (e(name), labels.number(p["sessions"]), labels.number(p["live_views"]),
          labels.number(p["peak_concurrent_viewers"]), labels.money(p["revenue"]["headline"], rev["currency"]),
          labels.number(p["orders"]["reported"]))
         for name, p in doc["by_platform"].items()
     ]  # fmt: skip
     session_rows = [
-        (e(s["platform"]), f"{e(s["title"] or '')}<br><span class=muted>{e(s['session_id'])} · "
+        (e(s["platform"]), f"{e(s['title'] or '')}<br><span class=muted>{e(s['session_id'])} · "
          f"{e(', '.join(s['targets']))}</span>", labels.when(s["started_at"]), labels.duration(s["duration_seconds"]),
          labels.number(s["peak_viewers"]), labels.number(s["views"]), labels.number(s["likes"]),
          labels.number(s["orders"]["reported"]),
