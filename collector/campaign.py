@@ -70,12 +70,12 @@ class Broadcast:
         found = self.last.get(metric, {})
         for provenance in PRECEDENCE:
             if provenance in found:
-                return found[provenance][1], provenance
+                return _whole(found[provenance][1]), provenance
         return None, None
 
     def sales(self, metric: str, provenance: str) -> float | None:
         entry = self.last.get(metric, {}).get(provenance)
-        return None if entry is None else entry[1]
+        return None if entry is None else _whole(entry[1])
 
     def headline_revenue(self) -> tuple[float | None, str | None]:
         for provenance in SPLIT_PROVENANCES:
@@ -87,7 +87,7 @@ class Broadcast:
     def peak(self) -> tuple[float | None, str | None]:
         for provenance in PRECEDENCE:
             if provenance in self.peaks:
-                return self.peaks[provenance], provenance
+                return _whole(self.peaks[provenance]), provenance
         return None, None
 
     def series(self, metric: str, provenance: str | None = None) -> dict[int, float]:
@@ -347,7 +347,7 @@ def totals(broadcasts: Sequence[Broadcast], hashtags: Sequence[Hashtag], now: da
     """The campaign's (or one platform's) headline numbers."""
     out: dict[str, Any] = {}
     out["live_views"] = _sum(b.pick("views")[0] for b in broadcasts)
-    out["peak_concurrent_viewers"] = max(concurrent_viewers(broadcasts).values(), default=0)
+    out["peak_concurrent_viewers"] = _whole(max(concurrent_viewers(broadcasts).values(), default=0))
     for metric in ("likes", "comments", "shares"):
         out[metric] = _sum(b.pick(metric)[0] for b in broadcasts)
     for metric in SALES_METRICS:
@@ -368,8 +368,12 @@ def totals(broadcasts: Sequence[Broadcast], hashtags: Sequence[Hashtag], now: da
 
 
 def _sum(values: Iterable[float | None]) -> int | float:
-    total = sum(v for v in values if v is not None)
-    return int(total) if float(total).is_integer() else total
+    return _whole(sum(v for v in values if v is not None))
+
+
+def _whole(value: float) -> int | float:
+    """Counts stored as floats read as integers in JSON; a fractional amount stays as it is."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _growth(start: float | None, end: float | None) -> float | None:
@@ -467,7 +471,7 @@ def as_dict(rollup: Rollup) -> dict[str, Any]:
         "title": rollup.title,
         "generated_at": iso(now),
         "window": {"start": iso(rollup.window.start), "end": iso(rollup.window.end)},
-        "goals": dict(rollup.goals),
+        "goals": {name: _whole(value) for name, value in rollup.goals.items()},
         "totals": totals(rollup.broadcasts, rollup.hashtags, now),
         "by_platform": by_platform(rollup),
         "sessions": [session_entry(b, now) for b in rollup.broadcasts],

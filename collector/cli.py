@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import csv
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,7 @@ from collector.report_format import LANGS as REPORT_LANGS
 from collector.report_render import FORMATS as REPORT_FORMATS
 
 CONFIG_HELP = "Configuration file (env COLLECTOR_CONFIG)."
+DEMO_COOKIES_ENV = "COLLECTOR_DEMO_SHOPEE_COOKIES"
 log = logging.getLogger("collector")
 
 
@@ -434,12 +436,18 @@ def demo(simulator_listen: str, seed: int) -> None:
     if not ready.wait(15):
         raise click.ClickException(f"the simulator did not start on {simulator_listen}")
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
+    # A made-up dashboard session: the simulator accepts it, no real Shopee account has it.
+    os.environ.setdefault(DEMO_COOKIES_ENV, "SPC_EC=collector-demo-only; SPC_U=1")
     config = build_config(_toml(text.replace("{simulator}", sim_url[0])), source="<embedded demo>")
     click.echo(f"simulator:  {sim_url[0]}  (ground truth at {sim_url[0]}/_sim/truth)")
     click.echo(f"database:   {config.collector.database_url}")
     click.echo(f"metrics:    http://{config.collector.metrics_listen}/metrics")
+    for name in config.campaigns:
+        click.echo(f"board:      http://{config.collector.metrics_listen}/board/{name}")
     click.echo(f"targets:    {', '.join(t.name for t in config.targets)}")
     click.echo("export:     .venv/bin/collector export --format csv   (same SQLite file as config.toml)")
+    for name in config.campaigns:
+        click.echo(f"report:     .venv/bin/collector report --campaign {name} --format html -o report.html")
     click.echo("Ctrl-C to stop.")
     _run_service(config)
 

@@ -223,7 +223,11 @@ class SelfMetrics:
         return generate_latest(self.registry)
 
 
-def metrics_app(metrics: SelfMetrics, healthy: Callable[[], bool]) -> web.Application:
+def metrics_app(
+    metrics: SelfMetrics,
+    healthy: Callable[[], bool],
+    extra_routes: Callable[[web.Application], None] | None = None,
+) -> web.Application:
     async def handle_metrics(_request: web.Request) -> web.Response:
         response = web.Response(body=metrics.exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
@@ -237,13 +241,18 @@ def metrics_app(metrics: SelfMetrics, healthy: Callable[[], bool]) -> web.Applic
     app = web.Application()
     app.router.add_get("/metrics", handle_metrics)
     app.router.add_get("/healthz", handle_health)
+    if extra_routes is not None:
+        extra_routes(app)
     return app
 
 
 async def start_metrics_server(
-    listen: HostPort, metrics: SelfMetrics, healthy: Callable[[], bool]
+    listen: HostPort,
+    metrics: SelfMetrics,
+    healthy: Callable[[], bool],
+    extra_routes: Callable[[web.Application], None] | None = None,
 ) -> web.AppRunner:
-    runner = web.AppRunner(metrics_app(metrics, healthy), access_log=None)
+    runner = web.AppRunner(metrics_app(metrics, healthy, extra_routes), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, listen.host, listen.port).start()
     return runner

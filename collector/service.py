@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from collector.adapters import target_uses_browser
+from collector.board import CampaignDocuments, board_routes
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
@@ -116,7 +117,11 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             metrics.heartbeat.set_function(
                 lambda: time.time() - (time.monotonic() - scheduler.last_heartbeat)
             )
-            server = await start_metrics_server(config.collector.metrics_listen, metrics, scheduler.alive)
+            # The scoreboard shares the /metrics listener; it reads the database, never the live state.
+            board = board_routes(CampaignDocuments(store.engine, config))
+            server = await start_metrics_server(
+                config.collector.metrics_listen, metrics, scheduler.alive, board
+            )
             writer_task = asyncio.create_task(writer.run(), name="writer")
             listen = config.collector.metrics_listen
             log.info(
