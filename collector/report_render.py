@@ -184,7 +184,7 @@ h1{font-size:28px;margin:0 0 4px} h2{font-size:20px;margin:36px 0 12px}
 .muted{color:#666;font-size:14px}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(220px,1fr));gap:14px;margin-top:20px}
 .card{background:#fff;border-radius:10px;padding:16px 18px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-.card .label{font-size:14px;color:#555} .card .value{font-size:30px;font-weight:700;margin-top:4px}
+.card .label{font-size:14px;color:#555} .card .value{font-size:28px;font-weight:700;margin-top:4px;white-space:nowrap}
 .card .sub{font-size:13px;color:#666;margin-top:6px}
 .bar{height:6px;background:#e6e6e6;border-radius:3px;margin-top:8px;overflow:hidden}
 .bar span{display:block;height:100%;background:#d62d50}
