@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.html_report import check_html_report
 from tests.harness import free_port, metric_value, run_cli, scrape, service, simulator, truth, wait_for
+from tests.html_report import check_html_report
 from tests.test_fault_matrix import post
 
 DAY = 86400
