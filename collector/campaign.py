@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from schemas.models import LiveSessionRow, SampleRow, TargetRow
+from schemas.types import LIVE_STATUS_CODE, LiveStatus
 
 # Most authoritative first: a shop's own dashboard beats a public page, a public page beats a derivation.
 PRECEDENCE = ("reported", "observed", "estimated")
@@ -28,7 +29,8 @@ SPLIT_PROVENANCES = ("reported", "estimated")
 SINGLE_METRICS = ("views", "likes", "comments", "shares")
 SALES_METRICS = ("orders", "items_sold", "revenue")
 HASHTAG_METRICS = ("hashtag_views", "hashtag_posts")
-SERIES_METRICS = ("viewers", "views", "revenue", "hashtag_views")
+SERIES_METRICS = ("viewers", "views", "revenue", "hashtag_views", "live_status")
+WENT_LIVE = LIVE_STATUS_CODE[LiveStatus.LIVE]  # live, paused and ended all code higher
 LAST_METRICS = ("viewers", *SINGLE_METRICS, *SALES_METRICS, *HASHTAG_METRICS, "peak_viewers")
 LIVE_STATUSES = ("live", "paused")
 # A broadcast not seen for this long is not shown as live now, whatever its last status said.
@@ -95,6 +97,11 @@ class Broadcast:
         if provenance is None:
             provenance = next((p for p in PRECEDENCE if p in by_provenance), None)
         return by_provenance.get(provenance, {}) if provenance else {}
+
+    def went_live(self) -> bool:
+        """False for a broadcast only ever seen scheduled in the window: announced is not broadcast."""
+        statuses = [v for cells in self.minutes.get("live_status", {}).values() for v in cells.values()]
+        return not statuses or max(statuses) >= WENT_LIVE
 
     def is_live(self, now: datetime) -> bool:
         return (
@@ -223,7 +230,7 @@ async def load_rollup(
         title=title or campaign,
         window=window,
         generated_at=now or datetime.now(UTC),
-        broadcasts=sorted(broadcasts.values(), key=_broadcast_order),
+        broadcasts=sorted((b for b in broadcasts.values() if b.went_live()), key=_broadcast_order),
         hashtags=_distinct_hashtags(hashtags.values()),
         goals=dict(goals or {}),
     )

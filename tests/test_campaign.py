@@ -82,6 +82,8 @@ def records() -> list[PollRecord]:
         poll("tt-a", 1, "room-a1", [(V, 1_500, OBS), (VIEWS, 6_000, OBS)], LiveStatus.ENDED),
         poll("tt-b", 1.5, "room-b1", [(V, 400, OBS), (VIEWS, 9_000, OBS)]),
         poll("tt-a", 3, "room-a2", [(V, 700, OBS), (VIEWS, 1_000, OBS)]),
+        # Announced but not started: not a broadcast yet.
+        poll("tt-b", 3, "room-b2", [(Metric.LIVE_STATUS, 1, OBS), (VIEWS, 0, OBS)], LiveStatus.SCHEDULED),
         # One tag watched by two targets (case and '#' differ): counted once, from the latest.
         poll("tag-x", 0, None, [(Metric.HASHTAG_VIEWS, 1_000_000, OBS), (Metric.HASHTAG_POSTS, 10, OBS)]),
         poll("tag-x-again", 0.5, None, [(Metric.HASHTAG_VIEWS, 1_100_000, OBS)]),
