@@ -99,9 +99,13 @@ class Broadcast:
         return by_provenance.get(provenance, {}) if provenance else {}
 
     def went_live(self) -> bool:
-        """False for a broadcast only ever seen scheduled in the window: announced is not broadcast."""
+        """Whether the window holds a broadcast: counters, and a status past `scheduled` if one is known.
+
+        An announced session is not a broadcast yet, and a room that only shows up as the account's
+        last ended one (status, no counters) was broadcast before the window."""
         statuses = [v for cells in self.minutes.get("live_status", {}).values() for v in cells.values()]
-        return not statuses or max(statuses) >= WENT_LIVE
+        has_counters = bool(self.last) or "viewers" in self.minutes
+        return has_counters and (not statuses or max(statuses) >= WENT_LIVE)
 
     def is_live(self, now: datetime) -> bool:
         return (
@@ -435,7 +439,7 @@ def session_entry(b: Broadcast, now: datetime) -> dict[str, Any]:
     likes, likes_from = b.pick("likes")
     peak, peak_from = b.peak()
     headline, headline_from = b.headline_revenue()
-    end = b.ended_at or (None if b.is_live(now) else b.last_seen_at)
+    end = b.ended_at or b.last_seen_at  # a live session's duration so far
     return {
         "platform": b.platform,
         "target": ", ".join(sorted(b.targets)),

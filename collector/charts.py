@@ -44,18 +44,24 @@ def _lines(
 ) -> bytes:
     figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout="constrained")
     axes = figure.add_subplot()
+    every_minute: set[int] = set()
     for colour, (name, points) in zip(PALETTE * 4, sorted(series.items()), strict=False):
         if not points:
             continue
         minutes = sorted(points)
-        times = [datetime.fromtimestamp(m * MINUTE, UTC).astimezone(DISPLAY_ZONE) for m in minutes]
+        every_minute.update(minutes)
+        times = [_local(m) for m in minutes]
         values = [points[m] for m in minutes]
+        # A lone reading has no line to draw: a marker keeps it visible.
+        marker = "o" if len(times) == 1 else ("." if not step and len(times) < 40 else "")
         if step:
-            axes.step(times, values, where="post", label=name, color=colour, linewidth=2.2)
+            axes.step(times, values, where="post", label=name, color=colour, linewidth=2.2, marker=marker)
         else:
-            axes.plot(
-                times, values, label=name, color=colour, linewidth=1.8, marker="." if len(times) < 40 else ""
-            )
+            axes.plot(times, values, label=name, color=colour, linewidth=1.8, marker=marker)
+    if len(every_minute) == 1:
+        # One minute of data: give the axis a span, or the date locator spreads it over years.
+        (only,) = every_minute
+        axes.set_xlim(_local(only - 5), _local(only + 5))
     locator = AutoDateLocator(tz=DISPLAY_ZONE)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=DISPLAY_ZONE))
@@ -64,7 +70,11 @@ def _lines(
     axes.set_title(title, loc="left", fontsize=13, fontweight="bold")
     axes.grid(axis="y", alpha=0.3)
     axes.spines[["top", "right"]].set_visible(False)
-    axes.legend(frameon=False, loc="upper left")
+    axes.legend(frameon=False, loc="best")
     out = io.BytesIO()
     figure.savefig(out, format="png")
     return out.getvalue()
+
+
+def _local(minute: int) -> datetime:
+    return datetime.fromtimestamp(minute * MINUTE, UTC).astimezone(DISPLAY_ZONE)
