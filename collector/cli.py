@@ -315,10 +315,23 @@ async def _export_csv(config: Config, stream, since, until, target_names, metric
 @main.command()
 @config_option
 @click.option("--campaign", required=True, help="Campaign name, as targets' `campaign` gives it.")
-@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(REPORT_FORMATS),
+    default="text",
+    show_default=True,
+    help="text: terminal summary; html: one file with charts; csv: one row per session.",
+)
 @click.option("--since", help="Start (inclusive), overriding the campaign's: ISO 8601 or a duration ago.")
 @click.option("--until", help="End (exclusive), overriding the campaign's: ISO 8601 or a duration ago.")
-@click.option("--lang", type=click.Choice(REPORT_LANGS), default="vi", show_default=True)
+@click.option(
+    "--lang",
+    type=click.Choice(REPORT_LANGS),
+    default="vi",
+    show_default=True,
+    help="Labels and number format: vi (1,2 Tr; 300.000.000 ₫) or en.",
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
 @click.option(
     "--charts",
@@ -339,7 +352,7 @@ def report(
     """A campaign's numbers: live views, peak viewers, orders and revenue by provenance, hashtags.
 
     Each broadcast counts once, however many targets reported on it. Definitions: README, "Campaign
-    reports".
+    reports and the scoreboard".
     """
     from collector.campaign import ReportError
     from collector.report import read_rollup, render, write_charts

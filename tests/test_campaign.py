@@ -4,15 +4,21 @@ kept apart, peaks over minute buckets, hashtag growth, the window."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
+from collector.board import CampaignDocuments
 from collector.campaign import ReportError, Window, as_dict, load_rollup
-from collector.config import TargetConfig
+from collector.config import TargetConfig, build_config
 from collector.outcomes import Outcome
-from collector.store import PollRecord, Store
+from collector.report_format import Labels
+from collector.report_render import render_csv, render_text
+from collector.store import PollRecord, Store, create_engine
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
 
 T0 = datetime(2025, 9, 9, 12, 0, tzinfo=UTC)
@@ -164,3 +170,70 @@ def test_the_window_narrows_every_number(database_url: str) -> None:
 def test_an_unknown_campaign_names_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match=r"no targets of campaign 'nope' .*known: another-campaign, mega"):
         report(f"sqlite+aiosqlite:///{tmp_path}/c.db", campaign="nope")
+
+
+def test_numbers_read_as_organisers_write_them() -> None:
+    vi, en = Labels("vi"), Labels("en")
+    assert (vi.compact(1_234_567), vi.money(300_000_000, "VND"), vi.number(798_532)) == (
+        "1,2 Tr",
+        "300.000.000 ₫",
+        "798.532",
+    )
+    assert (en.compact(1_234_567), en.money(300_000_000, "VND"), en.number(798_532)) == (
+        "1.2M",
+        "300,000,000 VND",
+        "798,532",
+    )
+    assert (vi.compact(2_000_000), vi.compact(65_548_497), vi.compact(1_500_000_000), vi.compact(950)) == (
+        "2 Tr",
+        "65,5 Tr",
+        "1,5 Tỷ",
+        "950",
+    )
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_text_report_fits_80_columns_and_csv_has_a_row_per_session(tmp_path: Path, lang: str) -> None:
+    doc = report(f"sqlite+aiosqlite:///{tmp_path}/c.db")
+    text = render_text(doc, Labels(lang))
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert ("17.300" if lang == "vi" else "17,300") in text  # live views
+    rows = list(csv.DictReader(io.StringIO(render_csv(doc))))
+    assert [r["session_id"] for r in rows] == [s["session_id"] for s in doc["sessions"]] + [""]
+    shopee = next(r for r in rows if r["session_id"] == "111")
+    assert (shopee["revenue_reported"], shopee["revenue_estimated"], shopee["targets"]) == (
+        "1500000",
+        "900000",
+        "sp-live sp-shop",
+    )
+    assert rows[-1]["platform"] == "total" and rows[-1]["views"] == "17300"
+
+
+def test_the_board_cache_reads_the_database_once_per_interval(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/c.db"
+    report(url)  # fills the database
+    config = build_config({"collector": {"database_url": url}}, source="test", env={})
+
+    async def go() -> tuple[int, int, int]:
+        engine = create_engine(url)
+        statements = []
+        event.listen(engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        now = [0.0]
+        documents = CampaignDocuments(engine, config, ttl=3.0, clock=lambda: now[0])
+        try:
+            first = await asyncio.gather(*(documents.document(CAMPAIGN) for _ in range(20)))
+            assert all(doc == first[0] for doc in first) and first[0]["totals"]["sessions"] == 4
+            cold = len(statements)
+            now[0] = 2.9
+            await documents.document(CAMPAIGN)
+            warm = len(statements) - cold
+            now[0] = 3.0
+            await documents.document(CAMPAIGN)
+            assert await documents.document("not-a-campaign") is None
+            return cold, warm, len(statements) - cold - warm
+        finally:
+            await engine.dispose()
+
+    cold, warm, expired = asyncio.run(go())
+    # Twenty screens at once cost one rollup; within the interval nothing; after it, one more.
+    assert cold > 0 and warm == 0 and expired == cold

@@ -1,6 +1,7 @@
 """The `event-week` scenario end to end: three days of TikTok and Shopee sessions, a Facebook simulcast
 and two campaign hashtags, run through the real service in compressed time. The totals an organiser
-reports (live views, orders, revenue, hashtag views) must equal what `collector export` gives."""
+reports (live views, orders, revenue, hashtag views) must equal what `collector export` gives, and
+`collector report` must give the simulator's truth with each broadcast counted once."""
 
 from __future__ import annotations
 
