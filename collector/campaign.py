@@ -29,9 +29,10 @@ SPLIT_PROVENANCES = ("reported", "estimated")
 SINGLE_METRICS = ("views", "likes", "comments", "shares")
 SALES_METRICS = ("orders", "items_sold", "revenue")
 HASHTAG_METRICS = ("hashtag_views", "hashtag_posts")
-SERIES_METRICS = ("viewers", "views", "revenue", "hashtag_views", "live_status")
+# Minute series: viewers for the concurrent peak always; the others only for charts.
+CHART_METRICS = ("views", "revenue", "hashtag_views")
 WENT_LIVE = LIVE_STATUS_CODE[LiveStatus.LIVE]  # live, paused and ended all code higher
-LAST_METRICS = ("viewers", *SINGLE_METRICS, *SALES_METRICS, *HASHTAG_METRICS, "peak_viewers")
+LAST_METRICS = ("viewers", *SINGLE_METRICS, *SALES_METRICS, *HASHTAG_METRICS, "peak_viewers", "live_status")
 LIVE_STATUSES = ("live", "paused")
 # A broadcast not seen for this long is not shown as live now, whatever its last status said.
 LIVE_NOW_STALE = timedelta(minutes=10)
@@ -62,8 +63,8 @@ class Broadcast:
     last_status: str | None = None
     # metric -> provenance -> (observed_at, value, currency): the latest value of each source kind.
     last: dict[str, dict[str, tuple[datetime, float, str | None]]] = field(default_factory=dict)
-    # provenance -> highest concurrent viewers seen (viewers or the platform's own peak figure).
-    peaks: dict[str, float] = field(default_factory=dict)
+    # metric -> provenance -> highest value in the window.
+    highest: dict[str, dict[str, float]] = field(default_factory=dict)
     # metric -> provenance -> minute -> value (the highest within the minute).
     minutes: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
 
@@ -87,24 +88,31 @@ class Broadcast:
         return None, None
 
     def peak(self) -> tuple[float | None, str | None]:
+        """The highest concurrent viewers: readings or the platform's own peak figure, best source first."""
         for provenance in PRECEDENCE:
-            if provenance in self.peaks:
-                return _whole(self.peaks[provenance]), provenance
+            found = [self.highest.get(m, {}).get(provenance) for m in ("viewers", "peak_viewers")]
+            if any(v is not None for v in found):
+                return _whole(max(v for v in found if v is not None)), provenance
         return None, None
 
     def series(self, metric: str, provenance: str | None = None) -> dict[int, float]:
+        """Per minute: the metric from `provenance`, or from the most authoritative source that minute
+        (a dashboard that starts later than the public page must not blank the minutes before it)."""
         by_provenance = self.minutes.get(metric, {})
-        if provenance is None:
-            provenance = next((p for p in PRECEDENCE if p in by_provenance), None)
-        return by_provenance.get(provenance, {}) if provenance else {}
+        if provenance is not None:
+            return by_provenance.get(provenance, {})
+        merged: dict[int, float] = {}
+        for source in reversed(PRECEDENCE):
+            merged.update(by_provenance.get(source, {}))
+        return merged
 
     def went_live(self) -> bool:
         """Whether the window holds a broadcast: counters, and a status past `scheduled` if one is known.
 
         An announced session is not a broadcast yet, and a room that only shows up as the account's
         last ended one (status, no counters) was broadcast before the window."""
-        statuses = [v for cells in self.minutes.get("live_status", {}).values() for v in cells.values()]
-        has_counters = bool(self.last) or "viewers" in self.minutes
+        statuses = self.highest.get("live_status", {}).values()
+        has_counters = any(metric != "live_status" for metric in self.last)
         return has_counters and (not statuses or max(statuses) >= WENT_LIVE)
 
     def is_live(self, now: datetime) -> bool:
@@ -156,8 +164,10 @@ async def load_rollup(
     title: str | None = None,
     goals: Mapping[str, float] | None = None,
     now: datetime | None = None,
+    series: bool = False,
 ) -> Rollup:
-    """Read the campaign's samples in `window` and group them into broadcasts and hashtags."""
+    """Read the campaign's samples in `window` and group them into broadcasts and hashtags; `series`
+    also reads the per-minute views, revenue and hashtag views the charts draw."""
     async with engine.connect() as conn:
         targets = {
             row.id: row
@@ -174,7 +184,10 @@ async def load_rollup(
             )
         in_window = _in_window(list(targets), window)
         last_rows = (await conn.execute(_edge_values(in_window, LAST_METRICS))).all()
-        minute_rows = (await conn.execute(_minute_maxima(in_window, engine.dialect.name))).all()
+        minute_metrics = ("viewers", *(CHART_METRICS if series else ()))
+        minute_rows = (
+            await conn.execute(_minute_maxima(in_window, minute_metrics, engine.dialect.name))
+        ).all()
         session_ids = {r.session_id for r in (*last_rows, *minute_rows) if r.session_id is not None}
         sessions = {
             row.id: row
@@ -208,13 +221,12 @@ async def load_rollup(
             if row.metric in HASHTAG_METRICS:
                 _hashtag_edge(hashtags, targets[row.target_id], row)
             continue
+        b = broadcast_of(row.target_id, row.session_id)
+        highest = b.highest.setdefault(row.metric, {})
+        highest[row.provenance] = max(highest.get(row.provenance, row.highest), row.highest)
         if not row.is_last:
             continue
-        b = broadcast_of(row.target_id, row.session_id)
         entry = (row.observed_at, row.value, row.currency)
-        if row.metric == "peak_viewers":
-            b.peaks[row.provenance] = max(b.peaks.get(row.provenance, 0.0), row.value)
-            continue
         current = b.last.setdefault(row.metric, {}).get(row.provenance)
         if current is None or current[0] < row.observed_at:
             b.last[row.metric][row.provenance] = entry
@@ -227,8 +239,6 @@ async def load_rollup(
         b = broadcast_of(row.target_id, row.session_id)
         cells = b.minutes.setdefault(row.metric, {}).setdefault(row.provenance, {})
         cells[int(row.minute)] = max(cells.get(int(row.minute), 0.0), row.value)
-        if row.metric == "viewers":
-            b.peaks[row.provenance] = max(b.peaks.get(row.provenance, 0.0), row.value)
     return Rollup(
         campaign=campaign,
         title=title or campaign,
@@ -250,13 +260,15 @@ def _in_window(target_ids: list[int], window: Window) -> list[ColumnElement[bool
 
 
 def _edge_values(in_window: list[ColumnElement[bool]], metrics: Sequence[str]) -> Any:
-    """The first and last value of every (target, session, metric, provenance) in the window."""
+    """The first and last value of every (target, session, metric, provenance) in the window, and its
+    highest."""
     groups = (SampleRow.target_id, SampleRow.session_id, SampleRow.metric, SampleRow.provenance)
     edges = (
         select(
             *groups,
             func.min(SampleRow.observed_at).label("first_at"),
             func.max(SampleRow.observed_at).label("last_at"),
+            func.max(SampleRow.value).label("highest"),
         )
         .where(*in_window, SampleRow.metric.in_(metrics))
         .group_by(*groups)
@@ -273,6 +285,7 @@ def _edge_values(in_window: list[ColumnElement[bool]], metrics: Sequence[str]) -
         SampleRow.observed_at,
         (SampleRow.observed_at == edges.c.last_at).label("is_last"),
         (SampleRow.observed_at == edges.c.first_at).label("is_first"),
+        edges.c.highest,
     ).join(
         edges,
         and_(
@@ -291,12 +304,12 @@ def _minute_of(dialect: str) -> ColumnElement[int]:
     return func.floor(extract("epoch", SampleRow.observed_at) / MINUTE).label("minute")
 
 
-def _minute_maxima(in_window: list[ColumnElement[bool]], dialect: str) -> Any:
+def _minute_maxima(in_window: list[ColumnElement[bool]], metrics: Sequence[str], dialect: str) -> Any:
     minute = _minute_of(dialect)
     groups = (SampleRow.target_id, SampleRow.session_id, SampleRow.metric, SampleRow.provenance, minute)
     return (
         select(*groups, func.max(SampleRow.value).label("value"))
-        .where(*in_window, SampleRow.metric.in_(SERIES_METRICS))
+        .where(*in_window, SampleRow.metric.in_(metrics))
         .group_by(*groups)
     )
 

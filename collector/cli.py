@@ -364,7 +364,8 @@ def report(
     async def load():  # type: ignore[no-untyped-def]
         engine = create_engine(config.collector.database_url)
         try:
-            return await read_rollup(engine, config, campaign, since=start, until=end)
+            charts = fmt == "html" or charts_dir is not None
+            return await read_rollup(engine, config, campaign, since=start, until=end, series=charts)
         finally:
             await engine.dispose()
 

@@ -21,8 +21,10 @@ async def read_rollup(
     since: datetime | None = None,
     until: datetime | None = None,
     now: datetime | None = None,
+    series: bool = False,
 ) -> Rollup:
-    """The campaign's rollup over its configured window, narrowed by `since`/`until` when given."""
+    """The campaign's rollup over its configured window, narrowed by `since`/`until` when given
+    (`series`: also what the charts draw)."""
     declared = config.campaigns.get(campaign)
     window = Window(
         since or (declared.start if declared else None), until or (declared.end if declared else None)
@@ -34,6 +36,7 @@ async def read_rollup(
         title=declared.title if declared else None,
         goals=declared.goals if declared else None,
         now=now,
+        series=series,
     )
 
 
