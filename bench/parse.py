@@ -18,9 +18,10 @@ from pathlib import Path
 import orjson
 from selectolax.lexbor import LexborHTMLParser
 
-from collector.http import RawResponse, check_status
+from collector.api import RawResponse, check_status
 from scrapers.facebook import parse_video_page
 from scrapers.shopee import DashboardSession, parse_joinv2, parse_more_items, parse_overview
+from scrapers.tiktok import adapter as tiktok
 from scrapers.tiktok import (
     parse_challenge_detail,
     parse_live_page,
@@ -166,14 +167,18 @@ def main() -> None:
     )
 
 
+MARKERS = tiktok.markers
+
+
 def ban_check(body: bytes) -> None:
-    """What every response pays before its parser: status, empty-body and ban-marker checks."""
-    check_status(RawResponse("https://www.tiktok.com/@shop_vn/live", 200, "text/html", body, NOW))
+    """What every response pays before its parser: status, empty-body and the platform's marker checks."""
+    check_status(RawResponse("https://www.tiktok.com/@shop_vn/live", 200, "text/html", body, NOW), MARKERS)
 
 
 def ban_check_json(body: bytes) -> None:
     check_status(
-        RawResponse("https://webcast.tiktok.com/webcast/room/info/", 200, "application/json", body, NOW)
+        RawResponse("https://webcast.tiktok.com/webcast/room/info/", 200, "application/json", body, NOW),
+        MARKERS,
     )
 
 

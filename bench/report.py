@@ -18,10 +18,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from collector.api import PollRecord, TargetConfig
 from collector.campaign import Window, as_dict, load_rollup
-from collector.config import TargetConfig
 from collector.outcomes import Outcome
-from collector.store import PollRecord, Store
+from collector.store import Store
 from schemas.models import SampleRow
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
 

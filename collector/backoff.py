@@ -15,16 +15,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from collector.outcomes import Outcome
+from collector.reactions import REACTIONS
 
-HEALTHY = {Outcome.OK, Outcome.NOT_LIVE}
+HEALTHY = frozenset(o for o, r in REACTIONS.items() if r.healthy)
 # What says the platform (not one page or one target) is in trouble.
-PLATFORM_TROUBLE = {
-    Outcome.TIMEOUT,
-    Outcome.NETWORK_ERROR,
-    Outcome.HTTP_ERROR,
-    Outcome.RATE_LIMITED,
-    Outcome.BLOCKED,
-}
+PLATFORM_TROUBLE = frozenset(o for o, r in REACTIONS.items() if r.platform_trouble)
 
 
 class TargetBackoff:

@@ -24,15 +24,9 @@ from playwright.async_api import Browser, BrowserContext, Page, Playwright, Resp
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from collector.config import BrowserSettings, HttpSettings, TargetConfig
-from collector.http import (
-    MAX_BODY_BYTES,
-    OutboundGuard,
-    RawResponse,
-    check_status,
-    is_internal,
-    retry_after_seconds,
-)
+from collector.api import NO_MARKERS, BrowserCapture, PageMarkers, RawResponse, TargetConfig, check_status
+from collector.config import BrowserSettings, HttpSettings
+from collector.http import MAX_BODY_BYTES, OutboundGuard, is_internal, retry_after_seconds
 from collector.limits import HostLimiter
 from collector.metrics import SelfMetrics
 from collector.outcomes import Outcome, Transient
@@ -99,12 +93,6 @@ def _cookies(header: str, url: str) -> list[Any]:
     return [{"name": k.strip(), "value": v.strip(), "url": origin} for k, _, v in pairs if k.strip()]
 
 
-@dataclass(frozen=True, slots=True)
-class BrowserCapture:
-    page: RawResponse
-    responses: dict[str, RawResponse]
-
-
 @dataclass(slots=True)
 class BrowserFetcher:
     """The browser step handed to an adapter for one poll."""
@@ -114,6 +102,7 @@ class BrowserFetcher:
     responses: list[RawResponse] = field(default_factory=list)
     limiter: HostLimiter | None = None
     proxy: str | None = None  # the platform's current proxy; None: http.proxy, if any
+    markers: PageMarkers = NO_MARKERS
 
     async def capture(
         self,
@@ -137,7 +126,7 @@ class BrowserFetcher:
             self.limiter.block(self.target.platform, url, result.page.retry_after)
         if self.pool.guard is not None and result.page.url != url:
             self.pool.guard.check(result.page.url)  # where the page's redirects ended up
-        check_status(result.page)
+        check_status(result.page, self.markers)
         return result
 
     async def _capture_retrying_once(self, args: tuple[Any, ...]) -> BrowserCapture:
@@ -150,7 +139,7 @@ class BrowserFetcher:
                 return await self.pool._capture(*args)
             except _BrowserGone as again:
                 raise Transient(
-                    Outcome.NETWORK_ERROR, f"browser failed twice loading {url}: {again}"
+                    Outcome.NETWORK_ERROR, f"browser failed twice loading {url}: {again}", url=url
                 ) from None
 
 
@@ -212,8 +201,9 @@ class BrowserPool:
         responses: list[RawResponse],
         limiter: HostLimiter | None = None,
         proxy: str | None = None,
+        markers: PageMarkers = NO_MARKERS,
     ) -> BrowserFetcher:
-        return BrowserFetcher(self, target, responses, limiter, proxy)
+        return BrowserFetcher(self, target, responses, limiter, proxy, markers)
 
     async def _launch(self) -> Browser:
         assert self._playwright is not None, "BrowserPool used before start()"
@@ -344,7 +334,7 @@ class BrowserPool:
                     with suppress(PlaywrightError):
                         await page.close()
             except PlaywrightTimeout:
-                raise Transient(Outcome.TIMEOUT, f"no page within {limit:g}s: {url}") from None
+                raise Transient(Outcome.TIMEOUT, f"no page within {limit:g}s: {url}", url=url) from None
             except PlaywrightError as exc:
                 if _is_gone(exc):
                     # The page often reports closing before the browser reports disconnecting, so
@@ -352,7 +342,7 @@ class BrowserPool:
                     # browser mark the same one, so one crash costs one relaunch, not one per page.
                     self._suspect = browser
                     raise _BrowserGone(_first_line(exc)) from None
-                raise Transient(Outcome.NETWORK_ERROR, f"{_first_line(exc)}: {url}") from None
+                raise Transient(Outcome.NETWORK_ERROR, f"{_first_line(exc)}: {url}", url=url) from None
             finally:
                 self._end()
 

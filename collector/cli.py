@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from collector.adapters import registered_adapters
 from collector.config import (
     Config,
     ConfigError,
@@ -62,7 +63,7 @@ def _database_errors(config: Config) -> Iterator[None]:
 
 def _load(path: str) -> Config:
     try:
-        return load_config(path)
+        return load_config(path, adapters=registered_adapters())
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"config error: {problem}", err=True)
@@ -452,7 +453,11 @@ def demo(simulator_listen: str, seed: int) -> None:
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
     # A made-up dashboard session: the simulator accepts it, no real Shopee account has it.
     os.environ.setdefault(DEMO_COOKIES_ENV, "SPC_EC=collector-demo-only; SPC_U=1")
-    config = build_config(_toml(text.replace("{simulator}", sim_url[0])), source="<embedded demo>")
+    config = build_config(
+        _toml(text.replace("{simulator}", sim_url[0])),
+        source="<embedded demo>",
+        adapters=registered_adapters(),
+    )
     click.echo(f"simulator:  {sim_url[0]}  (ground truth at {sim_url[0]}/_sim/truth)")
     click.echo(f"database:   {config.collector.database_url}")
     click.echo(f"metrics:    http://{config.collector.metrics_listen}/metrics")

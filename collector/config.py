@@ -18,14 +18,14 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from collector.adapters import KindSpec, registered_adapters
+from collector.api import Adapter, KindSpec, TargetConfig
 from collector.secrets import Secret, read_secret
 
 DATABASE_URL_ENV = "COLLECTOR_DATABASE_URL"
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_TARGET_COMMON_KEYS = ("name", "platform", "kind", "interval", "campaign", "enabled")
+_TARGET_COMMON_KEYS = ("name", "platform", "kind", "interval", "campaign", "enabled", "keep_every_body")
 
 T = TypeVar("T")
 
@@ -112,18 +112,6 @@ class PlatformSettings:
     breaker_failures: int = 10  # consecutive failures across targets that open the circuit
     breaker_reset: float = 60.0  # how long an open circuit waits before a half-open probe
     proxies: tuple[Secret, ...] = ()  # rotated when the platform bans or rate-limits
-
-
-@dataclass(frozen=True, slots=True)
-class TargetConfig:
-    name: str
-    platform: str
-    kind: str
-    interval: float
-    params: Mapping[str, str] = field(default_factory=dict)
-    campaign: str | None = None
-    enabled: bool = True
-    secrets: Mapping[str, Secret] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,8 +309,9 @@ def _read_proxies(r: _Reader, env: Mapping[str, str]) -> tuple[Secret, ...]:
     return tuple(Secret(u, f"{listing.source} #{i + 1}") for i, u in enumerate(urls))
 
 
-def _read_platforms(root: _Reader, env: Mapping[str, str]) -> dict[str, PlatformSettings]:
-    adapters = registered_adapters()
+def _read_platforms(
+    root: _Reader, env: Mapping[str, str], adapters: Mapping[str, Adapter]
+) -> dict[str, PlatformSettings]:
     table = root.table("platforms")
     platforms: dict[str, PlatformSettings] = {}
     for name in table.data:
@@ -385,13 +374,13 @@ def _read_targets(
     collector: CollectorSettings,
     platforms: Mapping[str, PlatformSettings],
     env: Mapping[str, str],
+    adapters: Mapping[str, Adapter],
 ) -> tuple[TargetConfig, ...]:
     root.seen.add("targets")
     raw = root.data.get("targets", [])
     if not isinstance(raw, list):
         root.problem("targets", "expected an array of tables ([[targets]])")
         return ()
-    adapters = registered_adapters()
     targets: list[TargetConfig] = []
     names: dict[str, int] = {}
     for index, item in enumerate(raw):
@@ -414,6 +403,7 @@ def _read_targets(
         interval = r.convert("interval", collector.default_interval, _positive)
         campaign = r.get("campaign", str, "") or None
         enabled = r.get("enabled", bool, True)
+        keep_every_body = r.get("keep_every_body", bool, False)
         adapter = adapters.get(platform)
         if adapter is None:
             r.problem("platform", f"unknown platform {platform!r} (known: {', '.join(adapters)})")
@@ -429,6 +419,8 @@ def _read_targets(
                 params[field_name] = value
             elif field_name in spec.required:
                 r.problem(field_name, f"missing (required for {platform} {kind} targets)")
+        for problem in spec.check(params):
+            r.problem(problem.field, problem.problem)
         # A disabled target may name secrets that are not handed over yet.
         secrets = _read_secrets(r, spec, env, f"{platform} {kind}") if enabled else {}
         allowed = (*_TARGET_COMMON_KEYS, *spec.required, *spec.optional, *_secret_keys(spec))
@@ -440,7 +432,9 @@ def _read_targets(
                 f"{format_duration(interval)} is faster than platforms.{platform}.min_interval "
                 f"{format_duration(floor)}",
             )
-        targets.append(TargetConfig(name, platform, kind, interval, params, campaign, enabled, secrets))
+        targets.append(
+            TargetConfig(name, platform, kind, interval, params, campaign, enabled, secrets, keep_every_body)
+        )
     return tuple(targets)
 
 
@@ -504,16 +498,23 @@ def _read_campaigns(root: _Reader) -> dict[str, CampaignConfig]:
     return campaigns
 
 
-def build_config(data: Mapping[str, Any], *, source: str, env: Mapping[str, str] | None = None) -> Config:
-    """Validate a parsed TOML document; raises ConfigError listing every problem."""
+def build_config(
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    adapters: Mapping[str, Adapter],
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate a parsed TOML document against the installed adapters; raises ConfigError listing
+    every problem."""
     problems: list[str] = []
     env = os.environ if env is None else env
     root = _Reader(data, "", problems)
     collector = _read_collector(root, env)
     http = _read_http(root)
     browser = _read_browser(root)
-    platforms = _read_platforms(root, env)
-    targets = _read_targets(root, collector, platforms, env)
+    platforms = _read_platforms(root, env, adapters)
+    targets = _read_targets(root, collector, platforms, env, adapters)
     campaigns = _read_campaigns(root)
     root.reject_unknown()
     if problems:
@@ -521,7 +522,9 @@ def build_config(data: Mapping[str, Any], *, source: str, env: Mapping[str, str]
     return Config(collector, http, platforms, targets, source, browser, campaigns)
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path, *, adapters: Mapping[str, Adapter], env: Mapping[str, str] | None = None
+) -> Config:
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -533,4 +536,4 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         raise ConfigError([f"{path}: not valid TOML: not UTF-8 text"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-    return build_config(data, source=str(path), env=env)
+    return build_config(data, source=str(path), adapters=adapters, env=env)

@@ -1,7 +1,8 @@
 """The one shared aiohttp session, and the per-poll fetcher adapters use.
 
-Transport and status problems are translated here into the outcome errors, so a ban page or an
-empty body never reaches a parser. Every response a poll received is remembered so the core can keep
+Transport and status problems are translated here into the outcome errors (with the platform's own
+block and login markers, `collector.api.check_status`), so a ban page or an empty body never reaches a
+parser. Every response a poll received is remembered so the core can keep
 the raw body of a poll that failed to parse.
 """
 
@@ -23,21 +24,12 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
+from collector.api import NO_MARKERS, PageMarkers, RawResponse, check_status
 from collector.config import HttpSettings
 from collector.limits import HostLimiter
-from collector.outcomes import Blocked, HttpError, LoginWall, Outcome, RateLimited, Refused, Transient
+from collector.outcomes import HttpError, Outcome, Refused, Transient
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class RawResponse:
-    url: str
-    status: int
-    content_type: str
-    body: bytes
-    fetched_at: datetime
-    retry_after: float | None = None
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -83,9 +75,9 @@ class OutboundGuard:
     def check(self, url: str) -> None:
         host = (urlsplit(url).hostname or "").lower()
         if host not in self.allowed:
-            raise Refused(f"request to {host or url!r} refused: not a configured platform host")
+            raise Refused(f"request to {host or url!r} refused: not a configured platform host", url=url)
         if is_internal(host) and host not in self.internal_ok:
-            raise Refused(f"request to internal address {host} refused")
+            raise Refused(f"request to internal address {host} refused", url=url)
 
 
 class GuardedResolver(AbstractResolver):
@@ -116,7 +108,7 @@ async def _read_capped(resp: aiohttp.ClientResponse, url: str) -> bytes:
     async for chunk in resp.content.iter_chunked(256 * 1024):
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            raise HttpError(f"body over {MAX_BODY_BYTES // (1024 * 1024)} MiB from {url}")
+            raise HttpError(f"body over {MAX_BODY_BYTES // (1024 * 1024)} MiB from {url}", url=url)
     return bytes(body)
 
 
@@ -186,54 +178,17 @@ class HttpClient:
                     )
             except TimeoutError:
                 raise Transient(
-                    Outcome.TIMEOUT, f"no answer within {self.settings.timeout:g}s: {url}"
+                    Outcome.TIMEOUT, f"no answer within {self.settings.timeout:g}s: {url}", url=url
                 ) from None
             except aiohttp.ClientConnectorError as exc:
                 if isinstance(exc.os_error, OutboundRefusedError) or isinstance(
                     exc.__cause__, OutboundRefusedError
                 ):
-                    raise Refused(f"request to {url} refused: {exc.os_error}") from None
-                raise Transient(Outcome.NETWORK_ERROR, f"{type(exc).__name__}: {url}") from None
+                    raise Refused(f"request to {url} refused: {exc.os_error}", url=url) from None
+                raise Transient(Outcome.NETWORK_ERROR, f"{type(exc).__name__}: {url}", url=url) from None
             except aiohttp.ClientError as exc:
-                raise Transient(Outcome.NETWORK_ERROR, f"{type(exc).__name__}: {url}") from None
-        raise HttpError(f"more than {self.settings.max_redirects} redirects from {url}")
-
-
-def check_status(raw: RawResponse) -> None:
-    """Raise the outcome error a non-usable response stands for."""
-    if raw.status == 429 or (raw.status == 503 and raw.retry_after is not None):
-        raise RateLimited(f"HTTP {raw.status} from {raw.url}", retry_after=raw.retry_after)
-    if raw.status == 403:
-        raise Blocked(f"HTTP 403 from {raw.url}")
-    if raw.status >= 500:
-        raise Transient(Outcome.HTTP_ERROR, f"HTTP {raw.status} from {raw.url}")
-    if raw.status >= 400:
-        raise HttpError(f"HTTP {raw.status} from {raw.url}")
-    if not raw.body.strip():
-        # Platforms answer bot traffic with an empty 200 (platforms.md 2.1): a ban, not a layout change.
-        raise Blocked(f"empty body from {raw.url}")
-    path = urlsplit(raw.url).path
-    if path.startswith(("/login", "/checkpoint")) or path.endswith(("/login", "/login/")):
-        raise LoginWall(f"redirected to a login page: {raw.url}")
-    if "json" in raw.content_type:
-        return  # an API answer; a ban served in its place comes as HTML
-    head = raw.body[:BAN_MARKER_SCAN]
-    for marker, error in BAN_MARKERS:
-        if marker in head:
-            raise error(f"{marker.decode()!r} page from {raw.url}")
-
-
-# Markers no real content page carries: captcha/WAF challenges and login walls (platforms.md 2.1, 4.1).
-BAN_MARKERS: tuple[tuple[bytes, type[Blocked] | type[LoginWall]], ...] = (
-    (b"_wafchallengeid", Blocked),
-    (b"captcha_verify_container", Blocked),
-    (b"Security Check Required", Blocked),
-    (b"You're Temporarily Blocked", Blocked),
-    (b"You\xe2\x80\x99re Temporarily Blocked", Blocked),
-    (b'id="login_form"', LoginWall),
-    (b"useCometLogInFormQuery", LoginWall),
-)
-BAN_MARKER_SCAN = 512 * 1024  # ban and login pages put their markers well inside this
+                raise Transient(Outcome.NETWORK_ERROR, f"{type(exc).__name__}: {url}", url=url) from None
+        raise HttpError(f"more than {self.settings.max_redirects} redirects from {url}", url=url)
 
 
 @dataclass(slots=True)
@@ -245,6 +200,7 @@ class HttpFetcher:
     limiter: HostLimiter | None = None
     proxy: str | None = None
     on_retry: Callable[[], None] = lambda: None
+    markers: PageMarkers = NO_MARKERS  # the platform's own block and login pages
     responses: list[RawResponse] = field(default_factory=list)
 
     async def get(
@@ -285,5 +241,5 @@ class HttpFetcher:
         self.responses.append(raw)
         if self.limiter and raw.retry_after is not None and raw.status in (429, 503):
             self.limiter.block(self.platform, url, raw.retry_after)
-        check_status(raw)
+        check_status(raw, self.markers)
         return raw

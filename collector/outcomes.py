@@ -19,7 +19,8 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     NETWORK_ERROR = "network_error"
     HTTP_ERROR = "http_error"
-    PARSE_FAILURE = "parse_failure"
+    PARSE_FAILURE = "parse_failure"  # the page arrived but its layout is not what the parser knows
+    ADAPTER_ERROR = "adapter_error"  # a bug in our adapter code, not a change on the platform
     REFUSED = "refused"  # the outbound guard stopped a request to a host we must not reach
 
 
@@ -28,10 +29,19 @@ class PollError(Exception):
 
     outcome: Outcome = Outcome.HTTP_ERROR
 
-    def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        url: str | None = None,
+        status: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.retry_after = retry_after
+        self.url = url  # the request that showed the problem, where there was one
+        self.status = status  # its HTTP status
 
 
 class NotFound(PollError):
@@ -57,8 +67,16 @@ class RateLimited(PollError):
 class Transient(PollError):
     """Timeouts, resets and 5xx: worth retrying later."""
 
-    def __init__(self, outcome: Outcome, detail: str, *, retry_after: float | None = None) -> None:
-        super().__init__(detail, retry_after=retry_after)
+    def __init__(
+        self,
+        outcome: Outcome,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        url: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(detail, retry_after=retry_after, url=url, status=status)
         self.outcome = outcome
 
 
@@ -68,6 +86,12 @@ class Refused(PollError):
 
 class HttpError(PollError):
     outcome = Outcome.HTTP_ERROR
+
+
+class AdapterError(PollError):
+    """An adapter raised something it should not have: a bug to fix in `scrapers/`, not a page change."""
+
+    outcome = Outcome.ADAPTER_ERROR
 
 
 class ParseFailure(PollError):

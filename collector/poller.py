@@ -10,18 +10,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from collector.adapters import Adapter, PollContext, get_adapter
+from collector.adapters import get_adapter
+from collector.api import Adapter, KindSpec, PollContext, PollRecord, RawResponse, TargetConfig
 from collector.backoff import CircuitBreaker, CircuitState, TargetBackoff
-from collector.config import Config, TargetConfig
-from collector.http import HttpClient, HttpFetcher, RawResponse
+from collector.config import Config
+from collector.http import HttpClient, HttpFetcher
 from collector.limits import HostLimiter, HostRule, ProxyRotation
 from collector.metrics import LiveState, SelfMetrics
-from collector.outcomes import Outcome, ParseFailure, PollError
-from collector.store import PollRecord
+from collector.outcomes import AdapterError, Outcome, ParseFailure, PollError
+from collector.reactions import REACTIONS
 from schemas.types import Sample
 
 if TYPE_CHECKING:
@@ -29,13 +30,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Outcomes whose response bodies are worth keeping: they are what an operator needs to see why.
-_KEEP_BODIES = {Outcome.PARSE_FAILURE, Outcome.BLOCKED, Outcome.LOGIN_WALL}
-
 
 @dataclass(slots=True)
 class _TargetState:
-    memory: dict[str, Any] = field(default_factory=dict)
+    spec: KindSpec
+    adapter_state: Any  # the kind's own typed state, created by `KindSpec.new_state`
     last_outcome: Outcome | None = None
     failures: int = 0
     successes: int = 0
@@ -93,33 +92,46 @@ class Poller:
         level = logging.INFO if state is CircuitState.CLOSED else logging.WARNING
         log.log(level, "circuit for %s is now %s", platform, state.name.lower().replace("_", "-"))
 
-    async def poll(self, target: TargetConfig) -> PollRecord:
-        """Poll one target; never raises for anything the platform or the page did."""
-        state = self._state.setdefault(target.name, _TargetState())
-        fetcher = HttpFetcher(
+    def _target_state(self, target: TargetConfig) -> _TargetState:
+        state = self._state.get(target.name)
+        if state is None:
+            spec = self.adapters[target.platform].kinds[target.kind]
+            state = self._state[target.name] = _TargetState(spec, spec.new_state())
+        return state
+
+    def fetcher_for(self, target: TargetConfig) -> HttpFetcher:
+        """The HTTP step for one poll (or backfill step) of `target`: the shared limiter, the platform's
+        current proxy and markers, a fresh list of responses."""
+        return HttpFetcher(
             self.http,
             target.platform,
             self.limiter,
             self.proxies.current(target.platform),
             on_retry=self.metrics.retries.labels(target.platform).inc,
+            markers=self.adapters[target.platform].markers,
         )
+
+    async def poll(self, target: TargetConfig) -> PollRecord:
+        """Poll one target; never raises for anything the platform or the page did."""
+        state = self._target_state(target)
+        fetcher = self.fetcher_for(target)
         ctx = PollContext(
             target=target,
             base_urls=self.config.platforms[target.platform].base_urls,
             http=fetcher,
             browser=(
-                self.browser.fetcher(target, fetcher.responses, self.limiter, fetcher.proxy)
+                self.browser.fetcher(target, fetcher.responses, self.limiter, fetcher.proxy, fetcher.markers)
                 if self.browser
                 else None
             ),
-            memory=state.memory,
+            state=state.adapter_state,
         )
         started = time.monotonic()
         reason: str | None = None
         error: PollError | None = None
         try:
             async with asyncio.timeout(self.poll_timeout):
-                result = await self.adapters[target.platform].poll(ctx)
+                result = await state.spec.poll(ctx)
             outcome, parsed = result.outcome, result.parsed
         except PollError as exc:
             error, outcome, parsed = exc, exc.outcome, None
@@ -129,8 +141,8 @@ class Poller:
             outcome, parsed = Outcome.TIMEOUT, None
         except Exception as exc:  # an adapter bug must not stop the service; keep the body for the fix
             log.exception("adapter %s crashed polling %s", target.platform, target.name)
-            error = ParseFailure(f"adapter_error:{type(exc).__name__}", str(exc)[:200])
-            outcome, parsed, reason = Outcome.PARSE_FAILURE, None, error.reason  # type: ignore[attr-defined]
+            error = AdapterError(f"{type(exc).__name__}: {str(exc)[:200]}")
+            outcome, parsed, reason = Outcome.ADAPTER_ERROR, None, None
         observed_at = datetime.now(UTC)
         labels = (target.platform, target.kind)
         self.metrics.poll_duration.labels(*labels).observe(time.monotonic() - started)
@@ -143,7 +155,7 @@ class Poller:
             target.name, target.interval, outcome, error.retry_after if error else None
         )
         self.metrics.backoff.labels(target.name).set(delay)
-        if outcome in (Outcome.BLOCKED, Outcome.RATE_LIMITED) and self.proxies.rotate(target.platform):
+        if REACTIONS[outcome].rotate_proxy and self.proxies.rotate(target.platform):
             self.metrics.proxy_rotations.labels(target.platform).inc()
             log.info("%s: switched to the next %s proxy", target.name, target.platform)
 
@@ -169,7 +181,7 @@ class Poller:
             record.session = parsed.session
             self.live.update(record.samples)
             self.metrics.last_success.labels(target.name).set(observed_at.timestamp())
-        record.snapshots = self._snapshots_to_keep(state, outcome, reason, fetcher.responses)
+        record.snapshots = self._snapshots_to_keep(target, state, outcome, reason, fetcher.responses)
         for _ in record.snapshots:
             self.metrics.snapshots.labels(outcome.value).inc()
         self._log_transition(target, state, outcome, error)
@@ -177,14 +189,22 @@ class Poller:
         return record
 
     def _snapshots_to_keep(
-        self, state: _TargetState, outcome: Outcome, reason: str | None, responses: list[RawResponse]
+        self,
+        target: TargetConfig,
+        state: _TargetState,
+        outcome: Outcome,
+        reason: str | None,
+        responses: list[RawResponse],
     ) -> list[tuple[RawResponse, str | None]]:
         if not responses:
             return []
-        if outcome in _KEEP_BODIES:
+        reaction = REACTIONS[outcome]
+        if reaction.keep_body:
             return [(raw, reason) for raw in responses]
-        if outcome in (Outcome.OK, Outcome.NOT_LIVE):
+        if reaction.healthy:
             state.successes += 1
+            if target.keep_every_body:
+                return [(raw, None) for raw in responses]
             every = self.config.collector.snapshot_success_every
             # A sample of good bodies lets a parser fix be checked against what used to parse.
             if every and (state.successes - 1) % every == 0:
@@ -194,8 +214,8 @@ class Poller:
     def _log_transition(
         self, target: TargetConfig, state: _TargetState, outcome: Outcome, error: PollError | None
     ) -> None:
-        ok = outcome in (Outcome.OK, Outcome.NOT_LIVE)
-        if ok:
+        reaction = REACTIONS[outcome]
+        if reaction.healthy:
             if state.failures:
                 log.info(
                     "%s recovered (%s) after %d failed polls", target.name, outcome.value, state.failures
@@ -206,7 +226,15 @@ class Poller:
         else:
             state.failures += 1
             if state.failures == 1 or state.last_outcome != outcome:
-                log.warning("%s: %s: %s", target.name, outcome.value, error.detail if error else "")
+                log.log(reaction.log_level, "%s: %s: %s", target.name, outcome.value, _described(error))
             else:
                 log.debug("%s: %s again (%d in a row)", target.name, outcome.value, state.failures)
         state.last_outcome = outcome
+
+
+def _described(error: PollError | None) -> str:
+    if error is None:
+        return ""
+    status = f" (HTTP {error.status})" if error.status is not None else ""
+    where = f" at {error.url}" if error.url and error.url not in error.detail else ""
+    return f"{error.detail}{status}{where}"

@@ -11,15 +11,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collector.adapters import target_uses_browser
+from collector.adapters import kind_spec, target_uses_browser
+from collector.api import PollRecord
+from collector.backfill import Backfill, serve_jobs
 from collector.board import CampaignDocuments, board_routes
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
+from collector.jobs import JobBook, this_process
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
 from collector.poller import Poller
 from collector.scheduler import Scheduler
 from collector.spool import Spool
-from collector.store import PollRecord, Store
+from collector.store import Store
 from collector.writer import BatchWriter
 
 if TYPE_CHECKING:
@@ -123,6 +126,8 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 config.collector.metrics_listen, metrics, scheduler.alive, board
             )
             writer_task = asyncio.create_task(writer.run(), name="writer")
+            backfill = Backfill(config, store, JobBook(store), poller, kind_spec)
+            jobs_task = asyncio.create_task(serve_jobs(backfill, this_process(), stop), name="backfill-jobs")
             listen = config.collector.metrics_listen
             log.info(
                 "collector running: %d targets, metrics at http://%s/metrics, database %s",
@@ -137,8 +142,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 log.info("stopping: no new polls")
                 await scheduler.drain(config.collector.shutdown_grace)
             finally:
+                jobs_task.cancel()
                 writer_task.cancel()
-                await asyncio.gather(writer_task, return_exceptions=True)
+                await asyncio.gather(jobs_task, writer_task, return_exceptions=True)
                 await writer.flush(time.monotonic() + config.collector.shutdown_grace)
                 await server.cleanup()
     finally:

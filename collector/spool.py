@@ -27,9 +27,8 @@ from typing import Any, TypeVar
 
 import orjson
 
-from collector.http import RawResponse
+from collector.api import PollRecord, RawResponse
 from collector.outcomes import Outcome
-from collector.store import PollRecord
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,27 +14,12 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from collector.config import TargetConfig
-from collector.http import RawResponse
+from collector.api import PollRecord, RawResponse, TargetConfig
 from collector.outcomes import Outcome
 from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow
-from schemas.types import Metric, Sample, SessionObservation
+from schemas.types import Metric, Sample
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class PollRecord:
-    """Everything one poll produced, as the writer stores it in one batch with others."""
-
-    target: str
-    observed_at: datetime
-    outcome: Outcome
-    samples: list[Sample] = field(default_factory=list)
-    session: SessionObservation | None = None
-    snapshots: list[tuple[RawResponse, str | None]] = field(default_factory=list)
-    next_due_at: datetime | None = None
-    detail: str | None = None  # why a poll failed, for `collector status`
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +57,9 @@ class Store:
         self.engine = create_engine(database_url)
         self._insert = sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
         self.target_ids: dict[str, int] = {}
-        self._session_ids: dict[tuple[int, str], int] = {}
+        self.target_platforms: dict[str, str] = {}
+        # A broadcast's row by (platform, session key): every target reporting on it shares the row.
+        self._session_ids: dict[tuple[str, str], int] = {}
         self._ready = False
         self._unknown_warned: set[str] = set()
 
@@ -100,8 +87,9 @@ class Store:
                 }
                 stmt = self._insert(TargetRow).values(name=t.name, created_at=now, **values)
                 await conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
-            rows = await conn.execute(select(TargetRow.name, TargetRow.id))
-            self.target_ids = {name: id_ for name, id_ in rows}
+            rows = (await conn.execute(select(TargetRow.name, TargetRow.id, TargetRow.platform))).all()
+            self.target_ids = {name: id_ for name, id_, _ in rows}
+            self.target_platforms = {name: platform for name, _, platform in rows}
 
     async def write(self, records: Sequence[PollRecord]) -> int:
         """Write a batch in one transaction; returns the number of new sample rows."""
@@ -110,7 +98,7 @@ class Store:
         records = [r for r in records if self._known(r.target)]
         # Session ids found or created in this transaction join the cache only once it commits: a
         # rolled-back insert must not leave the cache pointing at a row that does not exist.
-        sessions: dict[tuple[int, str], int] = {}
+        sessions: dict[tuple[str, str], int] = {}
         async with self.engine.begin() as conn:
             for record in records:
                 if record.session is not None:
@@ -135,6 +123,48 @@ class Store:
         self._session_ids.update(sessions)
         return inserted
 
+    async def replace_samples(self, records: Sequence[PollRecord]) -> dict[str, int]:
+        """Write re-derived samples over the stored ones with the same key (target, metric, time);
+        returns how many values were added, changed and unchanged. Used by `backfill reprocess`."""
+        if not self._ready:
+            await self.prepare()
+        records = [r for r in records if self._known(r.target)]
+        counts = {"added": 0, "changed": 0, "unchanged": 0}
+        sessions: dict[tuple[str, str], int] = {}
+        async with self.engine.begin() as conn:
+            for record in records:
+                if record.session is not None:
+                    await self._upsert_session(conn, record, sessions)
+            rows = [self._sample_row(s, sessions) for r in records for s in r.samples]
+            if not rows:
+                return counts
+            stored = await conn.execute(
+                select(SampleRow.id, SampleRow.target_id, SampleRow.metric, SampleRow.observed_at, SampleRow.value,
+                       SampleRow.provenance, SampleRow.currency)
+                .where(SampleRow.target_id.in_({r["target_id"] for r in rows}))
+                .where(SampleRow.observed_at.in_({r["observed_at"] for r in rows}))
+            )  # fmt: skip
+            existing = {(t, m, at): (id_, v, p, c) for id_, t, m, at, v, p, c in stored}
+            new_rows = []
+            for row in rows:
+                found = existing.get((row["target_id"], row["metric"], row["observed_at"]))
+                if found is None:
+                    new_rows.append(row)
+                elif found[1:] == (row["value"], row["provenance"], row["currency"]):
+                    counts["unchanged"] += 1
+                else:
+                    counts["changed"] += 1
+                    values = {k: row[k] for k in ("value", "provenance", "currency", "session_id")}
+                    await conn.execute(update(SampleRow).where(SampleRow.id == found[0]).values(**values))
+            if new_rows:
+                stmt = self._insert(SampleRow).on_conflict_do_nothing(
+                    index_elements=["target_id", "metric", "observed_at"]
+                )
+                await conn.execute(stmt, new_rows)
+                counts["added"] += len(new_rows)
+        self._session_ids.update(sessions)
+        return counts
+
     def _known(self, target: str) -> bool:
         if target in self.target_ids:
             return True
@@ -146,26 +176,22 @@ class Store:
         return False
 
     async def _upsert_session(
-        self, conn: AsyncConnection, record: PollRecord, sessions: dict[tuple[int, str], int]
+        self, conn: AsyncConnection, record: PollRecord, sessions: dict[tuple[str, str], int]
     ) -> None:
         obs = record.session
         assert obs is not None
-        target_id = self.target_ids[record.target]
+        platform = self.target_platforms[record.target]
         viewers = [s.value for s in record.samples if s.metric is Metric.VIEWERS]
         peak = max(viewers) if viewers else None
-        key = (target_id, obs.key)
+        key = (platform, obs.key)
         session_id = sessions.get(key) or self._session_ids.get(key)
         if session_id is None:
-            session_id = await conn.scalar(
-                select(LiveSessionRow.id).where(
-                    LiveSessionRow.target_id == target_id, LiveSessionRow.session_key == obs.key
-                )
-            )
-        if session_id is None:
+            # Another source (or process) may have created the broadcast's row: insert or find it.
             session_id = await conn.scalar(
                 self._insert(LiveSessionRow)
                 .values(
-                    target_id=target_id,
+                    target_id=self.target_ids[record.target],
+                    platform=platform,
                     session_key=obs.key,
                     title=obs.title,
                     started_at=obs.started_at,
@@ -175,33 +201,50 @@ class Store:
                     last_status=obs.status.value,
                     peak_viewers=peak,
                 )
+                .on_conflict_do_nothing(index_elements=["platform", "session_key"])
                 .returning(LiveSessionRow.id)
             )
-        else:
-            current = await conn.execute(
-                select(LiveSessionRow.peak_viewers, LiveSessionRow.title).where(
-                    LiveSessionRow.id == session_id
+            if session_id is not None:
+                sessions[key] = session_id
+                return
+            session_id = await conn.scalar(
+                select(LiveSessionRow.id).where(
+                    LiveSessionRow.platform == platform, LiveSessionRow.session_key == obs.key
                 )
             )
-            old_peak, old_title = current.one()
-            changes: dict[str, Any] = {"last_seen_at": record.observed_at, "last_status": obs.status.value}
-            if peak is not None and (old_peak is None or peak > old_peak):
-                changes["peak_viewers"] = peak
-            if obs.ended_at is not None:
-                changes["ended_at"] = obs.ended_at
-            if obs.title and obs.title != old_title:
-                changes["title"] = obs.title
+        current = await conn.execute(
+            select(
+                LiveSessionRow.peak_viewers,
+                LiveSessionRow.title,
+                LiveSessionRow.started_at,
+                LiveSessionRow.last_seen_at,
+            ).where(LiveSessionRow.id == session_id)
+        )
+        old_peak, old_title, old_start, last_seen = current.one()
+        changes: dict[str, Any] = {}
+        # Sources report out of order (a spool replay, a slower dashboard): the newest report decides
+        # the status, and the earliest start any source gives stands.
+        if record.observed_at >= last_seen:
+            changes = {"last_seen_at": record.observed_at, "last_status": obs.status.value}
+        if peak is not None and (old_peak is None or peak > old_peak):
+            changes["peak_viewers"] = peak
+        if obs.ended_at is not None:
+            changes["ended_at"] = obs.ended_at
+        if obs.started_at is not None and (old_start is None or obs.started_at < old_start):
+            changes["started_at"] = obs.started_at
+        if obs.title and obs.title != old_title:
+            changes["title"] = obs.title
+        if changes:
             await conn.execute(
                 update(LiveSessionRow).where(LiveSessionRow.id == session_id).values(**changes)
             )
         sessions[key] = session_id
 
-    def _sample_row(self, sample: Sample, sessions: dict[tuple[int, str], int]) -> dict[str, Any]:
-        target_id = self.target_ids[sample.target]
-        key = (target_id, sample.session_key or "")
+    def _sample_row(self, sample: Sample, sessions: dict[tuple[str, str], int]) -> dict[str, Any]:
+        key = (sample.platform, sample.session_key or "")
         session_id = sessions.get(key) or self._session_ids.get(key) if sample.session_key else None
         return {
-            "target_id": target_id,
+            "target_id": self.target_ids[sample.target],
             "metric": sample.metric.value,
             "observed_at": sample.observed_at,
             "value": sample.value,
@@ -214,6 +257,7 @@ class Store:
         return {
             "target_id": self.target_ids[record.target],
             "fetched_at": raw.fetched_at,
+            "observed_at": record.observed_at,
             "url": raw.url,
             "status_code": raw.status,
             "content_type": raw.content_type[:128],

@@ -19,9 +19,10 @@ import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
 
+from collector.api import PollRecord
 from collector.metrics import SelfMetrics
 from collector.spool import Spool
-from collector.store import PollRecord, Store
+from collector.store import Store
 
 log = logging.getLogger(__name__)
 MAX_RETRY_DELAY = 30.0

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models: targets, live sessions, samples and raw snapshots.
+"""SQLAlchemy 2.0 models: targets, live sessions, samples, raw snapshots, backfill jobs, gaps, instances.
 
 Schema changes go through Alembic migrations in `schemas/migrations`; these models are their source.
 """
@@ -70,13 +70,18 @@ class TargetRow(Base):
 
 
 class LiveSessionRow(Base):
-    """One broadcast: a TikTok room id, a Shopee session id, a Facebook video id."""
+    """One broadcast: a TikTok room id, a Shopee session id, a Facebook video id.
+
+    Every source that reports on the same broadcast (the public page, the shop's dashboard) writes to
+    this one row, so a broadcast is never counted twice; `target_id` is the target that saw it first.
+    """
 
     __tablename__ = "live_sessions"
-    __table_args__ = (UniqueConstraint("target_id", "session_key", name="uq_live_sessions_target_key"),)
+    __table_args__ = (UniqueConstraint("platform", "session_key", name="uq_live_sessions_platform_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
     session_key: Mapped[str] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -118,6 +123,8 @@ class RawSnapshotRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
     fetched_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The poll's time, which its samples carry: `backfill reprocess` replaces exactly those samples.
+    observed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     url: Mapped[str] = mapped_column(Text)
     status_code: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(128))
@@ -125,3 +132,58 @@ class RawSnapshotRow(Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     body_size: Mapped[int] = mapped_column(Integer)
     body_zlib: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BackfillJobRow(Base):
+    """One backfill (`reprocess`, `history`, `gaps`): what it was asked, where it got to, what it did.
+
+    `cursor` is the index of the next unit of work, so an interrupted job resumes where it stopped;
+    `owner` is the process running it (`host:pid`) and `heartbeat_at` when it last said so.
+    """
+
+    __tablename__ = "backfill_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16))  # queued, running, done, failed, interrupted
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int | None] = mapped_column(Integer)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    errors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class GapRow(Base):
+    """A window in which a target was due and got no sample; shown in exports and reports, never filled
+    in by interpolation. `status` says what a backfill could recover: `open` (nothing yet), `partial`
+    (final counters of the sessions in it were fetched afterwards), `unfillable` (nothing to fetch)."""
+
+    __tablename__ = "gaps"
+    __table_args__ = (UniqueConstraint("target_id", "started_at", name="uq_gaps_target_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("backfill_jobs.id", ondelete="SET NULL"))
+
+
+class InstanceRow(Base):
+    """A running `collector run` process and its heartbeat: a backfill started from the CLI hands its
+    network work to a live instance (which runs it under the service's politeness limits)."""
+
+    __tablename__ = "collector_instances"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # host:pid
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    config_source: Mapped[str | None] = mapped_column(Text)
+    last_reload_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_reload: Mapped[str | None] = mapped_column(Text)  # what the last reload did, or why it was refused

@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 
-from collector.normalise import NumberFormatError, parse_count
-from collector.outcomes import ParseFailure
+from collector.api import ParseFailure
 from schemas.types import Metric, Provenance, Reading
+from scrapers.normalise import NumberFormatError, parse_count
 
 _MISSING = object()
 

@@ -27,14 +27,27 @@ Tolerated [U] shapes (unverified in platforms.md, or not covered by it):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 
-from collector.adapters import KindSpec, PollContext, PollResult
-from collector.outcomes import Blocked, LoginWall, NotFound, Outcome, ParseFailure, PollError
+from collector.api import (
+    Blocked,
+    FieldProblem,
+    KindSpec,
+    LoginWall,
+    NotFound,
+    Outcome,
+    PageMarkers,
+    ParseFailure,
+    PollContext,
+    PollError,
+    PollResult,
+    RawResponse,
+)
 from schemas.types import LIVE_STATUS_CODE, LiveStatus, Metric, ParseResult, Reading, SessionObservation
 from scrapers.extract import MetricSpec, first, readings_from
 
@@ -52,11 +65,13 @@ FEEDBACK_KEYS = ("reaction_count", "i18n_reaction_count", "likers", "total_comme
 ID_KEYS = ("videoId", "video_id", "id")
 RUNNING = (LiveStatus.LIVE, LiveStatus.PAUSED)
 
-BLOCKED_MARKERS = (
+BLOCKED_MARKERS = tuple(re.compile(re.escape(m)) for m in (
     b"Security Check Required", b"Temporarily Blocked",  # "You're", "You’re", "You&#039;re" alike
     "Yêu cầu kiểm tra bảo mật".encode(), "tạm thời bị chặn".encode(),  # [U] Vietnamese UI
-)  # fmt: skip
-LOGIN_MARKERS = (b'id="login_form"', b"useCometLogInFormQuery")
+))  # fmt: skip
+# The login form's id however the attribute is quoted or spaced: `id="login_form"`, `id = 'login_form'`.
+LOGIN_MARKERS = (re.compile(rb"""\bid\s*=\s*["']?login_form\b"""), re.compile(rb"useCometLogInFormQuery"))
+MARKERS = PageMarkers(blocked=BLOCKED_MARKERS, login=LOGIN_MARKERS)
 UNAVAILABLE_MARKERS = (
     b"content isn't available", "content isn’t available".encode(), b"content isn&#039;t available",
     b"video isn't available", "Nội dung này hiện không".encode(),  # [U]
@@ -301,9 +316,9 @@ def classify_unusable(body: bytes, final_url: str = "") -> PollError | None:
     """The error a page stands for when it has no video data: block, login wall or missing content."""
     if _login_url(final_url):
         return LoginWall(f"redirected to a login or checkpoint page: {final_url[:120]}")
-    if any(marker in body for marker in BLOCKED_MARKERS):
+    if any(marker.search(body) for marker in BLOCKED_MARKERS):
         return Blocked("Facebook security check or temporary block page")
-    if any(marker in body for marker in LOGIN_MARKERS):
+    if any(marker.search(body) for marker in LOGIN_MARKERS):
         return LoginWall("Facebook login form: the page needs logged-in cookies (c_user, xs)")
     if any(marker in body for marker in UNAVAILABLE_MARKERS):
         return NotFound("Facebook says this content isn't available")
@@ -365,67 +380,106 @@ def _cookie_header(raw: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
+@dataclass(slots=True)
+class LiveVideoState:
+    """What a `page` target keeps between polls: the broadcast it follows and the last that ended."""
+
+    video_id: str | None = None
+    ended_video_id: str | None = None
+
+
+def check_live(params: Mapping[str, str]) -> Iterator[FieldProblem]:
+    if "video_id" in params and video_id_from(params["video_id"]) is None:
+        yield FieldProblem("video_id", f"not a Facebook video id or video URL: {params['video_id'][:120]!r}")
+    if "page" in params and not page_slug(params["page"]):
+        yield FieldProblem("page", f"not a Facebook page slug or page URL: {params['page'][:120]!r}")
+    if not params.get("video_id") and not params.get("page"):
+        yield FieldProblem("video_id", "missing (a facebook live target needs video_id, page or both)")
+
+
+def _headers(ctx: PollContext[LiveVideoState]) -> dict[str, str]:
+    headers = dict(BROWSER_HEADERS)
+    secret = ctx.target.secrets.get("cookies")
+    if secret is not None and (cookie := _cookie_header(secret.reveal())):
+        headers["Cookie"] = cookie
+    return headers
+
+
+async def _video(ctx: PollContext[LiveVideoState], page: str | None, video_id: str) -> ParseResult:
+    web = ctx.base_urls["web"]
+    url = f"{web}/{quote(page, safe='.-_')}/videos/{video_id}" if page else f"{web}/watch/live/?v={video_id}"
+    raw = await ctx.http.get(url, headers=_headers(ctx))
+    return parse_video_page(raw.body, final_url=raw.url, video_id=video_id)
+
+
+async def poll_live(ctx: PollContext[LiveVideoState]) -> PollResult:
+    params, state = ctx.target.params, ctx.state
+    page = page_slug(params["page"]) if params.get("page") else None
+    if params.get("video_id"):
+        video_id = video_id_from(params["video_id"])
+        if video_id is None:  # checked at load; a hand-built target may still get here
+            raise NotFound(f"not a Facebook video id or video URL: {params['video_id'][:120]!r}")
+        return PollResult(Outcome.OK, await _video(ctx, page, video_id))
+    if not page:
+        raise NotFound("facebook live target needs video_id or page")
+    live_url = f"{ctx.base_urls['web']}/{quote(page, safe='.-_')}/live/"
+    raw = await ctx.http.get(live_url, headers=_headers(ctx))
+    live_id = find_live_video(raw.body, raw.url)
+    if live_id is None:
+        if (last := state.video_id) is not None:
+            # The broadcast just stopped: its replay keeps the final counts (platforms.md 4.1).
+            state.video_id, state.ended_video_id = None, last
+            return PollResult(Outcome.OK, await _video(ctx, page, last))
+        return _not_live(state.ended_video_id)
+    if url_video_id(raw.url) == live_id:  # redirected onto the video page itself
+        parsed = parse_video_page(raw.body, final_url=raw.url, video_id=live_id)
+    else:
+        parsed = await _video(ctx, page, live_id)
+    ended = parsed.session is not None and parsed.session.status is LiveStatus.ENDED
+    if ended and state.ended_video_id == live_id and state.video_id is None:
+        return _not_live(live_id)  # a stale redirect to a replay already recorded
+    if ended:
+        state.video_id, state.ended_video_id = None, live_id
+    else:
+        state.video_id = live_id
+    return PollResult(Outcome.OK, parsed)
+
+
+def reparse_live(raw: RawResponse) -> ParseResult | None:
+    """A stored video page back to its readings (a `/{page}/live/` answer only when it was the video)."""
+    parts = urlsplit(raw.url)
+    watched = parse_qs(parts.query).get("v", [""])[0] if "/watch" in parts.path else ""
+    video_id = url_video_id(raw.url) or _id(watched)
+    if video_id is None:
+        return None
+    return parse_video_page(raw.body, final_url=raw.url, video_id=video_id)
+
+
+async def video_history(
+    ctx: PollContext[LiveVideoState], video_ids: Sequence[str]
+) -> AsyncIterator[ParseResult]:
+    """Final counters of broadcasts the target saw: an ended live video's page keeps them."""
+    page = page_slug(ctx.target.params["page"]) if ctx.target.params.get("page") else None
+    for video_id in video_ids:
+        yield await _video(ctx, page, video_id)
+
+
 class FacebookAdapter:
     name = "facebook"
     kinds = {
         "live": KindSpec(
-            required=(),
+            poll_live,
             optional=("video_id", "page"),
             optional_secrets=("cookies",),
-            summary="a live video by video_id (id or URL) and/or the page that is live (page slug)",
+            check=check_live,
+            new_state=LiveVideoState,
+            reparse=reparse_live,
+            history=video_history,
+            summary="a live video by video_id (id or URL) and/or the page that is live (page slug or URL)",
         )
     }
     default_base_urls = {"web": "https://www.facebook.com"}
-
-    def _headers(self, ctx: PollContext) -> dict[str, str]:
-        headers = dict(BROWSER_HEADERS)
-        secret = ctx.target.secrets.get("cookies")
-        if secret is not None and (cookie := _cookie_header(secret.reveal())):
-            headers["Cookie"] = cookie
-        return headers
-
-    async def _video(self, ctx: PollContext, page: str | None, video_id: str) -> ParseResult:
-        web = ctx.base_urls["web"]
-        url = (
-            f"{web}/{quote(page, safe='.-_')}/videos/{video_id}"
-            if page
-            else f"{web}/watch/live/?v={video_id}"
-        )
-        raw = await ctx.http.get(url, headers=self._headers(ctx))
-        return parse_video_page(raw.body, final_url=raw.url, video_id=video_id)
-
-    async def poll(self, ctx: PollContext) -> PollResult:
-        params, memory = ctx.target.params, ctx.memory
-        page = page_slug(params["page"]) if params.get("page") else None
-        if params.get("video_id"):
-            video_id = video_id_from(params["video_id"])
-            if video_id is None:
-                raise NotFound(f"not a Facebook video id or video URL: {params['video_id'][:120]!r}")
-            return PollResult(Outcome.OK, await self._video(ctx, page, video_id))
-        if not page:
-            raise NotFound("facebook live target needs video_id or page")
-        live_url = f"{ctx.base_urls['web']}/{quote(page, safe='.-_')}/live/"
-        raw = await ctx.http.get(live_url, headers=self._headers(ctx))
-        live_id = find_live_video(raw.body, raw.url)
-        if live_id is None:
-            if (last := memory.pop("video_id", None)) is not None:
-                # The broadcast just stopped: its replay keeps the final counts (platforms.md 4.1).
-                memory["ended_video_id"] = last
-                return PollResult(Outcome.OK, await self._video(ctx, page, last))
-            return _not_live(memory.get("ended_video_id"))
-        if url_video_id(raw.url) == live_id:  # redirected onto the video page itself
-            parsed = parse_video_page(raw.body, final_url=raw.url, video_id=live_id)
-        else:
-            parsed = await self._video(ctx, page, live_id)
-        ended = parsed.session is not None and parsed.session.status is LiveStatus.ENDED
-        if ended and memory.get("ended_video_id") == live_id and "video_id" not in memory:
-            return _not_live(live_id)  # a stale redirect to a replay already recorded
-        if ended:
-            memory.pop("video_id", None)
-            memory["ended_video_id"] = live_id
-        else:
-            memory["video_id"] = live_id
-        return PollResult(Outcome.OK, parsed)
+    markers = MARKERS
 
 
 def _not_live(ended: str | None) -> PollResult:
@@ -438,5 +492,5 @@ def _not_live(ended: str | None) -> PollResult:
 
 adapter = FacebookAdapter()
 
-__all__ = ["adapter", "classify_unusable", "find_live_video", "page_slug", "parse_video_page", "url_video_id",
+__all__ = ["LiveVideoState", "adapter", "classify_unusable", "find_live_video", "page_slug", "parse_video_page", "url_video_id",
            "video_id_from", "video_status"]  # fmt: skip

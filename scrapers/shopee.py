@@ -3,7 +3,7 @@
 Kind `live`, the public viewer side: the share page calls `POST /api/v1/session/{id}/joinv2` and
 `GET /api/v1/session/{id}/more_items`; they are intercepted in a browser (default) or called directly
 (`fetch = "http"`, or with no browser). `session_id` is a numeric id, a share URL (`…&session=ID`) or a
-short link (`vn.shp.ee/…`, resolved once by following its redirects, cached in the target's memory).
+short link (`vn.shp.ee/…`, resolved once by following its redirects, cached in the target's state).
 Kind `shop_dashboard`: the shop's own creator-dashboard cookies read `realtime/sessionList` and
 `realtime/dashboard/overview` (placed and confirmed orders, items, GMV). The Open Platform livestream API
 (5b) is documented for TW/ID/TH only, so VN shops use this cookie route.
@@ -38,19 +38,32 @@ Tolerated [U] shapes:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from collector.adapters import KindSpec, PollContext, PollResult
-from collector.http import RawResponse, check_status
-from collector.normalise import NumberFormatError, parse_count, parse_money, shopee_price, to_utc
-from collector.outcomes import Blocked, HttpError, LoginWall, NotFound, Outcome, ParseFailure, PollError
+from collector.api import (
+    NO_MARKERS,
+    Blocked,
+    FieldProblem,
+    HttpError,
+    KindSpec,
+    LoginWall,
+    NotFound,
+    Outcome,
+    ParseFailure,
+    PollContext,
+    PollError,
+    PollResult,
+    RawResponse,
+    check_status,
+)
 from schemas.types import LIVE_STATUS_CODE, LiveStatus, Metric, ParseResult, Reading, SessionObservation
 from schemas.types import Provenance as P
 from scrapers.extract import MetricSpec, first, load_json, readings_from
+from scrapers.normalise import NumberFormatError, parse_count, parse_money, shopee_price, to_utc
 
 SESSION_STATUS = {0: LiveStatus.SCHEDULED, 1: LiveStatus.LIVE, 2: LiveStatus.ENDED}
 LOGIN_ERRORS = {90309999}  # the not-logged-in / anti-bot answer (platforms.md 3.3)
@@ -289,16 +302,33 @@ def _sales_readings(sold: int, revenue: int, currency: str) -> list[Reading]:
     ]
 
 
-def _track_sales(memory: dict[str, Any], session_id: str, items: list[Item]) -> list[Reading]:
-    """Update the session's baseline in `memory` and return the estimate; a new session starts over."""
-    state = memory.get("sales")
-    if not isinstance(state, dict) or state.get("session") != session_id:
-        state = memory["sales"] = {"session": session_id, "baseline": {}, "seen": {}, "currency": CURRENCY}
-    state["seen"].update({item.item_id: item for item in items if item.sold is not None})
-    sold, revenue, state["baseline"] = estimate_sales(state["baseline"], state["seen"].values())
-    state["currency"] = items[0].currency if items else state["currency"]
-    state["estimate"] = (sold, revenue)
-    return _sales_readings(sold, revenue, state["currency"])
+@dataclass(slots=True)
+class SalesEstimate:
+    """One session's live-bag baseline and the estimate it gives; a new session starts a new one."""
+
+    session: str
+    baseline: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, Item] = field(default_factory=dict)
+    currency: str = CURRENCY
+    sold: int = 0
+    revenue: int = 0
+
+    def update(self, items: list[Item]) -> list[Reading]:
+        self.seen.update({item.item_id: item for item in items if item.sold is not None})
+        self.sold, self.revenue, self.baseline = estimate_sales(self.baseline, self.seen.values())
+        self.currency = items[0].currency if items else self.currency
+        return self.readings()
+
+    def readings(self) -> list[Reading]:
+        return _sales_readings(self.sold, self.revenue, self.currency)
+
+
+@dataclass(slots=True)
+class LiveState:
+    """What a `live` target keeps between polls: its resolved short link and the sales estimate."""
+
+    session_ref: tuple[str, str] | None = None  # (the target's session_id field, the id it names)
+    sales: SalesEstimate | None = None
 
 
 def _dashboard_data(body: bytes, what: str) -> Any:
@@ -357,19 +387,161 @@ def parse_overview(body: bytes, session: DashboardSession) -> ParseResult:
     return ParseResult(readings, observation)
 
 
+FETCH_OPTIONS = ("browser", "http")
+
+
+def _short_link_url(ref: str, short: str) -> str | None:
+    """The URL to follow for a short link given as a URL or a bare code; None for anything else."""
+    if ref.startswith(DEFAULT_SHORT + "/"):  # the real host, with the short base configured elsewhere
+        return short + ref[len(DEFAULT_SHORT) :]
+    if ref.startswith(("http://", "https://")):
+        return ref
+    if _SHORT_CODE.fullmatch(ref):
+        return f"{short}/{ref}"
+    return None
+
+
+def check_live(params: Mapping[str, str]) -> Iterator[FieldProblem]:
+    ref = params.get("session_id", "").strip()
+    if ref and parse_session_ref(ref) is None and _short_link_url(ref, DEFAULT_SHORT) is None:
+        yield FieldProblem("session_id", f"not a Shopee session id, share URL or short link: {ref[:80]!r}")
+    fetch = params.get("fetch", "browser").strip().lower()
+    if fetch not in FETCH_OPTIONS:
+        yield FieldProblem("fetch", f"must be 'browser' or 'http', not {fetch[:20]!r}")
+
+
+def check_dashboard(params: Mapping[str, str]) -> Iterator[FieldProblem]:
+    ref = params.get("session_id", "").strip()
+    if ref and parse_session_ref(ref) is None:
+        yield FieldProblem("session_id", f"not a Shopee session id or share URL: {ref[:80]!r}")
+
+
+async def poll_live(ctx: PollContext[LiveState]) -> PollResult:
+    session_id = await _session_id(ctx)
+    joined, bag = await _fetch_live(ctx, session_id)
+    parsed = parse_joinv2(joined.body)
+    assert parsed.session is not None
+    status, key, sales = parsed.session.status, parsed.session.key, ctx.state.sales
+    if status is LiveStatus.LIVE and bag is not None:
+        if sales is None or sales.session != key:
+            sales = ctx.state.sales = SalesEstimate(key)
+        parsed.readings += sales.update(parse_more_items(bag.body))
+    elif status is LiveStatus.ENDED and sales is not None and sales.session == key:
+        parsed.readings += sales.readings()  # frozen at the end
+    return PollResult(Outcome.OK if status is LiveStatus.LIVE else Outcome.NOT_LIVE, parsed)
+
+
+async def _session_id(ctx: PollContext[LiveState]) -> str:
+    ref = ctx.target.params["session_id"].strip()
+    cached = ctx.state.session_ref
+    if cached is not None and cached[0] == ref:
+        return cached[1]
+    session_id = parse_session_ref(ref)
+    if session_id is None:
+        url = _short_link_url(ref, ctx.base_urls["short"].rstrip("/"))
+        if url is None:
+            raise NotFound(f"not a Shopee session id, share URL or short link: {ref[:80]!r}")
+        raw = await ctx.http.get(url)  # redirects are followed; the final URL names the session
+        if (session_id := session_from_url(raw.url)) is None:
+            raise NotFound(f"short link {ref[:80]!r} did not lead to a live session", url=raw.url)
+    ctx.state.session_ref = (ref, session_id)
+    return session_id
+
+
+async def _fetch_live(ctx: PollContext[LiveState], session_id: str) -> tuple[RawResponse, RawResponse | None]:
+    live = ctx.base_urls["live"].rstrip("/")
+    share = f"{live}/share?from=live&session={session_id}"
+    fetch = ctx.target.params.get("fetch", "browser").strip().lower()
+    if fetch == "http" or ctx.browser is None:
+        api, headers = f"{live}/api/v1/session/{session_id}", {"Referer": share, "Origin": live}
+        joined = await ctx.http.post(f"{api}/joinv2", json={}, headers=headers)
+        if parse_joinv2(joined.body).session.status is not LiveStatus.LIVE:  # type: ignore[union-attr]
+            return joined, None  # no bag needed: the estimate is frozen or not started
+        return joined, await ctx.http.get(f"{api}/more_items", headers=headers)
+    wanted = (f"/api/v1/session/{session_id}/joinv2", "/more_items")
+    capture = await ctx.browser.capture(share, wait_for=wanted, click="video")
+    if (joined := capture.responses.get(wanted[0])) is None:
+        raise classify_share_page(capture.page.body)
+    check_status(joined)
+    if (bag := capture.responses.get(wanted[1])) is not None:
+        check_status(bag)
+    return joined, bag
+
+
+async def _creator_get(ctx: PollContext[None], url: str, params: Mapping[str, str]) -> RawResponse:
+    creator = ctx.base_urls["creator"].rstrip("/")
+    headers = {"Cookie": ctx.target.secrets["cookies"].reveal(), "Referer": f"{creator}/"}
+    try:
+        raw = await ctx.http.get(url, params=params, headers=headers)
+    except HttpError as exc:
+        if exc.status == 401:
+            raise LoginWall(
+                "creator dashboard answered HTTP 401 (cookies expired)", url=exc.url, status=401
+            ) from None
+        raise
+    return raw  # a redirect to a login page is a LoginWall in check_status already
+
+
+async def poll_dashboard(ctx: PollContext[None]) -> PollResult:
+    api = ctx.base_urls["creator"].rstrip("/") + "/supply/api/lm/sellercenter/realtime"
+    ref = ctx.target.params.get("session_id", "").strip()
+    pinned = parse_session_ref(ref) if ref else None
+    listed = await _creator_get(ctx, f"{api}/sessionList", SESSION_LIST_QUERY)
+    chosen = newest_session(parse_session_list(listed.body), pinned)
+    if chosen is None:  # no session yet
+        return PollResult(Outcome.NOT_LIVE, ParseResult([_status_reading(LiveStatus.UNKNOWN, P.REPORTED)]))
+    raw = await _creator_get(ctx, f"{api}/dashboard/overview", {"sessionId": chosen.session_id})
+    parsed = parse_overview(raw.body, chosen)
+    live = parsed.session is not None and parsed.session.status is LiveStatus.LIVE
+    return PollResult(Outcome.OK if live else Outcome.NOT_LIVE, parsed)
+
+
+def reparse_live(raw: RawResponse) -> ParseResult | None:
+    """joinv2 alone gives the public counters; the sales estimate needs the poll history, not one body."""
+    return parse_joinv2(raw.body) if raw.url.rstrip("/").endswith("/joinv2") else None
+
+
+def reparse_dashboard(raw: RawResponse) -> ParseResult | None:
+    if "/dashboard/overview" not in raw.url or (session_id := _query_session(raw.url)) is None:
+        return None
+    return parse_overview(raw.body, DashboardSession(session_id))
+
+
+def _query_session(url: str) -> str | None:
+    match = re.search(r"[?&]sessionId=(\d{1,20})(?!\d)", url)
+    return _id(match[1]) if match else None
+
+
+async def dashboard_history(ctx: PollContext[None], _keys: Sequence[str]) -> AsyncIterator[ParseResult]:
+    """Every session the dashboard lists, with its final reported orders, items and GMV."""
+    api = ctx.base_urls["creator"].rstrip("/") + "/supply/api/lm/sellercenter/realtime"
+    listed = await _creator_get(ctx, f"{api}/sessionList", SESSION_LIST_QUERY)
+    for session in parse_session_list(listed.body):
+        raw = await _creator_get(ctx, f"{api}/dashboard/overview", {"sessionId": session.session_id})
+        yield parse_overview(raw.body, session)
+
+
 class ShopeeAdapter:
     name = "shopee"
     kinds = {
         "live": KindSpec(
+            poll_live,
             required=("session_id",),
             optional=("fetch",),
-            uses_browser=lambda params: params.get("fetch", "browser") != "http",
+            uses_browser=lambda params: params.get("fetch", "browser").strip().lower() != "http",
+            check=check_live,
+            new_state=LiveState,
+            reparse=reparse_live,
             summary="a live session's public counters and estimated sales, by id, share URL or short link",
         ),
         "shop_dashboard": KindSpec(
-            required=(),
+            poll_dashboard,
             optional=("session_id",),
             required_secrets=("cookies",),
+            check=check_dashboard,
+            reparse=reparse_dashboard,
+            history=dashboard_history,
+            history_lists_sessions=True,
             summary="the shop's own creator dashboard: orders, items sold and GMV, placed and confirmed",
         ),
     }
@@ -378,91 +550,8 @@ class ShopeeAdapter:
         "creator": "https://creator.shopee.vn",
         "short": DEFAULT_SHORT,
     }
-
-    async def poll(self, ctx: PollContext) -> PollResult:
-        if ctx.target.kind == "shop_dashboard":
-            return await self._poll_dashboard(ctx)
-        session_id = await self._session_id(ctx)
-        joined, bag = await self._fetch_live(ctx, session_id)
-        parsed = parse_joinv2(joined.body)
-        assert parsed.session is not None
-        status, key, sales = parsed.session.status, parsed.session.key, ctx.memory.get("sales")
-        if status is LiveStatus.LIVE and bag is not None:
-            parsed.readings += _track_sales(ctx.memory, key, parse_more_items(bag.body))
-        elif status is LiveStatus.ENDED and isinstance(sales, dict) and sales.get("session") == key:
-            parsed.readings += _sales_readings(*sales["estimate"], sales["currency"])  # frozen at the end
-        return PollResult(Outcome.OK if status is LiveStatus.LIVE else Outcome.NOT_LIVE, parsed)
-
-    async def _session_id(self, ctx: PollContext) -> str:
-        ref = ctx.target.params["session_id"].strip()
-        cached = ctx.memory.get("session_ref")
-        if isinstance(cached, tuple) and cached[0] == ref:
-            return cached[1]
-        session_id = parse_session_ref(ref)
-        if session_id is None:
-            short = ctx.base_urls["short"].rstrip("/")
-            if ref.startswith(DEFAULT_SHORT + "/"):  # the real host, with the short base configured elsewhere
-                url = short + ref[len(DEFAULT_SHORT) :]
-            elif ref.startswith(("http://", "https://")):
-                url = ref
-            elif _SHORT_CODE.fullmatch(ref):
-                url = f"{short}/{ref}"
-            else:
-                raise NotFound(f"not a Shopee session id, share URL or short link: {ref[:80]!r}")
-            raw = await ctx.http.get(url)  # redirects are followed; the final URL names the session
-            if (session_id := session_from_url(raw.url)) is None:
-                raise NotFound(f"short link {ref[:80]!r} did not lead to a live session")
-        ctx.memory["session_ref"] = (ref, session_id)
-        return session_id
-
-    async def _fetch_live(self, ctx: PollContext, session_id: str) -> tuple[RawResponse, RawResponse | None]:
-        live = ctx.base_urls["live"].rstrip("/")
-        share = f"{live}/share?from=live&session={session_id}"
-        fetch = ctx.target.params.get("fetch", "browser").strip().lower()
-        if fetch not in ("browser", "http"):
-            raise ParseFailure("bad_fetch_option", f"fetch must be 'browser' or 'http', not {fetch[:20]!r}")
-        if fetch == "http" or ctx.browser is None:
-            api, headers = f"{live}/api/v1/session/{session_id}", {"Referer": share, "Origin": live}
-            joined = await ctx.http.post(f"{api}/joinv2", json={}, headers=headers)
-            if parse_joinv2(joined.body).session.status is not LiveStatus.LIVE:  # type: ignore[union-attr]
-                return joined, None  # no bag needed: the estimate is frozen or not started
-            return joined, await ctx.http.get(f"{api}/more_items", headers=headers)
-        wanted = (f"/api/v1/session/{session_id}/joinv2", "/more_items")
-        capture = await ctx.browser.capture(share, wait_for=wanted, click="video")
-        check_status(capture.page)
-        if (joined := capture.responses.get(wanted[0])) is None:
-            raise classify_share_page(capture.page.body)
-        check_status(joined)
-        if (bag := capture.responses.get(wanted[1])) is not None:
-            check_status(bag)
-        return joined, bag
-
-    async def _creator_get(self, ctx: PollContext, url: str, params: Mapping[str, str]) -> RawResponse:
-        creator = ctx.base_urls["creator"].rstrip("/")
-        headers = {"Cookie": ctx.target.secrets["cookies"].reveal(), "Referer": f"{creator}/"}
-        try:
-            raw = await ctx.http.get(url, params=params, headers=headers)
-        except HttpError:
-            if ctx.http.responses and ctx.http.responses[-1].status == 401:
-                raise LoginWall("creator dashboard answered HTTP 401 (cookies expired)") from None
-            raise
-        return raw  # a redirect to a login page is a LoginWall in check_status already
-
-    async def _poll_dashboard(self, ctx: PollContext) -> PollResult:
-        api = ctx.base_urls["creator"].rstrip("/") + "/supply/api/lm/sellercenter/realtime"
-        ref = ctx.target.params.get("session_id", "").strip()
-        if ref and (pinned := parse_session_ref(ref)) is None:
-            raise NotFound(f"not a Shopee session id or share URL: {ref[:80]!r}")
-        listed = await self._creator_get(ctx, f"{api}/sessionList", SESSION_LIST_QUERY)
-        chosen = newest_session(parse_session_list(listed.body), pinned if ref else None)
-        if chosen is None:  # no session yet
-            return PollResult(
-                Outcome.NOT_LIVE, ParseResult([_status_reading(LiveStatus.UNKNOWN, P.REPORTED)])
-            )
-        raw = await self._creator_get(ctx, f"{api}/dashboard/overview", {"sessionId": chosen.session_id})
-        parsed = parse_overview(raw.body, chosen)
-        live = parsed.session is not None and parsed.session.status is LiveStatus.LIVE
-        return PollResult(Outcome.OK if live else Outcome.NOT_LIVE, parsed)
+    # Shopee answers bots with captcha pages and JSON codes, which the parsers classify themselves.
+    markers = NO_MARKERS
 
 
 adapter = ShopeeAdapter()

@@ -13,6 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from email.utils import formatdate
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -145,7 +146,9 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
     if mode == "captcha":
         return web.Response(status=200, body=CAPTCHA_PAGE, content_type="text/html")
     if mode == "login":
-        return web.Response(status=200, body=LOGIN_PAGE, content_type="text/html")
+        # Platforms send a signed-out client to their own login page (platforms.md 2.1, 4.1).
+        host = request.path.split("/")[1]
+        raise web.HTTPFound(f"/{host}/login/?redirect_url={quote(request.path, safe='')}")
     if mode == "redirect_foreign":
         raise web.HTTPFound("http://login.example-foreign.invalid/captcha")
     if mode == "redirect_private":
@@ -174,8 +177,13 @@ async def handle_clear(request: web.Request) -> web.Response:
     return json_response([])
 
 
+async def handle_login_page(_request: web.Request) -> web.Response:
+    return web.Response(status=200, body=LOGIN_PAGE, content_type="text/html")
+
+
 def register(app: web.Application, rules: list[FaultRule]) -> None:
     app[FAULTS] = rules
+    app.router.add_get("/{host}/login/", handle_login_page)
     app.router.add_get("/_sim/faults", handle_get)
     app.router.add_post("/_sim/faults", handle_set)
     app.router.add_delete("/_sim/faults", handle_clear)

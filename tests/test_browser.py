@@ -18,9 +18,10 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from collector.api import RawResponse
 from collector.browser import CHROMIUM_NAMES, BrowserPool
 from collector.config import BrowserSettings, HttpSettings, TargetConfig
-from collector.http import OutboundGuard, RawResponse
+from collector.http import OutboundGuard
 from collector.metrics import LiveState, SelfMetrics
 from collector.outcomes import Blocked, Outcome, Refused, Transient
 

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
+from collector.api import PollRecord, TargetConfig
 from collector.board import CampaignDocuments
 from collector.campaign import ReportError, Window, as_dict, load_rollup
-from collector.config import TargetConfig, build_config
+from collector.config import build_config
 from collector.outcomes import Outcome
 from collector.report_format import Labels
 from collector.report_render import render_csv, render_text
-from collector.store import PollRecord, Store, create_engine
+from collector.store import Store, create_engine
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
 
 T0 = datetime(2025, 9, 9, 12, 0, tzinfo=UTC)
@@ -212,7 +213,7 @@ def test_text_report_fits_80_columns_and_csv_has_a_row_per_session(tmp_path: Pat
 def test_the_board_cache_reads_the_database_once_per_interval(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/c.db"
     report(url)  # fills the database
-    config = build_config({"collector": {"database_url": url}}, source="test", env={})
+    config = build_config({"collector": {"database_url": url}}, source="test", adapters={}, env={})
 
     async def go() -> tuple[int, int, int]:
         engine = create_engine(url)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from collector.adapters import registered_adapters
 from collector.cli import DEMO_COOKIES_ENV, main
 from collector.config import (
     DATABASE_URL_ENV,
@@ -24,6 +25,8 @@ from collector.config import (
     parse_duration,
 )
 from collector.describe import describe
+
+ADAPTERS = registered_adapters()
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMULATOR = "http://127.0.0.1:8900"
@@ -50,7 +53,7 @@ def target(**overrides: Any) -> dict[str, Any]:
 
 def problems(data: dict[str, Any], env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as exc_info:
-        build_config(data, source="test.toml", env={} if env is None else env)
+        build_config(data, adapters=ADAPTERS, source="test.toml", env={} if env is None else env)
     assert str(exc_info.value) == "\n".join(exc_info.value.problems)
     return exc_info.value.problems
 
@@ -161,7 +164,7 @@ def test_bad_target_name(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["a", "lai-chau-shop", "shop_vn.2025", "0", "x" * 63])
 def test_good_target_name(name: str) -> None:
-    config = build_config({"targets": [target(name=name)]}, source="t", env={})
+    config = build_config({"targets": [target(name=name)]}, adapters=ADAPTERS, source="t", env={})
     assert config.targets[0].name == name
 
 
@@ -196,13 +199,13 @@ def test_interval_below_configured_min_interval() -> None:
 
 
 def test_interval_equal_to_min_interval_is_fine() -> None:
-    config = build_config({"targets": [target(interval="10s")]}, source="t", env={})
+    config = build_config({"targets": [target(interval="10s")]}, adapters=ADAPTERS, source="t", env={})
     assert config.targets[0].interval == 10.0
 
 
 def test_target_interval_defaults_to_collector_default_interval() -> None:
     data = {"collector": {"default_interval": "45s"}, "targets": [target()]}
-    config = build_config(data, source="t", env={})
+    config = build_config(data, adapters=ADAPTERS, source="t", env={})
     assert config.targets[0].interval == 45.0
 
 
@@ -220,7 +223,7 @@ def test_targets_must_be_an_array_of_tables() -> None:
 
 def test_target_fields_are_parsed() -> None:
     data = {"targets": [target(interval="20s", campaign="mega", enabled=False), target(name="b")]}
-    config = build_config(data, source="t", env={})
+    config = build_config(data, adapters=ADAPTERS, source="t", env={})
     first, second = config.targets
     assert first.params == {"account": "shop_vn"}
     assert (first.interval, first.campaign, first.enabled) == (20.0, "mega", False)
@@ -283,7 +286,7 @@ def test_bad_base_url(url: Any, shown: str) -> None:
 
 def test_base_urls_override_one_key_and_strip_trailing_slash() -> None:
     data = {"platforms": {"tiktok": {"base_urls": {"web": "http://127.0.0.1:8900/www/"}}}}
-    urls = build_config(data, source="t", env={}).platforms["tiktok"].base_urls
+    urls = build_config(data, adapters=ADAPTERS, source="t", env={}).platforms["tiktok"].base_urls
     assert urls == {"web": "http://127.0.0.1:8900/www", "webcast": "https://webcast.tiktok.com"}
 
 
@@ -329,7 +332,10 @@ def test_bad_collector_values(key: str, value: Any, message: str) -> None:
 
 def test_jitter_accepts_a_whole_number() -> None:
     # TOML writes `jitter = 0` as an integer; it must not be rejected as "expected float".
-    assert build_config({"collector": {"jitter": 0}}, source="t", env={}).collector.jitter == 0.0
+    assert (
+        build_config({"collector": {"jitter": 0}}, adapters=ADAPTERS, source="t", env={}).collector.jitter
+        == 0.0
+    )
 
 
 @pytest.mark.parametrize(
@@ -355,7 +361,7 @@ def test_bad_metrics_listen(value: Any, message: str) -> None:
     ],
 )
 def test_good_metrics_listen(value: str, expected: HostPort) -> None:
-    config = build_config({"collector": {"metrics_listen": value}}, source="t", env={})
+    config = build_config({"collector": {"metrics_listen": value}}, adapters=ADAPTERS, source="t", env={})
     assert config.collector.metrics_listen == expected
 
 
@@ -389,12 +395,12 @@ def test_http_header_values_must_be_strings() -> None:
 def test_env_database_url_overrides_the_file() -> None:
     url = "postgresql+asyncpg://u:p@db/collector"
     data = {"collector": {"database_url": "sqlite+aiosqlite:///x.db"}}
-    config = build_config(data, source="t", env={DATABASE_URL_ENV: url})
+    config = build_config(data, adapters=ADAPTERS, source="t", env={DATABASE_URL_ENV: url})
     assert config.collector.database_url == url
 
 
 def test_empty_env_database_url_is_ignored() -> None:
-    config = build_config({}, source="t", env={DATABASE_URL_ENV: ""})
+    config = build_config({}, adapters=ADAPTERS, source="t", env={DATABASE_URL_ENV: ""})
     assert config.collector.database_url == CollectorSettings().database_url
 
 
@@ -410,7 +416,10 @@ def test_invalid_env_database_url_names_the_variable() -> None:
 
 def test_env_none_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DATABASE_URL_ENV, "postgresql+asyncpg://u@db/env")
-    assert build_config({}, source="t").collector.database_url == "postgresql+asyncpg://u@db/env"
+    assert (
+        build_config({}, adapters=ADAPTERS, source="t").collector.database_url
+        == "postgresql+asyncpg://u@db/env"
+    )
 
 
 # --- all problems at once -------------------------------------------------------------------------
@@ -452,7 +461,7 @@ def test_several_problems_reported_at_once_in_order() -> None:
 def test_load_config_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.toml"
     with pytest.raises(ConfigError) as exc_info:
-        load_config(path, env={})
+        load_config(path, adapters=ADAPTERS, env={})
     assert exc_info.value.problems == [f"{path}: file not found"]
 
 
@@ -460,7 +469,7 @@ def test_load_config_toml_syntax_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[collector]\nmax_concurrency = \n", encoding="utf-8")
     with pytest.raises(ConfigError) as exc_info:
-        load_config(path, env={})
+        load_config(path, adapters=ADAPTERS, env={})
     assert exc_info.value.problems == [f"{path}: not valid TOML: Invalid value (at line 2, column 19)"]
 
 
@@ -468,13 +477,13 @@ def test_load_config_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b"[collector]\ndatabase_url = 'caf\xe9'\n")
     with pytest.raises(ConfigError) as exc_info:
-        load_config(path, env={})
+        load_config(path, adapters=ADAPTERS, env={})
     assert exc_info.value.problems == [f"{path}: not valid TOML: not UTF-8 text"]
 
 
 def test_load_config_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc_info:
-        load_config(tmp_path, env={})
+        load_config(tmp_path, adapters=ADAPTERS, env={})
     assert exc_info.value.problems == [f"{tmp_path}: cannot read: Is a directory"]
 
 
@@ -482,14 +491,14 @@ def test_load_config_records_source_and_validates(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[[targets]]\nname = "x"\nplatform = "tiktok"\nkind = "live"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as exc_info:
-        load_config(path, env={})
+        load_config(path, adapters=ADAPTERS, env={})
     assert exc_info.value.problems == ["targets[0].account: missing (required for tiktok live targets)"]
     path.write_text('[[targets]]\nname = "x"\nplatform = "tiktok"\nkind = "live"\naccount = "y"\n')
-    assert load_config(str(path), env={}).source == str(path)
+    assert load_config(str(path), adapters=ADAPTERS, env={}).source == str(path)
 
 
 def test_production_config_loads() -> None:
-    config = load_config(ROOT / "config.toml", env={})
+    config = load_config(ROOT / "config.toml", adapters=ADAPTERS, env={})
     assert [t.name for t in config.targets] == [
         "lai-chau-shop",
         "nongsan-lai-chau",
@@ -519,7 +528,7 @@ def test_demo_config_loads(tmp_path: Path) -> None:
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
     path = tmp_path / "demo.toml"
     path.write_text(text.replace("{simulator}", SIMULATOR), encoding="utf-8")
-    config = load_config(path, env={DEMO_COOKIES_ENV: "SPC_EC=demo"})
+    config = load_config(path, adapters=ADAPTERS, env={DEMO_COOKIES_ENV: "SPC_EC=demo"})
     assert config.platforms["tiktok"].base_urls == {
         "web": f"{SIMULATOR}/www.tiktok.com",
         "webcast": f"{SIMULATOR}/webcast.tiktok.com",
@@ -550,7 +559,7 @@ def test_demo_config_without_substitution_is_rejected() -> None:
 
 
 def test_defaults_when_sections_are_absent() -> None:
-    config = build_config({}, source="empty.toml", env={})
+    config = build_config({}, adapters=ADAPTERS, source="empty.toml", env={})
     assert config.collector == CollectorSettings()
     assert config.collector.database_url == "sqlite+aiosqlite:///data/collector.db"
     assert config.collector.metrics_listen == HostPort("127.0.0.1", 9108)
@@ -573,21 +582,21 @@ def test_defaults_when_sections_are_absent() -> None:
 
 def test_describe_redacts_database_password() -> None:
     data = {"collector": {"database_url": "postgresql+asyncpg://u:s3cret@db/x"}}
-    rows = dict(describe(build_config(data, source="t", env={})))
+    rows = dict(describe(build_config(data, adapters=ADAPTERS, source="t", env={})))
     assert rows["collector.database_url"] == "postgresql+asyncpg://u:***@db/x"
     assert not any("s3cret" in key or "s3cret" in value for key, value in rows.items())
 
 
 def test_describe_redacts_proxy_credentials() -> None:
     data = {"http": {"proxy": "http://bob:hunter2@proxy.local:3128"}}
-    rows = list(describe(build_config(data, source="t", env={})))
+    rows = list(describe(build_config(data, adapters=ADAPTERS, source="t", env={})))
     assert ("http.proxy", "http://***@proxy.local:3128") in rows
     assert not any("hunter2" in value or "bob" in value for _, value in rows)
 
 
 def test_describe_rows() -> None:
     data = {"targets": [target(interval="20s", enabled=False)]}
-    rows = dict(describe(build_config(data, source="s.toml", env={})))
+    rows = dict(describe(build_config(data, adapters=ADAPTERS, source="s.toml", env={})))
     assert rows["source"] == "s.toml"
     assert rows["http.proxy"] == "(none)"
     assert rows["collector.raw_retention"] == "14d"
@@ -666,3 +675,44 @@ def test_cli_check_config_subprocess(tmp_path: Path) -> None:
     )
     assert good.returncode == 0, good.stderr
     assert f"ok: {len(CONFIG_TOML_TARGETS)} targets ({PER_PLATFORM})" in good.stderr
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        (
+            {"platform": "shopee", "kind": "live", "session_id": "123", "fetch": "carrier-pigeon"},
+            "targets[0].fetch: must be 'browser' or 'http', not 'carrier-pigeon'",
+        ),
+        (
+            {"platform": "shopee", "kind": "live", "session_id": "not a link!"},
+            "targets[0].session_id: not a Shopee session id, share URL or short link: 'not a link!'",
+        ),
+        (
+            {
+                "platform": "shopee",
+                "kind": "shop_dashboard",
+                "session_id": "https://vn.shp.ee/x",
+                "cookies_env": "C",
+            },
+            "targets[0].session_id: not a Shopee session id or share URL: 'https://vn.shp.ee/x'",
+        ),
+        (
+            {"platform": "facebook", "kind": "live"},
+            "targets[0].video_id: missing (a facebook live target needs video_id, page or both)",
+        ),
+        (
+            {"platform": "facebook", "kind": "live", "video_id": "https://example.com/v/1"},
+            "targets[0].video_id: not a Facebook video id or video URL: 'https://example.com/v/1'",
+        ),
+        (
+            {"platform": "tiktok", "kind": "live", "account": "https://example.com/@shop"},
+            "targets[0].account: 'https://example.com/@shop' is not a TikTok @handle or profile/live URL",
+        ),
+        ({"platform": "tiktok", "kind": "hashtag", "tag": " # "}, "targets[0].tag: ' # ' is not a hashtag"),
+    ],
+)
+def test_each_kind_checks_its_own_fields_at_load(fields: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_config({"targets": [{"name": "t", **fields}]}, adapters=ADAPTERS, source="t", env={"C": "x"})
+    assert caught.value.problems == [problem]

@@ -20,17 +20,25 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.adapters import PollContext, PollResult
+from collector.api import PollResult
 from collector.config import HttpSettings, TargetConfig
 from collector.http import HttpClient, HttpFetcher
 from collector.outcomes import Blocked, LoginWall, NotFound, Outcome, ParseFailure, PollError
 from collector.secrets import Secret
 from schemas.types import LiveStatus, Metric, ParseResult, Provenance, SessionObservation
-from scrapers.facebook import adapter, find_live_video, parse_video_page, video_id_from, video_status
+from scrapers.facebook import (
+    LiveVideoState,
+    adapter,
+    find_live_video,
+    parse_video_page,
+    video_id_from,
+    video_status,
+)
 from simulator import facebook as fb_sim
 from simulator.app import PLATFORMS, build_app
 from simulator.clock import SimClock
 from simulator.scenario import demo
+from tests.polling import poll_kind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "facebook"
 VID = "1234567890123456"
@@ -383,14 +391,11 @@ class Sim:
         return fb_sim.truth(scenario, self.clock.elapsed(), START)[video_id]
 
     async def poll(
-        self, memory: dict | None = None, secrets: dict[str, Secret] | None = None, **params: str
+        self, state: LiveVideoState | None = None, secrets: dict[str, Secret] | None = None, **params: str
     ) -> PollResult:
         target = TargetConfig("fb-target", "facebook", "live", 30.0, params, secrets=secrets or {})
         async with HttpClient(HttpSettings()) as client:
-            ctx = PollContext(
-                target, {"web": self.web}, HttpFetcher(client), memory={} if memory is None else memory
-            )
-            return await adapter.poll(ctx)
+            return await poll_kind(adapter, target, {"web": self.web}, HttpFetcher(client), state=state)
 
 
 async def _sim(scenario_name: str) -> AsyncIterator[Sim]:
@@ -440,16 +445,16 @@ async def test_poll_page_follows_the_live_redirect_with_browser_headers(sim: Sim
 
 
 async def test_poll_page_paused_then_ended_replay_then_not_live(sim: Sim) -> None:
-    memory: dict = {}
-    paused = await sim.at(-900 + 2700 + 30).poll(memory, page="laichau.ocop")
+    state = LiveVideoState()
+    paused = await sim.at(-900 + 2700 + 30).poll(state, page="laichau.ocop")
     assert paused.parsed.session is not None and paused.parsed.session.status is LiveStatus.PAUSED
-    live = await sim.at(OCOP_END - 100).poll(memory, page="laichau.ocop")
+    live = await sim.at(OCOP_END - 100).poll(state, page="laichau.ocop")
     assert values(live.parsed)["live_status"] == 2
     # First poll after the end: the replay's final counts, once.
-    ended = await sim.at(OCOP_END + 50).poll(memory, page="laichau.ocop")
+    ended = await sim.at(OCOP_END + 50).poll(state, page="laichau.ocop")
     assert ended.outcome is Outcome.OK
     assert values(ended.parsed) == exact(sim.truth(OCOP_LIVE), 4)
-    again = await sim.at(OCOP_END + 120).poll(memory, page="laichau.ocop")
+    again = await sim.at(OCOP_END + 120).poll(state, page="laichau.ocop")
     assert again.outcome is Outcome.NOT_LIVE
     assert values(again.parsed) == {"live_status": 4}
     assert again.parsed.session == SessionObservation(OCOP_LIVE, LiveStatus.ENDED)

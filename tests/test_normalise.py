@@ -1,4 +1,4 @@
-"""Tests for collector.normalise: the shapes of shared/platforms.md section 1, then properties."""
+"""Tests for scrapers.normalise: the shapes of shared/platforms.md section 1, then properties."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.normalise import (
+from scrapers.normalise import (
     Money,
     NumberFormatError,
     format_count_en,

@@ -20,16 +20,17 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.adapters import PollContext, PollResult
+from collector.api import PollResult, RawResponse
 from collector.browser import BrowserCapture
 from collector.config import HttpSettings, TargetConfig
-from collector.http import HttpClient, HttpFetcher, RawResponse
+from collector.http import HttpClient, HttpFetcher
 from collector.outcomes import Blocked, HttpError, LoginWall, NotFound, Outcome, ParseFailure, PollError
 from collector.secrets import Secret
 from schemas.types import LiveStatus, Metric, ParseResult, Provenance, Reading, SessionObservation
 from scrapers.shopee import (
     DashboardSession,
     Item,
+    LiveState,
     adapter,
     classify_share_page,
     estimate_sales,
@@ -47,6 +48,7 @@ from simulator.clock import SimClock
 from simulator.keys import REQUEST_LOG
 from simulator.scenario import demo
 from tests.fuzzing import DELETE, json_values, mutate, paths
+from tests.polling import poll_kind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopee"
 SESSION = "165432987"
@@ -507,11 +509,10 @@ def dashboard_target(secret: Secret = COOKIES, **params: str) -> TargetConfig:
 
 
 async def poll(
-    s: Sim, target: TargetConfig, memory: dict, browser: Any = None
+    s: Sim, target: TargetConfig, state: LiveState | None = None, browser: Any = None
 ) -> tuple[PollResult, HttpFetcher]:
     fetcher = HttpFetcher(s.client)
-    ctx = PollContext(target, s.base_urls, fetcher, browser, memory)
-    return await adapter.poll(ctx), fetcher
+    return await poll_kind(adapter, target, s.base_urls, fetcher, browser, state), fetcher
 
 
 def values(result: PollResult) -> dict[Metric, float]:
@@ -529,10 +530,10 @@ def demo_live() -> sim.LiveSession:
 
 async def test_poll_live_over_http_estimates_sales_and_freezes_them_at_the_end() -> None:
     live = demo_live()
-    memory: dict = {}
+    state = LiveState()
     async with simulator(at=600.0) as s:
         target = live_target(str(live.session_id), fetch="http")
-        first, _ = await poll(s, target, memory)
+        first, _ = await poll(s, target, state)
         truth = s.truth(live.session_id)
         assert first.outcome is Outcome.OK
         assert values(first) == {
@@ -551,7 +552,7 @@ async def test_poll_live_over_http_estimates_sales_and_freezes_them_at_the_end()
         assert table(first.parsed)[Metric.REVENUE] == (0, E, "VND")
 
         s.clock.freeze_at = 2400.0
-        second, fetcher = await poll(s, target, memory)
+        second, fetcher = await poll(s, target, state)
         items, revenue = sold_since(truth, s.truth(live.session_id))
         assert items > 0 and revenue > 0
         assert table(second.parsed)[Metric.ITEMS_SOLD] == (items, E, None)
@@ -559,7 +560,7 @@ async def test_poll_live_over_http_estimates_sales_and_freezes_them_at_the_end()
         assert [r.url.rsplit("/", 1)[-1] for r in fetcher.responses] == ["joinv2", "more_items"]
 
         s.clock.freeze_at = live.end + 600
-        ended, fetcher = await poll(s, target, memory)
+        ended, fetcher = await poll(s, target, state)
         assert ended.outcome is Outcome.NOT_LIVE
         assert values(ended)[Metric.LIVE_STATUS] == 4 and values(ended)[Metric.VIEWERS] == 0
         assert (values(ended)[Metric.ITEMS_SOLD], values(ended)[Metric.REVENUE]) == (items, revenue)
@@ -571,13 +572,13 @@ async def test_poll_live_over_http_estimates_sales_and_freezes_them_at_the_end()
 
 async def test_estimate_from_the_session_start_equals_the_dashboard() -> None:
     first_day = sim.sessions_for("event-week", 1)[0]
-    memory: dict = {}
+    state = LiveState()
     async with simulator("event-week", at=first_day.start) as s:
         target = live_target(str(first_day.session_id), fetch="http")
-        await poll(s, target, memory)
+        await poll(s, target, state)
         s.clock.freeze_at = first_day.start + 3000
-        estimated, _ = await poll(s, target, memory)
-        reported, _ = await poll(s, dashboard_target(session_id=str(first_day.session_id)), {})
+        estimated, _ = await poll(s, target, state)
+        reported, _ = await poll(s, dashboard_target(session_id=str(first_day.session_id)))
     assert reported.outcome is Outcome.OK
     assert values(estimated)[Metric.ITEMS_SOLD] == values(reported)[Metric.ITEMS_SOLD] > 0
     assert values(estimated)[Metric.REVENUE] == values(reported)[Metric.REVENUE] > 0
@@ -594,13 +595,13 @@ async def test_poll_live_resolves_short_links_and_share_urls_once(form: str) -> 
             "bare-code": live.short_code,
             "share-url": f"https://live.shopee.vn/share?from=live&session={live.session_id}&share_user_id=7",
         }[form]
-        memory: dict = {}
+        state = LiveState()
         for _ in range(2):
-            result, _ = await poll(s, live_target(ref, fetch="http"), memory)
+            result, _ = await poll(s, live_target(ref, fetch="http"), state)
             assert result.parsed.session is not None and result.parsed.session.key == str(live.session_id)
         short_hits = [p for p in s.paths() if p.startswith("/vn.shp.ee/")]
         assert len(short_hits) == (0 if form == "share-url" else 1)
-        assert memory["session_ref"] == (ref, str(live.session_id))
+        assert state.session_ref == (ref, str(live.session_id))
 
 
 async def test_poll_live_errors() -> None:
@@ -609,15 +610,10 @@ async def test_poll_live_errors() -> None:
             (live_target("999", fetch="http"), NotFound, None),
             (live_target(f"{s.base}/vn.shp.ee/nope", fetch="http"), HttpError, None),
             (live_target("not a link!", fetch="http"), NotFound, None),
-            (
-                live_target(str(demo_live().session_id), fetch="carrier-pigeon"),
-                ParseFailure,
-                "bad_fetch_option",
-            ),
         ]
         for target, cls, reason in raises_async:
             with pytest.raises(PollError) as info:
-                await poll(s, target, {})
+                await poll(s, target)
             assert type(info.value) is cls, target
             assert reason is None or getattr(info.value, "reason", None) == reason
 
@@ -625,7 +621,7 @@ async def test_poll_live_errors() -> None:
 async def test_poll_live_scheduled_session_is_not_live_without_sales() -> None:
     first_day = sim.sessions_for("event-week", 1)[0]
     async with simulator("event-week", at=0.0) as s:
-        result, fetcher = await poll(s, live_target(str(first_day.session_id)), {})  # no browser: HTTP
+        result, fetcher = await poll(s, live_target(str(first_day.session_id)))  # no browser: HTTP
     assert result.outcome is Outcome.NOT_LIVE and len(fetcher.responses) == 1
     assert values(result) == {
         Metric.VIEWERS: 0,
@@ -662,7 +658,7 @@ async def test_poll_live_through_the_browser_path() -> None:
     live = demo_live()
     async with simulator(at=900.0) as s:
         browser = ScriptedBrowser(s)
-        result, _ = await poll(s, live_target(str(live.session_id)), {}, browser)
+        result, _ = await poll(s, live_target(str(live.session_id)), None, browser)
         share = f"{s.base}/live.shopee.vn/share?from=live&session={live.session_id}"
         wanted = (f"/api/v1/session/{live.session_id}/joinv2", "/more_items")
         assert browser.calls == [(share, wanted, "video")]
@@ -671,11 +667,11 @@ async def test_poll_live_through_the_browser_path() -> None:
         assert values(result)[Metric.ITEMS_SOLD] == 0
         # fetch = "http" skips the browser even when one is there.
         http_only = ScriptedBrowser(s)
-        await poll(s, live_target(str(live.session_id), fetch="http"), {}, http_only)
+        await poll(s, live_target(str(live.session_id), fetch="http"), None, http_only)
         assert http_only.calls == []
         # The page never called joinv2: the page is classified, not parsed.
         with pytest.raises(ParseFailure) as info:
-            await poll(s, live_target(str(live.session_id)), {}, ScriptedBrowser(s, fire=False))
+            await poll(s, live_target(str(live.session_id)), None, ScriptedBrowser(s, fire=False))
         assert info.value.reason == "no_joinv2"
 
 
@@ -701,8 +697,8 @@ async def test_poll_live_in_a_real_browser_runs_the_share_page_script() -> None:
         async with simulator(at=900.0) as s:
             target = live_target(str(live.session_id))
             fetcher = HttpFetcher(s.client)
-            ctx = PollContext(target, s.base_urls, fetcher, pool.fetcher(target, fetcher.responses), {})
-            result = await adapter.poll(ctx)
+            browser = pool.fetcher(target, fetcher.responses)
+            result = await poll_kind(adapter, target, s.base_urls, fetcher, browser)
             truth = s.truth(live.session_id)
     finally:
         await pool.close()
@@ -716,7 +712,7 @@ async def test_poll_live_in_a_real_browser_runs_the_share_page_script() -> None:
 async def test_poll_dashboard_reads_the_newest_session() -> None:
     ended, live = sim.sessions_for("demo", 1)
     async with simulator(at=1800.0) as s:
-        result, fetcher = await poll(s, dashboard_target(), {})
+        result, fetcher = await poll(s, dashboard_target())
         board = s.truth(live.session_id)["dashboard"]
         sent = fetcher.responses
     assert result.outcome is Outcome.OK
@@ -750,7 +746,7 @@ async def test_poll_dashboard_reads_the_newest_session() -> None:
 async def test_poll_dashboard_pinned_ended_session_and_no_session() -> None:
     ended, _ = sim.sessions_for("demo", 1)
     async with simulator(at=1800.0) as s:
-        result, _ = await poll(s, dashboard_target(session_id=str(ended.session_id)), {})
+        result, _ = await poll(s, dashboard_target(session_id=str(ended.session_id)))
         board = s.truth(ended.session_id)["dashboard"]
     assert result.outcome is Outcome.NOT_LIVE
     assert (
@@ -759,7 +755,7 @@ async def test_poll_dashboard_pinned_ended_session_and_no_session() -> None:
     session = result.parsed.session
     assert session is not None and session.ended_at == datetime.fromtimestamp(START + ended.end, UTC)
     async with simulator("event-week", at=0.0) as s:
-        result, fetcher = await poll(s, dashboard_target(), {})
+        result, fetcher = await poll(s, dashboard_target())
     assert result.outcome is Outcome.NOT_LIVE and len(fetcher.responses) == 1
     assert result.parsed.readings == [Reading(Metric.LIVE_STATUS, 0.0, R)] and result.parsed.session is None
 
@@ -768,6 +764,4 @@ async def test_poll_dashboard_without_a_valid_cookie_is_a_login_wall() -> None:
     async with simulator(at=60.0) as s:
         for secret in (Secret("SPC_F=abc", "test"), Secret("SPC_EC=", "test")):
             with pytest.raises(LoginWall):
-                await poll(s, dashboard_target(secret), {})
-        with pytest.raises(NotFound):
-            await poll(s, dashboard_target(session_id="https://vn.shp.ee/short"), {})
+                await poll(s, dashboard_target(secret))

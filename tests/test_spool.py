@@ -14,10 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.http import RawResponse
+from collector.api import PollRecord, RawResponse
 from collector.outcomes import Outcome
 from collector.spool import Spool, decode, encode
-from collector.store import PollRecord
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,11 +21,10 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.adapters import PollContext
+from collector.api import RawResponse
 from collector.browser import BrowserCapture
 from collector.config import HttpSettings, TargetConfig
-from collector.http import HttpClient, HttpFetcher, RawResponse
-from collector.normalise import parse_count
+from collector.http import HttpClient, HttpFetcher
 from collector.outcomes import (
     Blocked,
     LoginWall,
@@ -37,6 +36,7 @@ from collector.outcomes import (
     Transient,
 )
 from schemas.types import Metric, ParseResult, Provenance
+from scrapers.normalise import parse_count
 from scrapers.tiktok import adapter, normalise_tag, parse_challenge_detail, parse_tag_page
 from simulator.app import build_app
 from simulator.clock import SimClock
@@ -45,6 +45,7 @@ from simulator.keys import SCENARIO
 from simulator.scenario import demo
 from simulator.tiktok import hashtags_truth
 from tests.fuzzing import DELETE, json_values, mutate, paths
+from tests.polling import poll_kind
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tiktok"
 START = 1_725_850_000.0
@@ -420,13 +421,13 @@ def _capture(page: bytes, detail: bytes | None, status: int = 200) -> BrowserCap
 async def _poll(
     browser: FakeBrowser | None, http: FakeHttp, tag: str = "#NongSanLaiChau"
 ) -> dict[Metric, float]:
-    ctx = PollContext(
+    result = await poll_kind(
+        adapter,
         TargetConfig("t", "tiktok", "hashtag", 30.0, {"tag": tag}),
         {"web": WEB, "webcast": "https://webcast.tiktok.com"},
         http,  # type: ignore[arg-type]
         browser,  # type: ignore[arg-type]
     )
-    result = await adapter.poll(ctx)
     assert result.outcome is Outcome.OK
     return values(result.parsed)
 
@@ -528,13 +529,13 @@ async def sim() -> AsyncIterator[Sim]:
 
 async def _poll_sim(sim: Sim, tag: str, browser: Any = None) -> dict[Metric, float]:
     async with HttpClient(HttpSettings()) as client:
-        ctx = PollContext(
+        result = await poll_kind(
+            adapter,
             TargetConfig(f"tag-{tag}", "tiktok", "hashtag", 30.0, {"tag": tag}),
             sim.base_urls,
             HttpFetcher(client),
             browser,
         )
-        result = await adapter.poll(ctx)
     assert result.outcome is Outcome.OK
     return values(result.parsed)
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from collector.outcomes import Blocked, LoginWall, NotFound, Outcome, ParseFailure, PollError
 from schemas.types import LiveStatus, Metric, ParseResult, Provenance, SessionObservation
-from scrapers.tiktok import RoomLookup, parse_live_page, parse_room_info, parse_user_room
+from scrapers.tiktok import RoomLookup, account_handle, parse_live_page, parse_room_info, parse_user_room
 from tests.fuzzing import DELETE, json_values, mutate, paths
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tiktok"
@@ -434,3 +434,28 @@ def test_deeply_nested_values_are_no_value() -> None:
     assert parse_room_info(body).session == SessionObservation("1", LiveStatus.LIVE)
     body = _nested('{"status_code":0,"data":{"status":2,"user_count":NESTED}}').encode()
     Raises(ParseFailure, Outcome.PARSE_FAILURE, "bad_number").check(lambda: parse_room_info(body))
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "shop_vn",
+        "@shop_vn",
+        " @shop_vn ",
+        "https://www.tiktok.com/@shop_vn",
+        "https://www.tiktok.com/@shop_vn/live",
+        "https://www.tiktok.com/@shop_vn/live?lang=vi-VN&enter_from_merge=others",
+        "www.tiktok.com/@shop_vn/",
+        "https://m.tiktok.com/@shop_vn/video/7400000000000000000",
+    ],
+)
+def test_account_handle_takes_every_way_people_write_an_account(written: str) -> None:
+    assert account_handle(written) == "shop_vn"
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["", "@", "shop vn", "https://example.com/@shop_vn", "https://www.tiktok.com/tag/x", "@shop/vn"],
+)
+def test_account_handle_refuses_what_is_not_an_account(written: str) -> None:
+    assert account_handle(written) is None

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from collector.api import PollRecord
 from collector.config import TargetConfig
 from collector.metrics import LiveState, SelfMetrics
 from collector.outcomes import Outcome
 from collector.spool import Spool
-from collector.store import PollRecord, Store
+from collector.store import Store
 from collector.writer import BatchWriter
 from schemas.models import SampleRow
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation

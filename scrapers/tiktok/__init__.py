@@ -1,39 +1,69 @@
 """TikTok: creators' live rooms (`live`, scrapers.tiktok.live) and hashtags (`hashtag`,
 scrapers.tiktok.hashtag). Shapes: shared/platforms.md sections 2.1, 2.2 and 6.
 
-The adapter only dispatches on the target's kind; each kind's module has its pure parsers and its poll.
+Each kind's module has its pure parsers, its field check and its poll; this table ties them together.
 """
 
 from __future__ import annotations
 
-from collector.adapters import KindSpec, PollContext, PollResult
-from scrapers.tiktok.hashtag import normalise_tag, parse_challenge_detail, parse_tag_page, poll_hashtag
-from scrapers.tiktok.live import RoomLookup, parse_live_page, parse_room_info, parse_user_room, poll_live
+import re
+
+from collector.api import KindSpec, PageMarkers
+from scrapers.tiktok.hashtag import (
+    check_hashtag,
+    normalise_tag,
+    parse_challenge_detail,
+    parse_tag_page,
+    poll_hashtag,
+    reparse_hashtag,
+)
+from scrapers.tiktok.live import (
+    RoomLookup,
+    RoomState,
+    account_handle,
+    check_live,
+    parse_live_page,
+    parse_room_info,
+    parse_user_room,
+    poll_live,
+    reparse_live,
+    room_history,
+)
 
 
 class TikTokAdapter:
     name = "tiktok"
     kinds = {
-        "live": KindSpec(required=("account",), summary="a creator's live room, by @account"),
+        "live": KindSpec(
+            poll_live,
+            required=("account",),
+            check=check_live,
+            new_state=RoomState,
+            reparse=reparse_live,
+            history=room_history,
+            summary="a creator's live room, by @handle or profile/live URL",
+        ),
         "hashtag": KindSpec(
+            poll_hashtag,
             required=("tag",),
             uses_browser=True,
-            summary="a hashtag's views and posts, by tag (with or without '#', any case)",
+            check=check_hashtag,
+            reparse=reparse_hashtag,
+            summary="a hashtag's views and posts, by tag (with or without '#', any case) or tag URL",
         ),
     }
     default_base_urls = {"web": "https://www.tiktok.com", "webcast": "https://webcast.tiktok.com"}
-
-    async def poll(self, ctx: PollContext) -> PollResult:
-        if ctx.target.kind == "hashtag":
-            return await poll_hashtag(ctx)
-        return await poll_live(ctx)
+    # The WAF challenge and captcha pages TikTok serves in place of content (platforms.md 2.1).
+    markers = PageMarkers(blocked=(re.compile(rb"_wafchallengeid"), re.compile(rb"captcha_verify_container")))
 
 
 adapter = TikTokAdapter()
 
 __all__ = [
     "RoomLookup",
+    "RoomState",
     "TikTokAdapter",
+    "account_handle",
     "adapter",
     "normalise_tag",
     "parse_challenge_detail",

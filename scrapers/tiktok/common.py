@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collector.outcomes import Blocked, LoginWall, PollError
+from collector.api import Blocked, LoginWall, PollError
 
 WEB_PARAMS = {"aid": "1988", "app_name": "tiktok_web", "device_platform": "web_pc"}
 

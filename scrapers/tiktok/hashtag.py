@@ -29,20 +29,29 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import quote, unquote
 
 from selectolax.lexbor import LexborHTMLParser
 
-from collector.adapters import PollContext, PollResult
-from collector.normalise import NumberFormatError, parse_count
-from collector.outcomes import Blocked, NotFound, Outcome, ParseFailure, PollError, RateLimited
+from collector.api import (
+    Blocked,
+    BrowserFetch,
+    FieldProblem,
+    NotFound,
+    Outcome,
+    ParseFailure,
+    PollContext,
+    PollError,
+    PollResult,
+    RateLimited,
+    RawResponse,
+)
 from schemas.types import Metric, ParseResult, Reading
 from scrapers.extract import first, load_json, script_json
+from scrapers.normalise import NumberFormatError, parse_count
 from scrapers.tiktok.common import brief, classify_page_without_data, referer
-
-if TYPE_CHECKING:  # collector.browser imports Playwright; only a browser-using service loads it
-    from collector.browser import BrowserFetcher
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +67,12 @@ _TAG_PAGE_MARKERS = (b"challenge-title", b"__UNIVERSAL_DATA_FOR_REHYDRATION__")
 
 
 def normalise_tag(raw: str) -> str:
-    """The tag as TikTok's URL wants it: no '#', no surrounding space, lower case (tags ignore case)."""
-    return raw.strip().lstrip("#").strip().lower()
+    """The tag as TikTok's URL wants it, from `#Tag`, `tag` or a tag page URL (`…/tag/tag?lang=vi`):
+    no '#', no surrounding space, lower case (tags ignore case)."""
+    text = raw.strip()
+    if "/tag/" in text:
+        text = unquote(text.split("/tag/", 1)[1].split("?")[0].split("#")[0].strip("/"))
+    return text.lstrip("#").strip().lower()
 
 
 def _count(raw: object, metric: Metric) -> int:
@@ -219,7 +232,7 @@ def parse_tag_page(body: bytes) -> ParseResult:
     raise classify_page_without_data(body, "tag page without its header")
 
 
-async def _via_browser(browser: BrowserFetcher, url: str) -> ParseResult | None:
+async def _via_browser(browser: BrowserFetch, url: str) -> ParseResult | None:
     """Load the tag page in the browser: its signed challenge/detail JSON, else its HTML; None if neither."""
     try:
         capture = await browser.capture(url, wait_for=(DETAIL_PATH,))
@@ -245,7 +258,20 @@ async def _via_browser(browser: BrowserFetcher, url: str) -> ParseResult | None:
         return None
 
 
-async def poll_hashtag(ctx: PollContext) -> PollResult:
+def reparse_hashtag(raw: RawResponse) -> ParseResult | None:
+    if DETAIL_PATH in raw.url:
+        return parse_challenge_detail(raw.body)
+    if "/tag/" in raw.url:
+        return parse_tag_page(raw.body)
+    return None
+
+
+def check_hashtag(params: Mapping[str, str]) -> Iterator[FieldProblem]:
+    if "tag" in params and not normalise_tag(params["tag"]):
+        yield FieldProblem("tag", f"{params['tag'][:80]!r} is not a hashtag")
+
+
+async def poll_hashtag(ctx: PollContext[None]) -> PollResult:
     """One poll of a `hashtag` target: views and posts now; hashtags have no session."""
     tag = normalise_tag(ctx.target.params["tag"])
     if not tag:

@@ -9,14 +9,27 @@ non-zero `room/info` codes other than 4003110 (treated as a room that cannot be 
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import unquote, urlsplit
 
-from collector.adapters import PollContext, PollResult
-from collector.normalise import NumberFormatError, to_utc
-from collector.outcomes import Blocked, HttpError, LoginWall, NotFound, Outcome, ParseFailure
+from collector.api import (
+    Blocked,
+    FieldProblem,
+    HttpError,
+    LoginWall,
+    NotFound,
+    Outcome,
+    ParseFailure,
+    PollContext,
+    PollResult,
+    RawResponse,
+)
 from schemas.types import LIVE_STATUS_CODE, LiveStatus, Metric, ParseResult, Reading, SessionObservation
 from scrapers.extract import MetricSpec, first, load_json, readings_from, script_json
+from scrapers.normalise import NumberFormatError, to_utc
 from scrapers.tiktok.common import WEB_PARAMS, brief, classify_page_without_data, referer
 
 # Status codes: 2 live, 3 paused, 4 ended (TikTokLiveJava LiveDataMapper, yt-dlp); 5 not live [U].
@@ -30,6 +43,43 @@ ROOM_INFO_METRICS = (
     MetricSpec(Metric.SHARES, (("stats", "share_count"),)),
     MetricSpec(Metric.NEW_FOLLOWERS, (("stats", "follow_count"),)),
 )
+
+
+# TikTok usernames: letters, digits, '_' and '.' (platforms.md 2.1); the length cap is generous.
+_HANDLE = re.compile(r"[A-Za-z0-9_.]{1,64}")
+TIKTOK_HOSTS = ("tiktok.com", "www.tiktok.com", "m.tiktok.com", "vt.tiktok.com")
+
+
+def account_handle(value: str) -> str | None:
+    """The handle in `@handle`, `handle`, or a profile/live URL (`https://www.tiktok.com/@handle/live`);
+    None for anything else. Everyone writes handles with the '@', the API wants them without."""
+    text = value.strip()
+    if "/" in text:
+        try:
+            parts = urlsplit(text if "://" in text else f"https://{text}")
+        except ValueError:
+            return None
+        if (parts.hostname or "").lower() not in TIKTOK_HOSTS:
+            return None
+        segments = [s for s in unquote(parts.path).split("/") if s]
+        text = segments[0] if segments and segments[0].startswith("@") else ""
+    handle = text.removeprefix("@")
+    return handle if _HANDLE.fullmatch(handle) else None
+
+
+def check_live(params: Mapping[str, str]) -> Iterator[FieldProblem]:
+    if "account" in params and account_handle(params["account"]) is None:
+        yield FieldProblem(
+            "account", f"{params['account'][:80]!r} is not a TikTok @handle or profile/live URL"
+        )
+
+
+@dataclass(slots=True)
+class RoomState:
+    """What a `live` target keeps between polls: the room it is reading and the last one that ended."""
+
+    room_id: str | None = None
+    ended_room_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +180,15 @@ def parse_room_info(body: bytes) -> ParseResult:
     return ParseResult(readings, session if session.key else None)
 
 
-async def _lookup(ctx: PollContext, account: str) -> RoomLookup:
+async def _room_info(ctx: PollContext[RoomState], room_id: str) -> RawResponse:
+    return await ctx.http.get(
+        f"{ctx.base_urls['webcast']}/webcast/room/info/",
+        params={**WEB_PARAMS, "room_id": room_id},
+        headers=referer(ctx.base_urls["web"]),
+    )
+
+
+async def _lookup(ctx: PollContext[RoomState], account: str) -> RoomLookup:
     web = ctx.base_urls["web"]
     params = {**WEB_PARAMS, "uniqueId": account, "sourceType": "54"}
     try:
@@ -142,36 +200,55 @@ async def _lookup(ctx: PollContext, account: str) -> RoomLookup:
         return parse_live_page(raw.body)
 
 
-async def poll_live(ctx: PollContext) -> PollResult:
+async def poll_live(ctx: PollContext[RoomState]) -> PollResult:
     """One poll of a `live` target: resolve the room (once per room), then read room/info."""
-    memory = ctx.memory
+    state = ctx.state
     followers: list[Reading] = []
-    room_id = memory.get("room_id")
+    room_id = state.room_id
     if room_id is None:
-        lookup = await _lookup(ctx, ctx.target.params["account"])
+        account = account_handle(ctx.target.params["account"])
+        if account is None:  # checked at load; a hand-built target may still get here
+            raise NotFound(f"{ctx.target.params['account'][:80]!r} is not a TikTok account")
+        lookup = await _lookup(ctx, account)
         if lookup.followers is not None:
             followers.append(Reading(Metric.FOLLOWERS, float(lookup.followers)))
-        stale = lookup.room_id is not None and lookup.room_id == memory.get("ended_room_id")
+        stale = lookup.room_id is not None and lookup.room_id == state.ended_room_id
         if lookup.room_id is None or stale or lookup.status is LiveStatus.ENDED:
             return _not_live(lookup, followers)
-        room_id = memory["room_id"] = lookup.room_id
-    webcast = ctx.base_urls["webcast"]
+        room_id = state.room_id = lookup.room_id
     try:
-        raw = await ctx.http.get(
-            f"{webcast}/webcast/room/info/",
-            params={**WEB_PARAMS, "room_id": room_id},
-            headers=referer(ctx.base_urls["web"]),
-        )
-        parsed = parse_room_info(raw.body)
+        parsed = parse_room_info((await _room_info(ctx, room_id)).body)
     except NotFound:
-        memory.pop("room_id", None)
+        state.room_id = None
         raise
     parsed.readings.extend(followers)
     if parsed.session is not None and parsed.session.status is LiveStatus.ENDED:
         # Ended rooms are re-resolved on the next poll, never polled forever.
-        memory.pop("room_id", None)
-        memory["ended_room_id"] = room_id
+        state.room_id, state.ended_room_id = None, room_id
     return PollResult(Outcome.OK, parsed)
+
+
+async def room_history(ctx: PollContext[RoomState], room_ids: Sequence[str]) -> AsyncIterator[ParseResult]:
+    """Final counters of rooms the target saw: room/info still answers for an ended room id."""
+    for room_id in room_ids:
+        yield parse_room_info((await _room_info(ctx, room_id)).body)
+
+
+def reparse_live(raw: RawResponse) -> ParseResult | None:
+    """A stored body of a `live` poll back to its readings, by the endpoint that served it."""
+    path = urlsplit(raw.url).path
+    if path.rstrip("/").endswith("/webcast/room/info"):
+        return parse_room_info(raw.body)
+    if "/api-live/user/room" in path:
+        lookup = parse_user_room(raw.body)
+    elif path.rstrip("/").endswith("/live"):
+        lookup = parse_live_page(raw.body)
+    else:
+        return None
+    followers = [Reading(Metric.FOLLOWERS, float(lookup.followers))] if lookup.followers is not None else []
+    if lookup.room_id is None or lookup.status is LiveStatus.ENDED:
+        return _not_live(lookup, followers).parsed
+    return ParseResult(followers)  # a live room's counters are in its room/info answer
 
 
 def _not_live(lookup: RoomLookup, followers: list[Reading]) -> PollResult:
