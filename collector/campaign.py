@@ -20,7 +20,7 @@ from sqlalchemy import Integer, and_, cast, extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from schemas.models import LiveSessionRow, SampleRow, TargetRow
+from schemas.models import GapRow, LiveSessionRow, SampleRow, TargetRow
 from schemas.types import LIVE_STATUS_CODE, LiveStatus
 
 # Most authoritative first: a shop's own dashboard beats a public page, a public page beats a derivation.
@@ -146,6 +146,7 @@ class Rollup:
     broadcasts: list[Broadcast]
     hashtags: list[Hashtag]
     goals: Mapping[str, float] = field(default_factory=dict)
+    gaps: list[dict[str, Any]] = field(default_factory=list)
 
 
 async def campaign_names(engine: AsyncEngine) -> list[str]:
@@ -188,6 +189,7 @@ async def load_rollup(
         minute_rows = (
             await conn.execute(_minute_maxima(in_window, minute_metrics, engine.dialect.name))
         ).all()
+        gap_rows = (await conn.execute(_gaps(list(targets), window))).all()
         session_ids = {r.session_id for r in (*last_rows, *minute_rows) if r.session_id is not None}
         sessions = {
             row.id: row
@@ -247,6 +249,17 @@ async def load_rollup(
         broadcasts=sorted((b for b in broadcasts.values() if b.went_live()), key=_broadcast_order),
         hashtags=_distinct_hashtags(hashtags.values()),
         goals=dict(goals or {}),
+        gaps=[
+            {
+                "platform": targets[g.target_id].platform,
+                "target": targets[g.target_id].name,
+                "start": iso(g.started_at),
+                "end": iso(g.ended_at),
+                "status": g.status,
+                "detail": g.detail,
+            }
+            for g in gap_rows
+        ],
     )
 
 
@@ -257,6 +270,18 @@ def _in_window(target_ids: list[int], window: Window) -> list[ColumnElement[bool
     if window.end is not None:
         conditions.append(SampleRow.observed_at < window.end)
     return conditions
+
+
+def _gaps(target_ids: list[int], window: Window) -> Any:
+    """Recorded gaps of the campaign's targets that overlap the window (found by `backfill gaps`)."""
+    query = select(GapRow.target_id, GapRow.started_at, GapRow.ended_at, GapRow.status, GapRow.detail).where(
+        GapRow.target_id.in_(target_ids)
+    )
+    if window.start is not None:
+        query = query.where(GapRow.ended_at > window.start)
+    if window.end is not None:
+        query = query.where(GapRow.started_at < window.end)
+    return query.order_by(GapRow.started_at, GapRow.target_id)
 
 
 def _edge_values(in_window: list[ColumnElement[bool]], metrics: Sequence[str]) -> Any:
@@ -513,7 +538,5 @@ def as_dict(rollup: Rollup) -> dict[str, Any]:
             }
             for t in rollup.hashtags
         ],
-        # Periods without data come from the gaps table that backfill records; until it exists, none
-        # are known and the list stays empty rather than guessed from sample spacing.
-        "gaps": [],
+        "gaps": rollup.gaps,
     }

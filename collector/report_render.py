@@ -126,9 +126,10 @@ def render_text(doc: Mapping[str, Any], labels: Labels) -> str:
         lines += _table(header, table)
     lines.append("")
     lines.append(labels.t("gaps"))
-    lines += [f"  {g['start']} → {g['end']}  {g['target']}" for g in doc["gaps"]] or [
-        f"  {labels.t('no_gaps')}"
-    ]
+    lines += [
+        f"  {labels.when(g['start'])} → {labels.when(g['end'])}  {g['target']}  {g['status']}"
+        for g in doc["gaps"]
+    ] or [f"  {labels.t('no_gaps')}"]
     return "\n".join(_fit(line) for line in lines) + "\n"
 
 
@@ -246,8 +247,19 @@ def render_html(doc: Mapping[str, Any], labels: Labels, charts: Mapping[str, byt
         f'<img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
         for name, png in charts.items()
     )
-    gaps = labels.t("no_gaps") if not doc["gaps"] else _html_table(("start", "end", "target"), [
-        (e(g.get("start", "")), e(g.get("end", "")), e(g.get("target", ""))) for g in doc["gaps"]])  # fmt: skip
+    gap_rows = [
+        (e(g["target"]), labels.when(g["start"]), labels.when(g["end"]), e(g["status"]), e(g["detail"] or ""))
+        for g in doc["gaps"]
+    ]
+    gaps = (
+        f"<p class=muted>{labels.t('no_gaps')}</p>"
+        if not gap_rows
+        else _html_table(
+            (labels.t("target"), labels.t("start"), labels.t("end"), labels.t("status"), labels.t("detail")),
+            gap_rows,
+            text_columns=(3, 4),
+        )
+    )
     return f"""<!doctype html>
 <html lang="{labels.lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
@@ -274,7 +286,7 @@ def render_html(doc: Mapping[str, Any], labels: Labels, charts: Mapping[str, byt
 {_html_table((labels.t("tag"), labels.t("views_start"), labels.t("views_end"), labels.t("growth"),
               labels.t("hashtag_posts")), hashtag_rows)}
 <h2>{labels.t("gaps")}</h2>
-<p class=muted>{gaps}</p>
+{gaps}
 </main></body></html>
 """  # fmt: skip
 

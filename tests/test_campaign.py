@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from collector.api import PollRecord, TargetConfig
 from collector.board import CampaignDocuments
@@ -20,6 +20,7 @@ from collector.outcomes import Outcome
 from collector.report_format import Labels
 from collector.report_render import render_csv, render_text
 from collector.store import Store, create_engine
+from schemas.models import GapRow
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
 
 T0 = datetime(2025, 9, 9, 12, 0, tzinfo=UTC)
@@ -100,6 +101,16 @@ def records() -> list[PollRecord]:
     ]
 
 
+GAP = {
+    "platform": "tiktok",
+    "target": "tt-a",
+    "start": "2025-09-09T12:01:30Z",
+    "end": "2025-09-09T12:02:30Z",
+    "status": "open",
+    "detail": "3 polls missed",
+}
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
@@ -113,6 +124,20 @@ def report(database_url: str, window: Window | None = None, campaign: str = CAMP
         try:
             await store.prepare()
             await store.write(records())
+            gap = {"started_at": T0 + timedelta(minutes=1.5), "ended_at": T0 + timedelta(minutes=2.5)}
+            async with store.engine.begin() as conn:
+                await conn.execute(
+                    insert(GapRow),
+                    [
+                        {
+                            "target_id": store.target_ids[name],
+                            **gap,
+                            "status": "open",
+                            "detail": "3 polls missed",
+                        }
+                        for name in ("tt-a", "other")
+                    ],
+                )
             return as_dict(
                 await load_rollup(store.engine, campaign, window or Window(), now=T0 + timedelta(minutes=4))
             )
@@ -153,7 +178,8 @@ def test_a_broadcast_seen_by_two_targets_counts_once(database_url: str) -> None:
     assert (totals["hashtag_views"], totals["hashtag_posts"]) == (4_000_000, 40)
     # room-a1 ended; room-a2, room-b1 and the Shopee session were last seen live within minutes.
     assert sorted(doc["live_now"]) == ["111", "room-a2", "room-b1"]
-    assert doc["gaps"] == []
+    # Gaps recorded for the campaign's targets are listed; another campaign's are not.
+    assert doc["gaps"] == [GAP]
 
 
 def test_the_window_narrows_every_number(database_url: str) -> None:
@@ -166,6 +192,7 @@ def test_the_window_narrows_every_number(database_url: str) -> None:
     assert totals["revenue"]["reported"] == 0 and totals["revenue"]["headline"] == 900_000
     assert doc["window"] == {"start": "2025-09-09T12:01:00Z", "end": "2025-09-09T12:02:03Z"}
     assert doc["hashtags"] == []
+    assert doc["gaps"] == [GAP]  # it overlaps the window
 
 
 def test_an_unknown_campaign_names_the_known_ones(tmp_path: Path) -> None:
@@ -197,7 +224,9 @@ def test_numbers_read_as_organisers_write_them() -> None:
 def test_text_report_fits_80_columns_and_csv_has_a_row_per_session(tmp_path: Path, lang: str) -> None:
     doc = report(f"sqlite+aiosqlite:///{tmp_path}/c.db")
     text = render_text(doc, Labels(lang))
+    # Every line fits as written: none needed the cut-off that guards the width.
     assert max(len(line) for line in text.splitlines()) <= 80
+    assert not [line for line in text.splitlines() if line.endswith("…")]
     assert ("17.300" if lang == "vi" else "17,300") in text  # live views
     rows = list(csv.DictReader(io.StringIO(render_csv(doc))))
     assert [r["session_id"] for r in rows] == [s["session_id"] for s in doc["sessions"]] + [""]
