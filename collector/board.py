@@ -120,23 +120,23 @@ _PAGE = """<!doctype html>
 body{margin:0;background:var(--bg);color:var(--text);font-family:"Segoe UI",Roboto,"Noto Sans","DejaVu Sans",sans-serif}
 main{padding:1.6vw 2.6vw;min-height:100vh;display:flex;flex-direction:column;gap:1.2vw}
 header{display:flex;justify-content:space-between;align-items:baseline;gap:2vw}
-h1{font-size:clamp(24px,3.2vw,64px);margin:0;font-weight:800}
+h1{font-size:clamp(24px,2.8vw,60px);margin:0;font-weight:800}
 #status{font-size:clamp(14px,1.3vw,26px);color:var(--muted);white-space:nowrap}
 #status.offline{color:var(--accent)}
 .dot{display:inline-block;width:.7em;height:.7em;border-radius:50%;background:var(--ok);margin-right:.4em}
 #status.offline .dot{background:var(--accent)}
 .cards{display:grid;grid-template-columns:1fr 1.45fr 1fr;gap:1.2vw}
 .card{background:var(--panel);border-radius:1vw;padding:1.1vw 1.6vw}
-.label{font-size:clamp(14px,1.5vw,30px);color:var(--muted)}
-.value{font-size:clamp(30px,4.4vw,110px);font-weight:800;line-height:1.1;white-space:nowrap;font-variant-numeric:tabular-nums}
+.label{font-size:clamp(14px,1.35vw,28px);color:var(--muted)}
+.value{font-size:clamp(30px,4vw,100px);font-weight:800;line-height:1.1;white-space:nowrap;font-variant-numeric:tabular-nums}
 .card.main .value{color:var(--accent)}
 .sub{font-size:clamp(12px,1.2vw,24px);color:var(--muted);margin-top:.3vw}
 .bar{height:.6vw;min-height:6px;background:#26324a;border-radius:1vw;margin-top:.8vw;overflow:hidden}
 .bar span{display:block;height:100%;background:var(--accent)}
 .row{display:grid;grid-template-columns:1.1fr 1fr;gap:1.4vw;flex:1}
-table{width:100%;border-collapse:collapse;font-size:clamp(14px,1.5vw,30px);font-variant-numeric:tabular-nums}
-th{color:var(--muted);font-weight:600;text-align:right;padding:.4vw .6vw}
-td{text-align:right;padding:.5vw .6vw;border-top:1px solid #26324a}
+table{width:100%;border-collapse:collapse;font-size:clamp(14px,1.3vw,28px);font-variant-numeric:tabular-nums}
+th{color:var(--muted);font-weight:600;text-align:right;padding:.3vw .6vw;white-space:nowrap}
+td{text-align:right;padding:.4vw .6vw;border-top:1px solid #26324a}
 th:first-child,td:first-child{text-align:left}
 h2{font-size:clamp(16px,1.7vw,34px);margin:0 0 .6vw;color:var(--muted);font-weight:600}
 .live{display:inline-block;background:var(--accent);color:#fff;border-radius:.4em;padding:0 .4em;font-size:.7em;margin-right:.4em;vertical-align:middle}
