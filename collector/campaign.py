@@ -37,6 +37,7 @@ LIVE_STATUSES = ("live", "paused")
 # A broadcast not seen for this long is not shown as live now, whatever its last status said.
 LIVE_NOW_STALE = timedelta(minutes=10)
 MINUTE = 60
+CARRY_MINUTES = 2
 
 
 class ReportError(Exception):
@@ -430,11 +431,24 @@ def _growth(start: float | None, end: float | None) -> float | None:
 
 
 def concurrent_viewers(broadcasts: Iterable[Broadcast]) -> dict[int, float]:
-    """Per minute: the summed concurrent viewers of the broadcasts seen in that minute."""
+    """Per minute: the summed concurrent viewers of the broadcasts on air in that minute.
+
+    A broadcast polled less than once a minute keeps its last reading for up to `CARRY_MINUTES`
+    empty minutes (never past its end), so a minute is not undercounted just because its poll fell
+    in the next one."""
     per_minute: dict[int, float] = defaultdict(float)
     for b in broadcasts:
-        for minute, value in b.series("viewers").items():
-            per_minute[minute] += value
+        series = b.series("viewers")
+        minutes = sorted(series)
+        last_minute = None if b.ended_at is None else int(b.ended_at.timestamp() // MINUTE)
+        for minute, following in zip(minutes, [*minutes[1:], None], strict=True):
+            until = (
+                minute + CARRY_MINUTES if following is None else min(following - 1, minute + CARRY_MINUTES)
+            )
+            if following is None and last_minute is not None:
+                until = min(until, max(minute, last_minute))
+            for held in range(minute, until + 1):
+                per_minute[held] += series[minute]
     return dict(per_minute)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import event, insert
 
 from collector.api import PollRecord, TargetConfig
 from collector.board import CampaignDocuments
-from collector.campaign import ReportError, Window, as_dict, load_rollup
+from collector.campaign import Broadcast, ReportError, Window, as_dict, concurrent_viewers, load_rollup
 from collector.config import build_config
 from collector.outcomes import Outcome
 from collector.report_format import Labels
@@ -267,3 +267,18 @@ def test_the_board_cache_reads_the_database_once_per_interval(tmp_path: Path) ->
     cold, warm, expired = asyncio.run(go())
     # Twenty screens at once cost one rollup; within the interval nothing; after it, one more.
     assert cold > 0 and warm == 0 and expired == cold
+
+
+def test_a_broadcast_polled_less_than_once_a_minute_still_adds_to_each_minute() -> None:
+    def broadcast(key: str, readings: dict[int, float], ended_minute: int | None = None) -> Broadcast:
+        b = Broadcast("tiktok", key, minutes={"viewers": {"observed": readings}})
+        if ended_minute is not None:
+            b.ended_at = datetime.fromtimestamp(ended_minute * 60, UTC)
+        return b
+
+    every_other_minute = broadcast("a", {0: 100, 2: 100, 10: 100})
+    every_minute = broadcast("b", {1: 50, 2: 60, 3: 70}, ended_minute=3)
+    per_minute = concurrent_viewers([every_other_minute, every_minute])
+    # a's readings hold for two empty minutes at most (4, 5 after minute 2; 11, 12 after its last one);
+    # b's last reading does not outlive its end.
+    assert per_minute == {0: 100, 1: 150, 2: 160, 3: 170, 4: 100, 10: 100, 11: 100, 12: 100}
