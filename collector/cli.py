@@ -34,7 +34,7 @@ from collector.report_format import LANGS as REPORT_LANGS
 from collector.report_render import FORMATS as REPORT_FORMATS
 
 CONFIG_HELP = "Configuration file (env COLLECTOR_CONFIG)."
-DEMO_COOKIES_ENV = "COLLECTOR_DEMO_SHOPEE_COOKIES"
+DEMO_COOKIES_ENV = "COLLECTOR_DEMO_SHOP_COOKIES"
 log = logging.getLogger("collector")
 
 
