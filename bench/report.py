@@ -19,7 +19,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from collector.api import PollRecord, TargetConfig
-from collector.campaign import Window, as_dict, load_rollup
+from collector.campaign import Window, load_rollup
+from collector.campaign_totals import as_dict
 from collector.outcomes import Outcome
 from collector.store import Store
 from schemas.models import SampleRow

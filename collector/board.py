@@ -18,7 +18,8 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from collector.campaign import ReportError, as_dict, campaign_names
+from collector.campaign import ReportError, campaign_names
+from collector.campaign_totals import as_dict
 from collector.config import Config
 from collector.report import read_rollup
 from collector.report_format import LABELS, LANGS

@@ -10,7 +10,8 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from collector.campaign import MINUTE, Rollup, carried_sum, concurrent_viewers, headline_revenue_series
+from collector.campaign import MINUTE, Rollup
+from collector.campaign_totals import carried_sum, concurrent_viewers, headline_revenue_series
 from collector.report_format import DISPLAY_ZONE, Labels
 
 SIZE_INCHES = (10.0, 4.2)

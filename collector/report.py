@@ -7,7 +7,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from collector.campaign import Rollup, Window, as_dict, load_rollup
+from collector.campaign import Rollup, Window, load_rollup
+from collector.campaign_totals import as_dict
 from collector.config import Config
 from collector.report_format import Labels
 from collector.report_render import render_csv, render_html, render_json, render_text

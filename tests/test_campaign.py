@@ -14,7 +14,8 @@ from sqlalchemy import event, insert
 
 from collector.api import PollRecord, TargetConfig
 from collector.board import CampaignDocuments
-from collector.campaign import Broadcast, ReportError, Window, as_dict, concurrent_viewers, load_rollup
+from collector.campaign import Broadcast, ReportError, Window, load_rollup
+from collector.campaign_totals import as_dict, concurrent_viewers
 from collector.config import build_config
 from collector.outcomes import Outcome
 from collector.report_format import Labels
