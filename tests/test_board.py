@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import free_port, http_get, service, simulator, wait_for
+from tests.harness import free_port, http_get, run_cli, service, simulator, wait_for
 from tests.html_report import chromium_or_skip
 from tests.test_event_week import CAMPAIGN, _all_polled_since, event_config
 from tests.test_fault_matrix import post
@@ -100,3 +100,43 @@ def test_the_board_shows_the_json_numbers_and_follows_the_simulator(tmp_path: Pa
             finally:
                 browser.close()
     print(f"board screenshots in {artifacts}")
+
+
+async def test_the_board_api_answers_503_while_the_database_is_unreachable(tmp_path: Path) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from collector.board import CampaignDocuments, board_routes
+    from collector.config import build_config
+    from collector.store import create_engine
+
+    # A SQLite file in a directory that does not exist cannot be opened: the database is "down".
+    url = f"sqlite+aiosqlite:///{tmp_path}/missing/dir/c.db"
+    config = build_config(
+        {"campaigns": {CAMPAIGN: {"title": "Tuần lễ nông sản"}}}, source="test", adapters={}, env={}
+    )
+    engine = create_engine(url)
+    app = web.Application()
+    board_routes(CampaignDocuments(engine, config))(app)
+    try:
+        async with TestClient(TestServer(app)) as client:
+            down = await client.get(f"/api/campaigns/{CAMPAIGN}")
+            assert down.status == 503 and await down.json() == {"error": "database unavailable"}
+            # The page itself needs no database: it is served and keeps polling.
+            page = await client.get(f"/board/{CAMPAIGN}?lang=en")
+            assert page.status == 200 and "<title>Tuần lễ nông sản</title>" in await page.text()
+    finally:
+        await engine.dispose()
+
+
+def test_report_names_the_problem_instead_of_a_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[collector]\ndatabase_url = "sqlite+aiosqlite:///{tmp_path}/c.db"\n', encoding="utf-8"
+    )
+    assert run_cli("db", "upgrade", "--config", str(config)).returncode == 0
+    unknown = run_cli("report", "--config", str(config), "--campaign", "nope")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "Error: no targets of campaign 'nope' in the database (known: none)"
+    bad_time = run_cli("report", "--config", str(config), "--campaign", "nope", "--since", "yesterday")
+    assert bad_time.returncode == 2 and "'yesterday': use ISO 8601" in bad_time.stderr
