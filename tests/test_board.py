@@ -41,7 +41,7 @@ def api(port: int) -> dict:
     return json.loads(body)
 
 
-@pytest.mark.slow
+@pytest.mark.integration  # the service, the simulator and Chromium
 def test_the_board_shows_the_json_numbers_and_follows_the_simulator(tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -129,6 +129,7 @@ async def test_the_board_api_answers_503_while_the_database_is_unreachable(tmp_p
         await engine.dispose()
 
 
+@pytest.mark.integration  # runs the CLI
 def test_report_names_the_problem_instead_of_a_traceback(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(

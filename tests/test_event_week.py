@@ -19,6 +19,9 @@ from tests.harness import free_port, metric_value, run_cli, scrape, service, sim
 from tests.html_report import check_html_report
 from tests.test_fault_matrix import post
 
+# Starts the simulator and the service as subprocesses, against SQLite and PostgreSQL.
+pytestmark = pytest.mark.integration
+
 DAY = 86400
 # Scenario instants to visit: twice during each day's broadcasts (so live-bag sales have a baseline
 # and a later count) and just after they end (so the final counters are read).

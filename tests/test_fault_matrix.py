@@ -28,6 +28,9 @@ from tests.harness import (
     write_config,
 )
 
+# Starts the simulator and the service as subprocesses, against SQLite and PostgreSQL.
+pytestmark = pytest.mark.integration
+
 ROOM_INFO = "/webcast.tiktok.com/webcast/room/info/"
 TWO_TARGETS = """
 [[targets]]

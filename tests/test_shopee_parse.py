@@ -680,6 +680,7 @@ CHROMIUM = next(
 )
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found")
 async def test_poll_live_in_a_real_browser_runs_the_share_page_script() -> None:
     from collector.browser import BrowserPool
