@@ -39,6 +39,8 @@ from collector.config import (
 )
 from collector.describe import describe
 from collector.jobs import JobBook
+from collector.report_format import LANGS as REPORT_LANGS
+from collector.report_render import FORMATS as REPORT_FORMATS
 from collector.startup import listen_problem, os_problem
 from collector.views import (
     instances_json,
@@ -56,6 +58,8 @@ from collector.views import (
 if TYPE_CHECKING:
     from collector.store import ExportRow
 
+
+DEMO_COOKIES_ENV = "COLLECTOR_DEMO_SHOP_COOKIES"
 log = logging.getLogger("collector")
 
 
@@ -68,6 +72,7 @@ def _setup_logging(level: str) -> None:
     # aiohttp logs every refused connection at ERROR; our poller already classifies them.
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -332,6 +337,78 @@ async def _export_gaps(config: Config, stream: TextIO, since, until, target_name
 
 
 @main.command()
+@config_option
+@click.option("--campaign", required=True, help="Campaign name, as targets' `campaign` gives it.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(REPORT_FORMATS),
+    default="text",
+    show_default=True,
+    help="text: terminal summary; html: one file with charts; csv: one row per session.",
+)
+@click.option("--since", help="Start (inclusive), overriding the campaign's: ISO 8601 or a duration ago.")
+@click.option("--until", help="End (exclusive), overriding the campaign's: ISO 8601 or a duration ago.")
+@click.option(
+    "--lang",
+    type=click.Choice(REPORT_LANGS),
+    default="vi",
+    show_default=True,
+    help="Labels and number format: vi (1,2 Tr; 300.000.000 ₫) or en.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@click.option(
+    "--charts",
+    "charts_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the charts as PNG files into this directory.",
+)
+def report(
+    config_path: str,
+    campaign: str,
+    fmt: str,
+    since: str | None,
+    until: str | None,
+    lang: str,
+    output: Path | None,
+    charts_dir: Path | None,
+) -> None:
+    """A campaign's numbers: live views, peak viewers, orders and revenue by provenance, hashtags.
+
+    Each broadcast counts once, however many targets reported on it. Definitions: README, "Campaign
+    reports and the scoreboard".
+    """
+    from collector.campaign import ReportError
+    from collector.report import read_rollup, render, write_charts
+    from collector.store import create_engine
+
+    config = load_config_or_exit(config_path)
+    start, end = when(since), when(until)
+
+    async def load():  # type: ignore[no-untyped-def]
+        engine = create_engine(config.collector.database_url)
+        try:
+            charts = fmt == "html" or charts_dir is not None
+            return await read_rollup(engine, config, campaign, since=start, until=end, series=charts)
+        finally:
+            await engine.dispose()
+
+    with database_errors(config):
+        try:
+            rollup = asyncio.run(load())
+        except ReportError as exc:
+            raise click.ClickException(str(exc)) from None
+    text = render(rollup, fmt, lang)
+    with _export_stream(output) as stream:
+        stream.write(text)
+    if output:
+        click.echo(f"wrote {output}", err=True)
+    if charts_dir:
+        for path in write_charts(rollup, lang, charts_dir):
+            click.echo(f"wrote {path}", err=True)
+
+
+@main.command()
 @click.option("--listen", default="127.0.0.1:8900", show_default=True, help="host:port (port 0 picks one).")
 @click.option("--scenario", default="demo", show_default=True, help="Scripted scenario to serve.")
 @click.option("--seed", default=1, show_default=True, help="Seed: same seed, same counters.")
@@ -403,6 +480,8 @@ def demo(simulator_listen: str, seed: int) -> None:
         why = listen_problem(simulator_listen, failed[0]) if failed else "it did not start within 15s"
         raise SetupFailed(f"--simulator-listen: {why}")
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
+    # A made-up dashboard session: the simulator accepts it, no real Shopee account has it.
+    os.environ.setdefault(DEMO_COOKIES_ENV, "SPC_EC=collector-demo-only; SPC_U=1")
     config = build_config(
         _toml(text.replace("{simulator}", sim_url[0])),
         source="<embedded demo>",
@@ -411,8 +490,12 @@ def demo(simulator_listen: str, seed: int) -> None:
     click.echo(f"simulator:  {sim_url[0]}  (ground truth at {sim_url[0]}/_sim/truth)")
     click.echo(f"database:   {config.collector.database_url}")
     click.echo(f"metrics:    http://{config.collector.metrics_listen}/metrics")
+    for name in config.campaigns:
+        click.echo(f"board:      http://{config.collector.metrics_listen}/board/{name}")
     click.echo(f"targets:    {', '.join(t.name for t in config.targets)}")
     click.echo("export:     .venv/bin/collector export --format csv   (same SQLite file as config.toml)")
+    for name in config.campaigns:
+        click.echo(f"report:     .venv/bin/collector report --campaign {name} --format html -o report.html")
     click.echo("Ctrl-C to stop.")
     _run_service(config)
 

@@ -11,7 +11,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -141,6 +141,7 @@ class Config:
     targets: tuple[TargetConfig, ...]
     source: str = "<defaults>"
     browser: BrowserSettings = BrowserSettings()
+    campaigns: Mapping[str, CampaignConfig] = field(default_factory=dict)
 
     def active_targets(self) -> list[TargetConfig]:
         return [t for t in self.targets if t.enabled]
@@ -479,6 +480,66 @@ def _read_targets(
     return tuple(targets)
 
 
+# --- campaigns ------------------------------------------------------------------------------------
+
+CAMPAIGN_GOALS = ("live_views", "peak_concurrent_viewers", "orders", "revenue", "hashtag_views", "sessions")
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignConfig:
+    """A campaign as organisers announce it: a title, a time window and the numbers they aim for."""
+
+    name: str
+    title: str
+    start: datetime | None = None
+    end: datetime | None = None
+    goals: Mapping[str, float] = field(default_factory=dict)
+
+
+def _instant(value: Any) -> datetime:
+    """A TOML offset date-time or an ISO 8601 string with a UTC offset."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"expected an ISO 8601 time like 2025-09-09T08:00:00+07:00, got {value!r}"
+            ) from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        raise ValueError(f"a bare date is ambiguous; give a time with an offset, e.g. {value}T00:00:00+07:00")
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a date-time, got {type(value).__name__} {value!r}")
+    if value.tzinfo is None:
+        raise ValueError(f"{value.isoformat()} has no UTC offset (add e.g. +07:00 or Z)")
+    return value
+
+
+def _read_campaigns(root: _Reader) -> dict[str, CampaignConfig]:
+    table = root.table("campaigns")
+    campaigns: dict[str, CampaignConfig] = {}
+    for name in table.data:
+        r = table.table(name)
+        if not _TARGET_NAME.fullmatch(name):
+            table.problem(name, f"campaign name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
+        title = r.get("title", str, "") or name
+        start = r.convert("start", None, _instant)
+        end = r.convert("end", None, _instant)
+        goals_table = r.table("goals")
+        goals: dict[str, float] = {}
+        for goal in CAMPAIGN_GOALS:
+            value = goals_table.get(goal, float, 0.0)
+            if value < 0:
+                goals_table.problem(goal, "must be 0 or more")
+            elif value:
+                goals[goal] = value
+        goals_table.reject_unknown(CAMPAIGN_GOALS)
+        r.reject_unknown()
+        if start is not None and end is not None and end <= start:
+            r.problem("end", f"{end.isoformat()} is not after start {start.isoformat()}")
+        campaigns[name] = CampaignConfig(name, title, start, end, goals)
+    return campaigns
+
+
 def build_config(
     data: Mapping[str, Any],
     *,
@@ -496,10 +557,11 @@ def build_config(
     browser = _read_browser(root)
     platforms = _read_platforms(root, env, adapters)
     targets = _read_targets(root, collector, platforms, env, adapters)
+    campaigns = _read_campaigns(root)
     root.reject_unknown()
     if problems:
         raise ConfigError(problems)
-    return Config(collector, http, platforms, targets, source, browser)
+    return Config(collector, http, platforms, targets, source, browser, campaigns)
 
 
 def load_config(

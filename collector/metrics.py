@@ -321,6 +321,7 @@ def metrics_app(
     health: Check,
     readiness: Check,
     reload: Callable[[], Awaitable[ReloadOutcome]] | None = None,
+    extra_routes: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
     """`/metrics`; `/healthz` (restart me if failing) and `/readyz` (collected data has somewhere to go);
     `POST /-/reload` when the service offers it."""
@@ -354,6 +355,8 @@ def metrics_app(
         # Re-reads the file the service started from; nothing in the request is read. Like Prometheus's
         # /-/reload, it is on the listener `collector.metrics_listen` names (loopback by default).
         app.router.add_post("/-/reload", handle_reload)
+    if extra_routes is not None:
+        extra_routes(app)
     return app
 
 
@@ -363,8 +366,9 @@ async def start_metrics_server(
     health: Check,
     readiness: Check,
     reload: Callable[[], Awaitable[ReloadOutcome]] | None = None,
+    extra_routes: Callable[[web.Application], None] | None = None,
 ) -> web.AppRunner:
-    runner = web.AppRunner(metrics_app(metrics, health, readiness, reload), access_log=None)
+    runner = web.AppRunner(metrics_app(metrics, health, readiness, reload, extra_routes), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, listen.host, listen.port).start()
     return runner

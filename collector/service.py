@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from collector.adapters import kind_spec, registered_adapters, target_uses_browser
 from collector.api import PollRecord
 from collector.backfill import Backfill, serve_jobs
+from collector.board import CampaignDocuments, board_routes
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
 from collector.jobs import JobBook, this_process, utcnow
@@ -100,10 +101,11 @@ async def _serve_metrics(
     health: Check,
     readiness: Check,
     reload: Callable[[], Awaitable[ReloadOutcome]],
+    extra_routes: Callable[[web.Application], None] | None = None,
 ) -> web.AppRunner:
     listen = config.collector.metrics_listen
     try:
-        return await start_metrics_server(listen, metrics, health, readiness, reload)
+        return await start_metrics_server(listen, metrics, health, readiness, reload, extra_routes)
     except OSError as exc:
         raise StartupError("collector.metrics_listen", listen_problem(str(listen), exc)) from None
 
@@ -161,6 +163,8 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 lambda: time.time() - (time.monotonic() - scheduler.last_heartbeat)
             )
             book, instance = JobBook(store), this_process()
+            # The scoreboard shares the /metrics listener; it reads the database, never the live state.
+            documents = CampaignDocuments(store.engine, config)
             backfill = Backfill(config, store, book, poller, kind_spec)
 
             async def apply(new: Config, outcome: ReloadOutcome) -> None:
@@ -172,11 +176,17 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 live.set_targets(active)
                 store.targets = active
                 backfill.config = new
+                documents.config = new
                 scheduler.update_targets(active)
 
             reload = _reloading(Reloader(config, registered_adapters(), apply), metrics, book, instance)
             server = await _serve_metrics(
-                config, metrics, lambda: _health(scheduler, browser), writer.readiness, reload
+                config,
+                metrics,
+                lambda: _health(scheduler, browser),
+                writer.readiness,
+                reload,
+                board_routes(documents),
             )
             writer_task = asyncio.create_task(writer.run(), name="writer")
             jobs_task = asyncio.create_task(serve_jobs(backfill, instance, stop), name="backfill-jobs")

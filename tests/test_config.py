@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from collector.adapters import registered_adapters
-from collector.cli import main
+from collector.cli import DEMO_COOKIES_ENV, main
 from collector.config import (
     DATABASE_URL_ENV,
     METRICS_LISTEN_ENV,
@@ -237,7 +237,7 @@ def test_target_fields_are_parsed() -> None:
 
 def test_unknown_top_level_key() -> None:
     assert problems({"colector": {}}) == [
-        "colector: unknown key (expected one of: browser, collector, http, platforms, targets)"
+        "colector: unknown key (expected one of: browser, campaigns, collector, http, platforms, targets)"
     ]
 
 
@@ -452,7 +452,7 @@ def test_several_problems_reported_at_once_in_order() -> None:
         "targets[1].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)",
         "targets[2].account: missing (required for tiktok live targets)",
         f"targets[2].extra: unknown key for tiktok live (expected one of: {TARGET_KEYS})",
-        "extra: unknown key (expected one of: browser, collector, http, platforms, targets)",
+        "extra: unknown key (expected one of: browser, campaigns, collector, http, platforms, targets)",
     ]
 
 
@@ -529,7 +529,7 @@ def test_demo_config_loads(tmp_path: Path) -> None:
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
     path = tmp_path / "demo.toml"
     path.write_text(text.replace("{simulator}", SIMULATOR), encoding="utf-8")
-    config = load_config(path, adapters=ADAPTERS, env={})
+    config = load_config(path, adapters=ADAPTERS, env={DEMO_COOKIES_ENV: "SPC_EC=demo"})
     assert config.platforms["tiktok"].base_urls == {
         "web": f"{SIMULATOR}/www.tiktok.com",
         "webcast": f"{SIMULATOR}/webcast.tiktok.com",
@@ -537,6 +537,12 @@ def test_demo_config_loads(tmp_path: Path) -> None:
     assert config.platforms["tiktok"].min_interval == 2.0
     assert {t.platform for t in config.targets} == {"tiktok", "shopee", "facebook"}
     assert {t.interval for t in config.targets} == {5.0, 15.0, 30.0}
+    # The demo's authorised shop reports on the broadcast its public target watches, for the campaign.
+    shop = next(t for t in config.targets if t.kind == "shop_dashboard")
+    assert (
+        shop.campaign == "mega-livestream-lai-chau-2025" and shop.secrets["cookies"].reveal() == "SPC_EC=demo"
+    )
+    assert config.campaigns["mega-livestream-lai-chau-2025"].goals["live_views"] == 800_000
 
 
 def test_demo_config_without_substitution_is_rejected() -> None:
@@ -549,6 +555,7 @@ def test_demo_config_without_substitution_is_rejected() -> None:
         "platforms.shopee.base_urls.short: expected an http(s) URL, got '{simulator}/vn.shp.ee'",
         "platforms.tiktok.base_urls.web: expected an http(s) URL, got '{simulator}/www.tiktok.com'",
         "platforms.tiktok.base_urls.webcast: expected an http(s) URL, got '{simulator}/webcast.tiktok.com'",
+        f"targets[8].cookies_env: environment variable {DEMO_COOKIES_ENV} is not set",
     ]
 
 

@@ -1,6 +1,7 @@
 """The `event-week` scenario end to end: three days of TikTok and Shopee sessions, a Facebook simulcast
 and two campaign hashtags, run through the real service in compressed time. The totals an organiser
-reports (live views, orders, revenue, hashtag views) must equal what `collector export` gives."""
+reports (live views, orders, revenue, hashtag views) must equal what `collector export` gives, and
+`collector report` must give the simulator's truth with each broadcast counted once."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import free_port, metric_value, run_cli, scrape, service, simulator, truth, wait_for
+from tests.html_report import check_html_report
 from tests.test_fault_matrix import post
 
 # Starts the simulator and the service as subprocesses, against SQLite and PostgreSQL.
@@ -26,6 +28,7 @@ DAY = 86400
 STEPS = (4200, 8000, 10900, 90600, 94000, 97300, 178800, 183000, 185500)
 SHOPEE_SESSIONS = ("653166490", "712139530", "198817404")
 TAGS = ("nongsanlaichau", "lienketvunglaichau")
+CAMPAIGN = "mega-livestream-lai-chau"
 ACCOUNTS = ("shop_vn", "nongsanlaichau_official", "htx_che_laichau")
 
 
@@ -52,7 +55,7 @@ def event_config(path: Path, sim: str, port: int, database_url: str) -> Path:
     ]
     tables = "\n".join(
         f'[[targets]]\nname = "{name}"\nplatform = "{platform}"\nkind = "{kind}"\n{fields}\n'
-        f'campaign = "mega-livestream-lai-chau"\n'
+        f'campaign = "{CAMPAIGN}"\n'
         for platform, kind, name, fields in targets
     )
     platforms = "\n".join(
@@ -151,6 +154,37 @@ def test_event_week_totals_equal_the_export(tmp_path: Path, database_url: str) -
     for session in SHOPEE_SESSIONS:
         estimated = total(f"sp-live-{session}", "revenue")
         assert 0 < estimated <= shopee[session]["dashboard"]["placedGmv"], session
+
+    # The campaign report: each broadcast once (a Shopee session has a public and a dashboard target),
+    # its views from the shop's own figures where it has them.
+    report = run_cli("report", "--config", str(config), "--campaign", CAMPAIGN, "--format", "json", env=env)
+    assert report.returncode == 0, report.stderr
+    totals = json.loads(report.stdout)["totals"]
+    facebook_sessions = {s for (t, m, s) in latest if t.startswith("fb-") and m == "views"}
+    truth_totals = {
+        "live_views": expected["live views (TikTok)"]
+        + expected["live views (Facebook)"]
+        + sum(shopee[s]["dashboard"]["views"] for s in SHOPEE_SESSIONS),
+        "orders": {"reported": expected["orders (Shopee, reported)"], "estimated": 0},
+        "revenue reported": expected["revenue VND (Shopee, reported)"],
+        "revenue estimated": total("sp-live-", "revenue"),
+        "revenue headline": expected["revenue VND (Shopee, reported)"],
+        "hashtag_views": expected["hashtag views"],
+        "sessions": len(ACCOUNTS) + len(SHOPEE_SESSIONS) + len(facebook_sessions),
+    }
+    reported = {
+        "live_views": totals["live_views"],
+        "orders": totals["orders"],
+        "revenue reported": totals["revenue"]["reported"],
+        "revenue estimated": totals["revenue"]["estimated"],
+        "revenue headline": totals["revenue"]["headline"],
+        "hashtag_views": totals["hashtag_views"],
+        "sessions": totals["sessions"],
+    }
+    print(json.dumps({"truth": truth_totals, "report": reported}, indent=1))
+    assert reported == truth_totals
+    assert totals["revenue"]["headline_sessions"] == {"reported": len(SHOPEE_SESSIONS), "estimated": 0}
+    check_html_report(config, env, tmp_path)
 
 
 def _all_polled_since(port: int, names: list[str], since: float) -> bool:
