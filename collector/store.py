@@ -10,16 +10,63 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import bindparam, case, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from collector.api import PollRecord, RawResponse, TargetConfig
 from collector.outcomes import Outcome
-from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow
-from schemas.types import Metric, Sample
+from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow, UtcDateTime
+from schemas.types import Metric, Sample, SessionObservation
 
 log = logging.getLogger(__name__)
+
+
+# Rows per multi-row session upsert: ten parameters each, well under SQLite's and asyncpg's limits.
+SESSION_CHUNK = 500
+
+
+def _session_merge(new: Any) -> dict[str, Any]:
+    """The stored broadcast merged with `new` (the upsert's `excluded` row), by the rules of
+    `Store._merge_session`; every expression reads the row as it was before the update."""
+    old = LiveSessionRow.__table__.c
+    newer = new.last_seen_at >= old.last_seen_at
+    return {
+        "last_seen_at": case((newer, new.last_seen_at), else_=old.last_seen_at),
+        "last_status": case((newer, new.last_status), else_=old.last_status),
+        "peak_viewers": case(
+            (or_(old.peak_viewers.is_(None), new.peak_viewers > old.peak_viewers), new.peak_viewers),
+            else_=old.peak_viewers,
+        ),
+        "ended_at": func.coalesce(new.ended_at, old.ended_at),
+        "started_at": case(
+            (or_(old.started_at.is_(None), new.started_at < old.started_at), new.started_at),
+            else_=old.started_at,
+        ),
+        "title": func.coalesce(func.nullif(new.title, ""), old.title),
+    }
+
+
+def _outcome_update() -> Any:
+    when = bindparam("b_at", type_=UtcDateTime())
+    # A replayed older record must not move a target's status back in time.
+    newer = or_(TargetRow.last_outcome_at.is_(None), TargetRow.last_outcome_at <= when)
+    return (
+        update(TargetRow)
+        .where(TargetRow.id == bindparam("b_id"), newer)
+        .values(
+            last_outcome=bindparam("b_outcome"),
+            last_outcome_at=when,
+            last_detail=bindparam("b_detail"),
+            next_due_at=bindparam("b_due", type_=UtcDateTime()),
+            last_success_at=func.coalesce(
+                bindparam("b_success", type_=UtcDateTime()), TargetRow.last_success_at
+            ),
+        )
+    )
+
+
+_OUTCOME_UPDATE = _outcome_update()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +149,7 @@ class Store:
         # rolled-back insert must not leave the cache pointing at a row that does not exist.
         sessions: dict[tuple[str, str], int] = {}
         async with self.engine.begin() as conn:
-            for record in records:
-                if record.session is not None:
-                    await self._upsert_session(conn, record, sessions)
+            await self._upsert_sessions(conn, records, sessions)
             rows = [self._sample_row(s, sessions) for r in records for s in r.samples]
             inserted = 0
             if rows:
@@ -135,9 +180,7 @@ class Store:
         counts = {"added": 0, "changed": 0, "unchanged": 0}
         sessions: dict[tuple[str, str], int] = {}
         async with self.engine.begin() as conn:
-            for record in records:
-                if record.session is not None:
-                    await self._upsert_session(conn, record, sessions)
+            await self._upsert_sessions(conn, records, sessions)
             rows = [self._sample_row(s, sessions) for r in records for s in r.samples]
             if not rows:
                 return counts
@@ -184,70 +227,60 @@ class Store:
             log.warning("dropping buffered records of %r: not a target of this database", target)
         return False
 
-    async def _upsert_session(
-        self, conn: AsyncConnection, record: PollRecord, sessions: dict[tuple[str, str], int]
+    async def _upsert_sessions(
+        self, conn: AsyncConnection, records: Sequence[PollRecord], sessions: dict[tuple[str, str], int]
     ) -> None:
-        obs = record.session
-        assert obs is not None
+        """Every broadcast the batch reports on, merged in memory, then one upsert per chunk: a round
+        trip per batch instead of a lookup and an update per record."""
+        merged: dict[tuple[str, str], dict[str, Any]] = {}
+        for record in records:
+            if record.session is not None:
+                self._merge_session(merged, record, record.session)
+        rows = list(merged.values())
+        for start in range(0, len(rows), SESSION_CHUNK):
+            stmt = self._insert(LiveSessionRow).values(rows[start : start + SESSION_CHUNK])
+            result = await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["platform", "session_key"], set_=_session_merge(stmt.excluded)
+                ).returning(LiveSessionRow.id, LiveSessionRow.platform, LiveSessionRow.session_key)
+            )
+            for session_id, platform, key in result:
+                sessions[(platform, key)] = session_id
+
+    def _merge_session(
+        self, merged: dict[tuple[str, str], dict[str, Any]], record: PollRecord, obs: SessionObservation
+    ) -> None:
+        # Sources report out of order (a spool replay, a slower dashboard): the newest report decides
+        # the status, the earliest start any source gives stands, the last title and end given win.
         platform = self.target_platforms[record.target]
         viewers = [s.value for s in record.samples if s.metric is Metric.VIEWERS]
         peak = max(viewers) if viewers else None
-        key = (platform, obs.key)
-        session_id = sessions.get(key) or self._session_ids.get(key)
-        if session_id is None:
-            # Another source (or process) may have created the broadcast's row: insert or find it.
-            session_id = await conn.scalar(
-                self._insert(LiveSessionRow)
-                .values(
-                    target_id=self.target_ids[record.target],
-                    platform=platform,
-                    session_key=obs.key,
-                    title=obs.title,
-                    started_at=obs.started_at,
-                    ended_at=obs.ended_at,
-                    first_seen_at=record.observed_at,
-                    last_seen_at=record.observed_at,
-                    last_status=obs.status.value,
-                    peak_viewers=peak,
-                )
-                .on_conflict_do_nothing(index_elements=["platform", "session_key"])
-                .returning(LiveSessionRow.id)
-            )
-            if session_id is not None:
-                sessions[key] = session_id
-                return
-            session_id = await conn.scalar(
-                select(LiveSessionRow.id).where(
-                    LiveSessionRow.platform == platform, LiveSessionRow.session_key == obs.key
-                )
-            )
-        current = await conn.execute(
-            select(
-                LiveSessionRow.peak_viewers,
-                LiveSessionRow.title,
-                LiveSessionRow.started_at,
-                LiveSessionRow.last_seen_at,
-            ).where(LiveSessionRow.id == session_id)
-        )
-        old_peak, old_title, old_start, last_seen = current.one()
-        changes: dict[str, Any] = {}
-        # Sources report out of order (a spool replay, a slower dashboard): the newest report decides
-        # the status, and the earliest start any source gives stands.
-        if record.observed_at >= last_seen:
-            changes = {"last_seen_at": record.observed_at, "last_status": obs.status.value}
-        if peak is not None and (old_peak is None or peak > old_peak):
-            changes["peak_viewers"] = peak
+        row = merged.get((platform, obs.key))
+        if row is None:
+            merged[(platform, obs.key)] = {
+                "target_id": self.target_ids[record.target],
+                "platform": platform,
+                "session_key": obs.key,
+                "title": obs.title,
+                "started_at": obs.started_at,
+                "ended_at": obs.ended_at,
+                "first_seen_at": record.observed_at,
+                "last_seen_at": record.observed_at,
+                "last_status": obs.status.value,
+                "peak_viewers": peak,
+            }
+            return
+        if record.observed_at >= row["last_seen_at"]:
+            row["last_seen_at"], row["last_status"] = record.observed_at, obs.status.value
+        row["first_seen_at"] = min(row["first_seen_at"], record.observed_at)
+        if peak is not None and (row["peak_viewers"] is None or peak > row["peak_viewers"]):
+            row["peak_viewers"] = peak
         if obs.ended_at is not None:
-            changes["ended_at"] = obs.ended_at
-        if obs.started_at is not None and (old_start is None or obs.started_at < old_start):
-            changes["started_at"] = obs.started_at
-        if obs.title and obs.title != old_title:
-            changes["title"] = obs.title
-        if changes:
-            await conn.execute(
-                update(LiveSessionRow).where(LiveSessionRow.id == session_id).values(**changes)
-            )
-        sessions[key] = session_id
+            row["ended_at"] = obs.ended_at
+        if obs.started_at is not None and (row["started_at"] is None or obs.started_at < row["started_at"]):
+            row["started_at"] = obs.started_at
+        if obs.title:
+            row["title"] = obs.title
 
     def _sample_row(self, sample: Sample, sessions: dict[tuple[str, str], int]) -> dict[str, Any]:
         key = (sample.platform, sample.session_key or "")
@@ -280,20 +313,19 @@ class Store:
         latest: dict[str, PollRecord] = {}
         for record in records:
             latest[record.target] = record
-        for name, record in latest.items():
-            values: dict[str, Any] = {
-                "last_outcome": record.outcome.value,
-                "last_outcome_at": record.observed_at,
-                "last_detail": record.detail,
-                "next_due_at": record.next_due_at,
+        rows = [
+            {
+                "b_id": self.target_ids[name],
+                "b_outcome": r.outcome.value,
+                "b_at": r.observed_at,
+                "b_detail": r.detail,
+                "b_due": r.next_due_at,
+                "b_success": r.observed_at if r.outcome in (Outcome.OK, Outcome.NOT_LIVE) else None,
             }
-            if record.outcome in (Outcome.OK, Outcome.NOT_LIVE):
-                values["last_success_at"] = record.observed_at
-            # A replayed older record must not move a target's status back in time.
-            newer = or_(TargetRow.last_outcome_at.is_(None), TargetRow.last_outcome_at <= record.observed_at)
-            await conn.execute(
-                update(TargetRow).where(TargetRow.id == self.target_ids[name], newer).values(**values)
-            )
+            for name, r in latest.items()
+        ]
+        if rows:  # one executemany of one prepared statement, not a statement built per target
+            await conn.execute(_OUTCOME_UPDATE, rows)
 
     async def target_status(self) -> list[TargetRow]:
         async with self.engine.connect() as conn:
