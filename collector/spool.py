@@ -62,14 +62,17 @@ def _build(cls: type[T], d: dict[str, Any], **convert: Callable[[Any], Any]) -> 
 
 
 def encode(r: PollRecord) -> dict[str, Any]:
+    """The record as types orjson writes. Samples, datetimes and enums it writes natively (the same
+    text `_plain` would give), which spares an object per field; only nan/inf need `_plain`'s text."""
+    finite = all(math.isfinite(s.value) for s in r.samples)
     return {
         "target": r.target,
-        "observed_at": r.observed_at.isoformat(),
-        "outcome": r.outcome.value,
-        "samples": [_plain(s) for s in r.samples],
-        "session": None if r.session is None else _plain(r.session),
+        "observed_at": r.observed_at,
+        "outcome": r.outcome,
+        "samples": r.samples if finite else [_plain(s) for s in r.samples],
+        "session": r.session,
         "snapshots": [{"response": _plain(raw), "reason": reason} for raw, reason in r.snapshots],
-        "next_due_at": None if r.next_due_at is None else r.next_due_at.isoformat(),
+        "next_due_at": r.next_due_at,
         "detail": r.detail,
     }
 

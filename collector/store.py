@@ -22,10 +22,6 @@ from schemas.types import Metric, Sample, SessionObservation
 log = logging.getLogger(__name__)
 
 
-# Rows per multi-row session upsert: ten parameters each, well under SQLite's and asyncpg's limits.
-SESSION_CHUNK = 500
-
-
 def _session_merge(new: Any) -> dict[str, Any]:
     """The stored broadcast merged with `new` (the upsert's `excluded` row), by the rules of
     `Store._merge_session`; every expression reads the row as it was before the update."""
@@ -103,6 +99,16 @@ class Store:
         self.targets = list(targets)
         self.engine = create_engine(database_url)
         self._insert = sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
+        upsert = self._insert(LiveSessionRow)
+        self._session_upsert = upsert.on_conflict_do_update(
+            index_elements=["platform", "session_key"], set_=_session_merge(upsert.excluded)
+        ).returning(LiveSessionRow.id, LiveSessionRow.platform, LiveSessionRow.session_key)
+        # RETURNING yields only the rows really inserted; executemany rowcount is unreliable.
+        self._sample_insert = (
+            self._insert(SampleRow)
+            .on_conflict_do_nothing(index_elements=["target_id", "metric", "observed_at"])
+            .returning(SampleRow.id)
+        )
         self.target_ids: dict[str, int] = {}
         self.target_platforms: dict[str, str] = {}
         # A broadcast's row by (platform, session key): every target reporting on it shares the row.
@@ -153,13 +159,7 @@ class Store:
             rows = [self._sample_row(s, sessions) for r in records for s in r.samples]
             inserted = 0
             if rows:
-                stmt = (
-                    self._insert(SampleRow)
-                    .on_conflict_do_nothing(index_elements=["target_id", "metric", "observed_at"])
-                    .returning(SampleRow.id)
-                )
-                # RETURNING yields only the rows really inserted; executemany rowcount is unreliable.
-                inserted = len((await conn.execute(stmt, rows)).all())
+                inserted = len((await conn.execute(self._sample_insert, rows)).all())
             snapshots = [self._snapshot_row(r, raw, reason) for r in records for raw, reason in r.snapshots]
             if snapshots:
                 stmt = self._insert(RawSnapshotRow).on_conflict_do_nothing(
@@ -230,20 +230,14 @@ class Store:
     async def _upsert_sessions(
         self, conn: AsyncConnection, records: Sequence[PollRecord], sessions: dict[tuple[str, str], int]
     ) -> None:
-        """Every broadcast the batch reports on, merged in memory, then one upsert per chunk: a round
-        trip per batch instead of a lookup and an update per record."""
+        """Every broadcast the batch reports on, merged in memory, then upserted in one statement: a
+        round trip per batch instead of a lookup and an update per record."""
         merged: dict[tuple[str, str], dict[str, Any]] = {}
         for record in records:
             if record.session is not None:
                 self._merge_session(merged, record, record.session)
-        rows = list(merged.values())
-        for start in range(0, len(rows), SESSION_CHUNK):
-            stmt = self._insert(LiveSessionRow).values(rows[start : start + SESSION_CHUNK])
-            result = await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["platform", "session_key"], set_=_session_merge(stmt.excluded)
-                ).returning(LiveSessionRow.id, LiveSessionRow.platform, LiveSessionRow.session_key)
-            )
+        if merged:  # executemany: the statement compiles once, the driver batches the rows
+            result = await conn.execute(self._session_upsert, list(merged.values()))
             for session_id, platform, key in result:
                 sessions[(platform, key)] = session_id
 
