@@ -22,6 +22,18 @@ from schemas.types import Metric, Sample, SessionObservation
 log = logging.getLogger(__name__)
 
 
+SAMPLE_COLUMNS = ("target_id", "metric", "observed_at", "value", "provenance", "session_id", "currency")
+_SAMPLE_KEY = "ON CONFLICT (target_id, metric, observed_at) DO NOTHING"
+SQLITE_SAMPLE_INSERT = (
+    f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) {_SAMPLE_KEY}"
+)
+POSTGRES_SAMPLE_INSERT = (
+    f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}) SELECT * FROM unnest($1::integer[], "
+    f"$2::varchar[], $3::timestamptz[], $4::float8[], $5::varchar[], $6::integer[], $7::varchar[]) {_SAMPLE_KEY}"
+)
+SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
 def _session_merge(new: Any) -> dict[str, Any]:
     """The stored broadcast merged with `new` (the upsert's `excluded` row), by the rules of
     `Store._merge_session`; every expression reads the row as it was before the update."""
@@ -103,12 +115,6 @@ class Store:
         self._session_upsert = upsert.on_conflict_do_update(
             index_elements=["platform", "session_key"], set_=_session_merge(upsert.excluded)
         ).returning(LiveSessionRow.id, LiveSessionRow.platform, LiveSessionRow.session_key)
-        # RETURNING yields only the rows really inserted; executemany rowcount is unreliable.
-        self._sample_insert = (
-            self._insert(SampleRow)
-            .on_conflict_do_nothing(index_elements=["target_id", "metric", "observed_at"])
-            .returning(SampleRow.id)
-        )
         self.target_ids: dict[str, int] = {}
         self.target_platforms: dict[str, str] = {}
         # A broadcast's row by (platform, session key): every target reporting on it shares the row.
@@ -159,7 +165,7 @@ class Store:
             rows = [self._sample_row(s, sessions) for r in records for s in r.samples]
             inserted = 0
             if rows:
-                inserted = len((await conn.execute(self._sample_insert, rows)).all())
+                inserted = await self._insert_samples(conn, rows)
             snapshots = [self._snapshot_row(r, raw, reason) for r in records for raw, reason in r.snapshots]
             if snapshots:
                 stmt = self._insert(RawSnapshotRow).on_conflict_do_nothing(
@@ -275,6 +281,18 @@ class Store:
             row["started_at"] = obs.started_at
         if obs.title:
             row["title"] = obs.title
+
+    async def _insert_samples(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
+        """The batch's samples in one driver call, past SQLAlchemy's per-value processing; returns how
+        many were new (a replayed sample hits the unique key and is skipped)."""
+        columns = [[row[c] for row in rows] for c in SAMPLE_COLUMNS]
+        if self.engine.dialect.name == "sqlite":
+            # The text SQLAlchemy's SQLite DateTime writes (naive UTC), so keys compare equal to it.
+            columns[2] = [at.astimezone(UTC).strftime(SQLITE_TIME) for at in columns[2]]
+            result = await conn.exec_driver_sql(SQLITE_SAMPLE_INSERT, list(zip(*columns, strict=True)))
+        else:  # one statement over arrays: one round trip, and a status line that counts the new rows
+            result = await conn.exec_driver_sql(POSTGRES_SAMPLE_INSERT, tuple(columns))
+        return max(result.rowcount, 0)
 
     def _sample_row(self, sample: Sample, sessions: dict[tuple[str, str], int]) -> dict[str, Any]:
         key = (sample.platform, sample.session_key or "")
