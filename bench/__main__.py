@@ -1,6 +1,8 @@
 """`python -m bench`: every benchmark in this folder."""
 
-from bench import parse, report
+from bench import metrics, parse, report, writer
 
 parse.main()
 report.main()
+writer.main()
+metrics.main()
