@@ -20,7 +20,16 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, Response, Route, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    Route,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
@@ -380,8 +389,18 @@ class BrowserPool:
                 readers.add(task := asyncio.create_task(read(response, keys)))
                 task.add_done_callback(readers.discard)
 
+        failed: set[str] = set()
+
+        def on_request_failed(request: Request) -> None:
+            # A call that failed (reset, refused, blocked) will never answer: waiting for it until the
+            # deadline would make a failed call cost the whole navigation timeout.
+            if keys := [w for w in wanted if w not in claimed and w in request.url]:
+                failed.update(keys)
+                changed.set()
+
         # Listen before navigating, so a request fired during load is not missed.
         page.on("response", on_response)
+        page.on("requestfailed", on_request_failed)
         page.on("close", lambda _: changed.set())
         page.on("crash", lambda _: changed.set())
         page.set_default_timeout(limit * 1000)
@@ -398,7 +417,7 @@ class BrowserPool:
                     await clicker
                 # A missing response is not an error here: a page that stopped firing the request is a
                 # layout change the adapter names, so it gets what did arrive.
-                while len(captured) < len(wanted) and not page.is_closed():
+                while not captured.keys() | failed >= set(wanted) and not page.is_closed():
                     with suppress(TimeoutError):
                         changed.clear()
                         await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))

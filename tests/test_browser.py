@@ -41,6 +41,9 @@ document.getElementById('play').addEventListener('click', () =>
     document.getElementById('out').textContent = 'clicked ' + d.viewers;
   }));
 </script></body></html>"""
+FETCHES_AND_FAILS = (
+    """<!doctype html><html><body><script>fetch('/api/reset').catch(() => {});</script></body></html>"""
+)
 FETCHES_SLOWLY = """<!doctype html><html><body><script>fetch('/api/slow');</script></body></html>"""
 ECHO = """<!doctype html><html><body><pre id="env"></pre><script>
 document.getElementById('env').textContent =
@@ -77,6 +80,8 @@ class Site:
         app.router.add_get("/click", html(FETCHES_ON_CLICK))
         app.router.add_get("/slow", html(FETCHES_SLOWLY))
         app.router.add_get("/quiet", html("<p>no requests</p>"))
+        app.router.add_get("/fails", html(FETCHES_AND_FAILS))
+        app.router.add_get("/api/reset", self.reset)
         app.router.add_get("/banned", html("Access denied", status=403))
         app.router.add_get("/api/data", self.api_data)
         app.router.add_get("/api/slow", self.api_slow)
@@ -94,6 +99,11 @@ class Site:
 
     async def api_data(self, _request: web.Request) -> web.Response:
         return web.json_response({"viewers": 1234, "title": "Phiên live"})
+
+    async def reset(self, request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.abort()  # the connection drops without an answer: the page's call fails
+        return web.Response()
 
     async def echo(self, request: web.Request) -> web.Response:
         seen = {k: request.headers.get(k, "") for k in ("Cookie", "User-Agent", "Accept-Language")}
@@ -206,6 +216,18 @@ async def test_a_request_the_page_never_fires_is_left_out_after_the_timeout(
     assert result.responses == {}
     assert b"no requests" in result.page.body
     assert 1 <= took < 4
+
+
+async def test_a_failed_call_is_left_out_without_waiting_for_the_timeout(
+    pool: BrowserPool, site: Site
+) -> None:
+    started_at = time.monotonic()
+    result = await pool.fetcher(target("a"), []).capture(
+        f"{site.base}/fails", wait_for=["/api/reset"], timeout=20
+    )
+    assert result.responses == {}
+    assert site.hits.get("/api/reset", 0) >= 1
+    assert time.monotonic() - started_at < 10
 
 
 async def test_cookies_go_to_their_own_target_only(pool: BrowserPool, site: Site) -> None:
