@@ -185,6 +185,8 @@ class HttpFetch(Protocol):
 class BrowserCapture:
     page: RawResponse
     responses: dict[str, RawResponse]
+    # Wanted calls the page made that failed without an answer (reset, refused), with the reason.
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 class BrowserFetch(Protocol):

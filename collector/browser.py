@@ -389,17 +389,28 @@ class BrowserPool:
                 readers.add(task := asyncio.create_task(read(response, keys)))
                 task.add_done_callback(readers.discard)
 
-        failed: set[str] = set()
+        failed: dict[str, str] = {}
+        in_flight: set[Request] = set()
+
+        def on_request_done(request: Request) -> None:
+            in_flight.discard(request)
+            changed.set()
 
         def on_request_failed(request: Request) -> None:
-            # A call that failed (reset, refused, blocked) will never answer: waiting for it until the
-            # deadline would make a failed call cost the whole navigation timeout.
             if keys := [w for w in wanted if w not in claimed and w in request.url]:
-                failed.update(keys)
-                changed.set()
+                failed.update(dict.fromkeys(keys, request.failure or "request failed"))
+            on_request_done(request)
+
+        def settled() -> bool:
+            # Everything wanted arrived; or a wanted call failed (reset, refused, blocked) and the page
+            # has nothing else in flight, so the calls that follow it will not come either: waiting
+            # until the deadline would make a failed call cost the whole navigation timeout.
+            return captured.keys() | failed >= set(wanted) or (bool(failed) and not in_flight)
 
         # Listen before navigating, so a request fired during load is not missed.
         page.on("response", on_response)
+        page.on("request", lambda request: in_flight.add(request))  # Playwright cannot wrap set.add
+        page.on("requestfinished", on_request_done)
         page.on("requestfailed", on_request_failed)
         page.on("close", lambda _: changed.set())
         page.on("crash", lambda _: changed.set())
@@ -417,7 +428,7 @@ class BrowserPool:
                     await clicker
                 # A missing response is not an error here: a page that stopped firing the request is a
                 # layout change the adapter names, so it gets what did arrive.
-                while not captured.keys() | failed >= set(wanted) and not page.is_closed():
+                while not settled() and not page.is_closed():
                     with suppress(TimeoutError):
                         changed.clear()
                         await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))
@@ -432,7 +443,10 @@ class BrowserPool:
         # content() raised above if the page or browser died while we waited. It is the DOM serialised
         # as HTML, whatever the response's own type and charset were.
         page_raw = _raw(main, body, page.url, content_type="text/html; charset=utf-8")
-        return BrowserCapture(page_raw, {w: captured[w] for w in wanted if w in captured})
+        responses = {w: captured[w] for w in wanted if w in captured}
+        return BrowserCapture(
+            page_raw, responses, {w: failed[w] for w in wanted if w in failed and w not in responses}
+        )
 
 
 async def _click(page: Page, selector: str, timeout: float) -> None:

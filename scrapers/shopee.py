@@ -69,6 +69,7 @@ from collector.api import (
     PollError,
     PollResult,
     RawResponse,
+    Transient,
     check_status,
 )
 from schemas.types import LIVE_STATUS_CODE, LiveStatus, Metric, ParseResult, Reading, SessionObservation
@@ -477,6 +478,8 @@ async def _fetch_live(ctx: PollContext[LiveState], session_id: str) -> tuple[Raw
     wanted = (f"/api/v1/session/{session_id}/joinv2", "/more_items")
     capture = await ctx.browser.capture(share, wait_for=wanted, click="video")
     if (joined := capture.responses.get(wanted[0])) is None:
+        if (why := capture.failed.get(wanted[0])) is not None:  # the call was made: not a page problem
+            raise Transient(Outcome.NETWORK_ERROR, f"the share page's joinv2 call failed: {why}")
         raise classify_share_page(capture.page.body)
     check_status(joined)
     if (bag := capture.responses.get(wanted[1])) is not None:

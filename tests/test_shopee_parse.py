@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,16 @@ from collector.api import PollResult, RawResponse
 from collector.browser import BrowserCapture
 from collector.config import HttpSettings, TargetConfig
 from collector.http import HttpClient, HttpFetcher
-from collector.outcomes import Blocked, HttpError, LoginWall, NotFound, Outcome, ParseFailure, PollError
+from collector.outcomes import (
+    Blocked,
+    HttpError,
+    LoginWall,
+    NotFound,
+    Outcome,
+    ParseFailure,
+    PollError,
+    Transient,
+)
 from collector.secrets import Secret
 from schemas.types import LiveStatus, Metric, ParseResult, Provenance, Reading, SessionObservation
 from scrapers.shopee import (
@@ -45,7 +55,8 @@ from scrapers.shopee import (
 from simulator import shopee as sim
 from simulator.app import PLATFORMS, build_app
 from simulator.clock import SimClock
-from simulator.keys import REQUEST_LOG
+from simulator.faults import FaultRule
+from simulator.keys import FAULTS, REQUEST_LOG
 from simulator.scenario import demo
 from tests.fuzzing import DELETE, json_values, mutate, paths
 from tests.polling import poll_kind
@@ -711,6 +722,37 @@ async def test_poll_live_in_a_real_browser_runs_the_share_page_script() -> None:
     assert values(result)[Metric.ITEMS_SOLD] == 0
     page = next(r for r in fetcher.responses if "/share?" in r.url)
     assert f"{truth['viewer_count']} đang xem".encode() in page.body  # rendered by the script
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found")
+async def test_a_joinv2_call_that_fails_in_the_browser_is_a_network_error_at_once() -> None:
+    from collector.browser import BrowserPool
+    from collector.config import BrowserSettings
+    from collector.metrics import LiveState, SelfMetrics
+
+    live = demo_live()
+    pool = BrowserPool(
+        BrowserSettings(executable_path=CHROMIUM, navigation_timeout=20.0),
+        HttpSettings(),
+        SelfMetrics(LiveState([])),
+    )
+    await pool.start()
+    try:
+        async with simulator(at=900.0) as s:
+            s.app[FAULTS].append(FaultRule("reset", "/joinv2"))
+            target = live_target(str(live.session_id))
+            fetcher = HttpFetcher(s.client)
+            started = time.monotonic()
+            with pytest.raises(Transient) as info:
+                await poll_kind(
+                    adapter, target, s.base_urls, fetcher, pool.fetcher(target, fetcher.responses)
+                )
+            took = time.monotonic() - started
+    finally:
+        await pool.close()
+    assert info.value.outcome is Outcome.NETWORK_ERROR and "joinv2" in str(info.value)
+    assert took < 10  # not the 20 s navigation timeout
 
 
 async def test_poll_dashboard_reads_the_newest_session() -> None:
