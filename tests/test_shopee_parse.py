@@ -21,20 +21,11 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.api import PollResult, RawResponse
+from collector.api import PollResult, RawResponse, Transient
 from collector.browser import BrowserCapture
 from collector.config import HttpSettings, TargetConfig
 from collector.http import HttpClient, HttpFetcher
-from collector.outcomes import (
-    Blocked,
-    HttpError,
-    LoginWall,
-    NotFound,
-    Outcome,
-    ParseFailure,
-    PollError,
-    Transient,
-)
+from collector.outcomes import Blocked, HttpError, LoginWall, NotFound, Outcome, ParseFailure, PollError
 from collector.secrets import Secret
 from schemas.types import LiveStatus, Metric, ParseResult, Provenance, Reading, SessionObservation
 from scrapers.shopee import (
@@ -694,14 +685,14 @@ CHROMIUM = next(
 )
 
 
-@pytest.mark.integration
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found")
-async def test_poll_live_in_a_real_browser_runs_the_share_page_script() -> None:
+@asynccontextmanager
+async def real_browser() -> AsyncIterator[Any]:
+    """A Chromium pool (20 s navigation timeout) and the simulator at 15 min into the demo."""
     from collector.browser import BrowserPool
     from collector.config import BrowserSettings
     from collector.metrics import LiveState, SelfMetrics
 
-    live = demo_live()
+    assert CHROMIUM is not None
     pool = BrowserPool(
         BrowserSettings(executable_path=CHROMIUM, navigation_timeout=20.0),
         HttpSettings(),
@@ -710,13 +701,21 @@ async def test_poll_live_in_a_real_browser_runs_the_share_page_script() -> None:
     await pool.start()
     try:
         async with simulator(at=900.0) as s:
-            target = live_target(str(live.session_id))
-            fetcher = HttpFetcher(s.client)
-            browser = pool.fetcher(target, fetcher.responses)
-            result = await poll_kind(adapter, target, s.base_urls, fetcher, browser)
-            truth = s.truth(live.session_id)
+            yield pool, s
     finally:
         await pool.close()
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found")
+async def test_poll_live_in_a_real_browser_runs_the_share_page_script() -> None:
+    live = demo_live()
+    async with real_browser() as (pool, s):
+        target = live_target(str(live.session_id))
+        fetcher = HttpFetcher(s.client)
+        browser = pool.fetcher(target, fetcher.responses)
+        result = await poll_kind(adapter, target, s.base_urls, fetcher, browser)
+        truth = s.truth(live.session_id)
     assert result.outcome is Outcome.OK
     assert values(result)[Metric.VIEWERS] == truth["viewer_count"]
     assert values(result)[Metric.ITEMS_SOLD] == 0
@@ -727,30 +726,15 @@ async def test_poll_live_in_a_real_browser_runs_the_share_page_script() -> None:
 @pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found")
 async def test_a_joinv2_call_that_fails_in_the_browser_is_a_network_error_at_once() -> None:
-    from collector.browser import BrowserPool
-    from collector.config import BrowserSettings
-    from collector.metrics import LiveState, SelfMetrics
-
     live = demo_live()
-    pool = BrowserPool(
-        BrowserSettings(executable_path=CHROMIUM, navigation_timeout=20.0),
-        HttpSettings(),
-        SelfMetrics(LiveState([])),
-    )
-    await pool.start()
-    try:
-        async with simulator(at=900.0) as s:
-            s.app[FAULTS].append(FaultRule("reset", "/joinv2"))
-            target = live_target(str(live.session_id))
-            fetcher = HttpFetcher(s.client)
-            started = time.monotonic()
-            with pytest.raises(Transient) as info:
-                await poll_kind(
-                    adapter, target, s.base_urls, fetcher, pool.fetcher(target, fetcher.responses)
-                )
-            took = time.monotonic() - started
-    finally:
-        await pool.close()
+    async with real_browser() as (pool, s):
+        s.app[FAULTS].append(FaultRule("reset", "/joinv2"))
+        target = live_target(str(live.session_id))
+        fetcher = HttpFetcher(s.client)
+        started = time.monotonic()
+        with pytest.raises(Transient) as info:
+            await poll_kind(adapter, target, s.base_urls, fetcher, pool.fetcher(target, fetcher.responses))
+        took = time.monotonic() - started
     assert info.value.outcome is Outcome.NETWORK_ERROR and "joinv2" in str(info.value)
     assert took < 10  # not the 20 s navigation timeout
 
