@@ -706,10 +706,10 @@ def test_scheduled_start_takes_an_offset_date_time() -> None:
     [
         (
             "2025-09-09T19:00:00",
-            "2025-09-09T19:00:00 has no UTC offset (write e.g. 2025-09-09T19:00:00+07:00)",
+            "2025-09-09T19:00:00 has no UTC offset (add e.g. +07:00 or Z)",
         ),
-        ("tomorrow", "not an ISO 8601 date-time: 'tomorrow'"),
-        (5, "expected a date-time like 2025-09-09T19:00:00+07:00, got 5"),
+        ("tomorrow", "expected an ISO 8601 time like 2025-09-09T08:00:00+07:00, got 'tomorrow'"),
+        (5, "expected a date-time, got int 5"),
     ],
 )
 def test_scheduled_start_without_offset_or_date_is_refused(value: object, problem: str) -> None:
