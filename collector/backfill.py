@@ -22,7 +22,15 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector.api import KindSpec, PollContext, PollRecord, RawResponse, TargetConfig
+from collector.api import (
+    HistoryGap,
+    HistoryPoint,
+    KindSpec,
+    PollContext,
+    PollRecord,
+    RawResponse,
+    TargetConfig,
+)
 from collector.config import Config
 from collector.jobs import Job, JobBook, utcnow
 from collector.outcomes import Outcome, PollError
@@ -259,14 +267,25 @@ class Backfill:
         )
         answered: set[str] = set()
         try:
-            async for parsed in spec.history(ctx, keys):
-                # The platform's own time for final counters: the session's end, else when we asked.
-                at = (parsed.session.ended_at if parsed.session else None) or utcnow()
+            async for item in spec.history(ctx, keys):
+                if isinstance(item, HistoryGap):
+                    await self.book.record_gap(
+                        target.name, item.started_at, item.ended_at, "unfillable", item.detail, job.id
+                    )
+                    self._count(job, gaps_unfillable=1)
+                    continue
+                if isinstance(item, HistoryPoint):
+                    parsed, at = item.parsed, item.observed_at
+                else:
+                    # The platform's own time for final counters: the session's end, else when we asked.
+                    parsed, at = item, (item.session.ended_at if item.session else None) or utcnow()
                 record = _record(target, at, parsed)
                 record.snapshots = [(raw, None) for raw in fetcher.responses]
                 fetcher.responses.clear()
                 inserted = await self.store.write([record])
-                self._count(job, written=inserted, already_stored=len(record.samples) - inserted, sessions=1)
+                self._count(job, written=inserted, already_stored=len(record.samples) - inserted)
+                if not isinstance(item, HistoryPoint):
+                    self._count(job, sessions=1)
                 if parsed.session is not None and record.samples:
                     answered.add(parsed.session.key)
         except PollError as exc:
