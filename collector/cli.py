@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import csv
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -185,6 +186,20 @@ def status(config_path: str) -> None:
             row.last_detail or "",
         )
     Console().print(table)
+    _print_credentials([row for row in found if row.name in configured])
+
+
+def _print_credentials(rows: list) -> None:  # type: ignore[type-arg]
+    """A section of its own: when each target's API access token expires (refreshed ahead where a
+    refresh token is configured; an expired one without it stops that target)."""
+    expiring = [row for row in rows if row.credentials_expire_at is not None]
+    if not expiring:
+        return
+    click.echo("\nAPI access tokens (hết hạn / expire):")
+    for row in expiring:
+        left = (row.credentials_expire_at - datetime.now(UTC)).total_seconds()
+        state = "EXPIRED" if left <= 0 else f"in {format_duration(round(left))}"
+        click.echo(f"  {row.name}: {state} ({row.credentials_expire_at:%Y-%m-%d %H:%M} UTC)")
 
 
 def _ago(when: datetime | None) -> str:
@@ -377,6 +392,7 @@ def demo(simulator_listen: str, seed: int) -> None:
         _toml(text.replace("{simulator}", sim_url[0])),
         source="<embedded demo>",
         adapters=registered_adapters(),
+        env={**os.environ, **demo_secrets()},
     )
     click.echo(f"simulator:  {sim_url[0]}  (ground truth at {sim_url[0]}/_sim/truth)")
     click.echo(f"database:   {config.collector.database_url}")
@@ -385,6 +401,18 @@ def demo(simulator_listen: str, seed: int) -> None:
     click.echo("export:     .venv/bin/collector export --format csv   (same SQLite file as config.toml)")
     click.echo("Ctrl-C to stop.")
     _run_service(config)
+
+
+def demo_secrets() -> dict[str, str]:
+    """The demo shop's Partner API credentials: only the bundled simulator accepts them."""
+    from simulator import tiktok_shop
+
+    return {
+        "DEMO_TTS_APP_KEY": tiktok_shop.APP_KEY,
+        "DEMO_TTS_APP_SECRET": tiktok_shop.APP_SECRET,
+        "DEMO_TTS_SHOP_CIPHER": tiktok_shop.shop_cipher("shop_vn"),
+        "DEMO_TTS_REFRESH_TOKEN": tiktok_shop.refresh_token("shop_vn"),
+    }
 
 
 def _toml(text: str) -> dict:  # type: ignore[type-arg]
