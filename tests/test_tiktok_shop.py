@@ -12,7 +12,6 @@ import time
 import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 import pytest
@@ -268,13 +267,6 @@ def _shop(name: str, cipher: str, **secrets: str) -> dict[str, str]:
         "app_key_env": "SHOP_APP_KEY", "app_secret_env": "SHOP_APP_SECRET", "shop_cipher_env": cipher,
         **secrets,
     }  # fmt: skip
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/shop.db"
-    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
