@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 from prometheus_client import generate_latest
 from sqlalchemy import select
 
@@ -33,9 +32,9 @@ from schemas.models import LiveSessionKeyRow, LiveSessionRow, RawSnapshotRow, Sa
 from schemas.types import LiveStatus, Metric
 from scrapers.tiktok.shop import parse_minutes, parse_sessions, poll_shop, sign_request
 from simulator import tiktok_shop as sim
-from simulator.app import build_app
 from simulator.clock import SimClock
 from simulator.scenario import DAY, EVENT_WEEK_SESSION, event_week
+from tests.harness import simulator_in_process
 
 START = 1_757_400_000.0  # scenario second 0: 2025-09-09 06:40 UTC
 SHOP_VN = (1_800.0, 1_800.0 + EVENT_WEEK_SESSION)  # shop_vn's broadcast, scenario seconds
@@ -156,12 +155,8 @@ def test_error_codes_are_classified(code: int, error: type[Exception]) -> None:
 
 @pytest.fixture
 async def sim_url() -> AsyncIterator[str]:
-    server = TestServer(build_app(event_week(1), SimClock(freeze_at=SHOP_VN[1] + 60, start=START)))
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
+    async with simulator_in_process(event_week(1), SimClock(freeze_at=SHOP_VN[1] + 60, start=START)) as url:
+        yield url
 
 
 def _signed(path: str, body: bytes = b"", **extra: str) -> dict[str, str]:
@@ -272,9 +267,12 @@ def _shop(name: str, cipher: str, **secrets: str) -> dict[str, str]:
 @pytest.fixture
 async def rig(database_url: str) -> AsyncIterator[Rig]:
     clock = SimClock(freeze_at=0.0, start=START)
-    server = TestServer(build_app(event_week(1), clock))
-    await server.start_server()
-    base = str(server.make_url("")).rstrip("/")
+    async with simulator_in_process(event_week(1), clock) as base:
+        async for rig in _rig(database_url, clock, base):
+            yield rig
+
+
+async def _rig(database_url: str, clock: SimClock, base: str) -> AsyncIterator[Rig]:
     targets = [
         {"name": "room-shop-vn", "platform": "tiktok", "kind": "live", "account": "@shop_vn", "interval": "10s"},
         {"name": "room-nongsan", "platform": "tiktok", "kind": "live", "account": "@nongsanlaichau_official",
@@ -310,7 +308,6 @@ async def rig(database_url: str) -> AsyncIterator[Rig]:
             )
     finally:
         await store.close()
-        await server.close()
 
 
 async def _final(store: Store, target: str) -> dict[str, dict[str, float]]:
