@@ -371,7 +371,7 @@ def demo(simulator_listen: str, seed: int) -> None:
     """Start the simulator and the collector polling it (SQLite in data/, metrics on :9108)."""
     import threading
 
-    from simulator.app import serve
+    from simulator.app import demo_env, serve
 
     host, _, port = simulator_listen.rpartition(":")
     ready = threading.Event()
@@ -392,7 +392,7 @@ def demo(simulator_listen: str, seed: int) -> None:
         _toml(text.replace("{simulator}", sim_url[0])),
         source="<embedded demo>",
         adapters=registered_adapters(),
-        env={**os.environ, **demo_secrets()},
+        env={**os.environ, **demo_env()},
     )
     click.echo(f"simulator:  {sim_url[0]}  (ground truth at {sim_url[0]}/_sim/truth)")
     click.echo(f"database:   {config.collector.database_url}")
@@ -401,18 +401,6 @@ def demo(simulator_listen: str, seed: int) -> None:
     click.echo("export:     .venv/bin/collector export --format csv   (same SQLite file as config.toml)")
     click.echo("Ctrl-C to stop.")
     _run_service(config)
-
-
-def demo_secrets() -> dict[str, str]:
-    """The demo shop's Partner API credentials: only the bundled simulator accepts them."""
-    from simulator import tiktok_shop
-
-    return {
-        "DEMO_TTS_APP_KEY": tiktok_shop.APP_KEY,
-        "DEMO_TTS_APP_SECRET": tiktok_shop.APP_SECRET,
-        "DEMO_TTS_SHOP_CIPHER": tiktok_shop.shop_cipher("shop_vn"),
-        "DEMO_TTS_REFRESH_TOKEN": tiktok_shop.refresh_token("shop_vn"),
-    }
 
 
 def _toml(text: str) -> dict:  # type: ignore[type-arg]

@@ -69,6 +69,15 @@ def shop_cipher(unique_id: str) -> str:
     return f"SIMCIPHER_{unique_id.upper()}"
 
 
+# What `collector demo` sets for collector/demo.toml's authorised shop (shop_vn).
+DEMO_ENV = {
+    "DEMO_TTS_APP_KEY": APP_KEY,
+    "DEMO_TTS_APP_SECRET": APP_SECRET,
+    "DEMO_TTS_SHOP_CIPHER": shop_cipher("shop_vn"),
+    "DEMO_TTS_REFRESH_TOKEN": refresh_token("shop_vn"),
+}
+
+
 def live_id_for(seed: int, session: Session) -> str:
     """The shop's id of a broadcast: 19 digits like the room id, but a different number."""
     digest = hashlib.blake2b(f"shoplive:{seed}:{session.room_id}".encode(), digest_size=8).digest()

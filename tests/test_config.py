@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from collector.adapters import registered_adapters
-from collector.cli import demo_secrets, main
+from collector.cli import main
 from collector.config import (
     DATABASE_URL_ENV,
     CollectorSettings,
@@ -25,6 +25,7 @@ from collector.config import (
     parse_duration,
 )
 from collector.describe import describe
+from simulator.app import demo_env
 
 ADAPTERS = registered_adapters()
 
@@ -533,7 +534,7 @@ def test_demo_config_loads(tmp_path: Path) -> None:
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
     path = tmp_path / "demo.toml"
     path.write_text(text.replace("{simulator}", SIMULATOR), encoding="utf-8")
-    config = load_config(path, adapters=ADAPTERS, env=demo_secrets())
+    config = load_config(path, adapters=ADAPTERS, env=demo_env())
     assert config.platforms["tiktok"].base_urls == {
         "web": f"{SIMULATOR}/www.tiktok.com",
         "webcast": f"{SIMULATOR}/webcast.tiktok.com",
@@ -549,7 +550,7 @@ def test_demo_config_loads(tmp_path: Path) -> None:
 
 def test_demo_config_without_substitution_is_rejected() -> None:
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
-    found = problems(tomllib.loads(text), demo_secrets())
+    found = problems(tomllib.loads(text), demo_env())
     assert found == [
         "platforms.facebook.base_urls.web: expected an http(s) URL, got '{simulator}/www.facebook.com'",
         "platforms.shopee.base_urls.live: expected an http(s) URL, got '{simulator}/live.shopee.vn'",
