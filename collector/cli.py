@@ -198,7 +198,14 @@ def _print_credentials(rows: list) -> None:  # type: ignore[type-arg]
     click.echo("\nAPI access tokens (hết hạn / expire):")
     for row in expiring:
         left = (row.credentials_expire_at - datetime.now(UTC)).total_seconds()
-        state = "EXPIRED" if left <= 0 else f"in {format_duration(round(left))}"
+        days, hours = divmod(max(0, round(left)) // 3600, 24)
+        state = (
+            "EXPIRED"
+            if left <= 0
+            else f"in {days}d {hours}h"
+            if days
+            else f"in {hours}h {round(left) % 3600 // 60}m"
+        )
         click.echo(f"  {row.name}: {state} ({row.credentials_expire_at:%Y-%m-%d %H:%M} UTC)")
 
 

@@ -4,6 +4,7 @@ backfill, token refresh and expiry, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -11,18 +12,21 @@ import logging
 import time
 import zlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
 from aiohttp import ClientSession
+from click.testing import CliRunner
 from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from collector.adapters import kind_spec, registered_adapters
-from collector.api import HttpError, LoginWall, PollContext, PollRecord, RateLimited, Transient
+from collector.api import HttpError, LoginWall, Outcome, PollContext, PollRecord, RateLimited, Transient
 from collector.backfill import Backfill, Scope
-from collector.config import Config, build_config
+from collector.cli import main
+from collector.config import Config, build_config, load_config
 from collector.http import HttpClient
 from collector.jobs import JobBook, utcnow
 from collector.metrics import LiveState, SelfMetrics
@@ -492,3 +496,38 @@ class _Planted:
 
     def reveal(self) -> str:
         return self._value
+
+
+async def test_status_lists_token_expiry_in_a_section_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        f"""
+[collector]
+database_url = "sqlite+aiosqlite:///{tmp_path}/s.db"
+
+[[targets]]
+name = "tts-shop-vn"
+platform = "tiktok"
+kind = "shop_lives"
+app_key_env = "SHOP_APP_KEY"
+app_secret_env = "SHOP_APP_SECRET"
+shop_cipher_env = "SHOP_VN_CIPHER"
+access_token_env = "SHOP_VN_TOKEN"
+""",
+        encoding="utf-8",
+    )
+    config = load_config(path, adapters=registered_adapters(), env=SECRET_ENV)
+    store = Store(config.collector.database_url, config.targets)
+    expires = datetime.now(UTC) + timedelta(days=2, hours=5, minutes=1)
+    record = PollRecord("tts-shop-vn", datetime.now(UTC), Outcome.OK, credentials_expire_at=expires)
+    try:
+        await store.write([record])
+    finally:
+        await store.close()
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["status", "-c", str(path)], env={**SECRET_ENV, "COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    section = result.output.split("API access tokens", 1)[1]
+    assert f"tts-shop-vn: in 2d 5h ({expires:%Y-%m-%d %H:%M} UTC)" in section
+    assert all(len(line) <= 80 for line in result.output.splitlines())
