@@ -78,10 +78,13 @@ INTERACTION = tuple(
         (Metric.NEW_FOLLOWERS, "new_followers"),
     )
 )
-MINUTE_COUNTS = (
-    (Metric.ORDERS, "sku_orders"),
-    (Metric.ITEMS_SOLD, "items_sold"),
-    (Metric.BUYERS, "customers"),
+MINUTE_COUNTS = tuple(
+    MetricSpec(metric, ((key,),), P.REPORTED)
+    for metric, key in (
+        (Metric.ORDERS, "sku_orders"),
+        (Metric.ITEMS_SOLD, "items_sold"),
+        (Metric.BUYERS, "customers"),
+    )
 )
 
 
@@ -111,12 +114,14 @@ class ShopSession:
     def status(self) -> LiveStatus:
         return LiveStatus.ENDED if self.ended_at is not None else LiveStatus.LIVE
 
-    def parsed(self) -> ParseResult:
-        status = Reading(Metric.LIVE_STATUS, float(LIVE_STATUS_CODE[self.status]), P.REPORTED)
-        session = SessionObservation(
+    def observation(self) -> SessionObservation:
+        return SessionObservation(
             self.live_id, self.status, self.title, self.started_at, self.ended_at, account=self.account
         )
-        return ParseResult([*self.readings, status], session)
+
+    def parsed(self) -> ParseResult:
+        status = Reading(Metric.LIVE_STATUS, float(LIVE_STATUS_CODE[self.status]), P.REPORTED)
+        return ParseResult([*self.readings, status], self.observation())
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +225,7 @@ def parse_minutes(body: bytes, url: str = "") -> MinutePage:
     for row in rows or ():
         if not isinstance(row, dict) or (start := _epoch(row.get("start_time"))) is None:
             continue
-        values = {r.metric: r.value for r in readings_from(row, _minute_specs())}
+        values = {r.metric: r.value for r in readings_from(row, MINUTE_COUNTS)}
         gmv = _money(row.get("gmv"), "gmv")
         if gmv is not None:
             values[Metric.REVENUE] = gmv.value
@@ -229,20 +234,13 @@ def parse_minutes(body: bytes, url: str = "") -> MinutePage:
     return MinutePage(sorted(points, key=lambda p: p[0]), token if isinstance(token, str) and token else None)
 
 
-def _minute_specs() -> tuple[MetricSpec, ...]:
-    return tuple(MetricSpec(metric, ((key,),), P.REPORTED) for metric, key in MINUTE_COUNTS)
-
-
 def minute_history(
     session: ShopSession, points: Sequence[tuple[datetime, dict[Metric, float], str | None]]
 ) -> Iterator[HistoryPoint]:
     """Running totals at the end of each minute before the session's end (where its final totals
     stand): the reported series of the broadcast, minute by minute."""
     totals: dict[Metric, float] = {}
-    key = SessionObservation(
-        session.live_id, session.status, session.title, session.started_at, session.ended_at,
-        account=session.account,
-    )  # fmt: skip
+    observation = session.observation()
     for start, values, currency in points:
         at = start + timedelta(minutes=1)
         for metric, value in values.items():
@@ -253,7 +251,7 @@ def minute_history(
             Reading(metric, value, P.REPORTED, currency if metric is Metric.REVENUE else None)
             for metric, value in totals.items()
         ]
-        yield HistoryPoint(ParseResult(readings, key), at)
+        yield HistoryPoint(ParseResult(readings, observation), at)
 
 
 # --- fields and credentials ---------------------------------------------------------------------
@@ -350,27 +348,19 @@ async def _call(ctx: PollContext[ShopState], path: str, query: Mapping[str, str]
     soon = datetime.now(UTC) + REFRESH_AHEAD
     if state.access_token is None or (state.expires_at is not None and state.expires_at <= soon):
         await refresh_token(ctx)
-    for attempt in (1, 2):
+    raw = await _signed_get(ctx, path, query)
+    if state.refresh_token and _code(raw.body) in (TOKEN_EXPIRED, TOKEN_INVALID):
+        await refresh_token(ctx)
         raw = await _signed_get(ctx, path, query)
-        try:
-            _envelope(raw.body, raw.url)
-        except LoginWall:
-            if (
-                attempt == 2
-                or not state.refresh_token
-                or _code(raw.body) not in (TOKEN_EXPIRED, TOKEN_INVALID)
-            ):
-                raise
-            await refresh_token(ctx)
-            continue
-        except PollError:
-            raise
-        return raw
-    raise AssertionError("unreachable")  # pragma: no cover
+    _envelope(raw.body, raw.url)  # the outcome of any other error code
+    return raw
 
 
 def _code(body: bytes) -> object:
-    doc = load_json(body)
+    try:
+        doc = load_json(body)
+    except ParseFailure:
+        return None  # not JSON: _envelope says so
     return doc.get("code") if isinstance(doc, dict) else None
 
 
