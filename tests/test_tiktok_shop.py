@@ -23,7 +23,16 @@ from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from collector.adapters import kind_spec, registered_adapters
-from collector.api import HttpError, LoginWall, Outcome, PollContext, PollRecord, RateLimited, Transient
+from collector.api import (
+    HttpError,
+    LoginWall,
+    Outcome,
+    PollContext,
+    PollRecord,
+    RateLimited,
+    RawResponse,
+    Transient,
+)
 from collector.backfill import Backfill, Scope
 from collector.cli import main
 from collector.config import Config, build_config, load_config
@@ -34,7 +43,14 @@ from collector.poller import Poller
 from collector.store import Store
 from schemas.models import LiveSessionKeyRow, LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow
 from schemas.types import LiveStatus, Metric
-from scrapers.tiktok.shop import parse_minutes, parse_sessions, poll_shop, sign_request
+from scrapers.tiktok.shop import (
+    SESSIONS_PATH,
+    parse_minutes,
+    parse_sessions,
+    poll_shop,
+    reparse_shop,
+    sign_request,
+)
 from simulator import tiktok_shop as sim
 from simulator.clock import SimClock
 from simulator.scenario import DAY, EVENT_WEEK_SESSION, event_week
@@ -134,6 +150,30 @@ def test_session_list_parses_reported_totals_and_a_live_session() -> None:
         Metric.SHARES: (2, "reported", None),
         Metric.NEW_FOLLOWERS: (3, "reported", None),
     }
+
+
+def test_a_stored_session_list_reparses_to_its_current_session() -> None:
+    row = {"id": "7300000000000000002", "username": "shop_vn", "start_time": "1757400000", "end_time": "0",
+           "sales_performance": {"gmv": {"amount": "5000", "currency": "VND"}, "sku_orders": 2}}  # fmt: skip
+    ended = {**row, "id": "7300000000000000001", "start_time": "1757300000", "end_time": "1757307200"}
+    body = _envelope(0, {"live_stream_sessions": [ended, row]})
+    at = datetime(2025, 9, 9, tzinfo=UTC)
+    stored = RawResponse(
+        f"https://open-api.tiktokglobalshop.com{SESSIONS_PATH}?page_size=100",
+        200,
+        "application/json",
+        body,
+        at,
+    )
+    again = reparse_shop(stored)
+    assert again is not None and again.session is not None
+    assert again.session.key == "7300000000000000002" and again.session.status is LiveStatus.LIVE
+    assert again == parse_sessions(body).sessions[1].parsed()
+    minutes = dataclasses.replace(
+        stored,
+        url="https://open-api.tiktokglobalshop.com/analytics/202510/shop_lives/1/performance_per_minutes",
+    )
+    assert reparse_shop(minutes) is None  # minutes come only through `backfill history`
 
 
 @pytest.mark.parametrize(
