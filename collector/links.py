@@ -18,9 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from schemas.models import LiveSessionKeyRow, LiveSessionRow, TargetRow
 from schemas.types import SessionObservation
 
-# Two sources' clocks and polling rhythms disagree by minutes about when a broadcast started and ended;
-# one account never runs two broadcasts within this of each other.
-SLACK = timedelta(minutes=5)
+# Two sources' clocks and polling rhythms disagree by a little about when a broadcast ended (or was
+# last seen); an account's next broadcast can start a few minutes after the last one ends.
+SLACK = timedelta(minutes=2)
+# Both sources give the start of the same broadcast: a shop's live and a public room that started
+# further apart than this are different broadcasts, however they overlap.
+SAME_START = timedelta(minutes=10)
 
 
 async def find(
@@ -65,7 +68,9 @@ async def find(
     overlapping = [
         (abs((began or seen) - start), id_)
         for id_, began, seen, ended, last in candidates
-        if (began or seen) <= end + SLACK and start <= (ended or last) + SLACK
+        if (began or seen) <= end + SLACK
+        and start <= (ended or last) + SLACK
+        and (began is None or obs.started_at is None or abs(began - obs.started_at) <= SAME_START)
     ]
     return min(overlapping)[1] if overlapping else None
 

@@ -53,7 +53,7 @@ from scrapers.tiktok.shop import (
 )
 from simulator import tiktok_shop as sim
 from simulator.clock import SimClock
-from simulator.scenario import DAY, EVENT_WEEK_SESSION, event_week
+from simulator.scenario import DAY, EVENT_WEEK_SESSION, demo, event_week
 from tests.harness import simulator_in_process
 
 START = 1_757_400_000.0  # scenario second 0: 2025-09-09 06:40 UTC
@@ -571,3 +571,29 @@ access_token_env = "SHOP_VN_TOKEN"
     section = result.output.split("API access tokens", 1)[1]
     assert f"tts-shop-vn: in 2d 5h ({expires:%Y-%m-%d %H:%M} UTC)" in section
     assert all(len(line) <= 80 for line in result.output.splitlines())
+
+
+async def test_consecutive_broadcasts_of_one_account_are_never_merged(database_url: str) -> None:
+    # Demo scenario: shop_vn broadcasts 40 min, pauses 3 min, broadcasts again under new ids.
+    cycle, first_start = 2_580.0, -300.0
+    clock = SimClock(freeze_at=0.0, start=START)
+    async with simulator_in_process(demo(1), clock) as base:
+        async for rig in _rig(database_url, clock, base):
+            await rig.poll(600, "room-shop-vn")  # broadcast A: only the public page saw it
+            second, third = first_start + cycle + 600, first_start + 2 * cycle + 600
+            await rig.poll(second, "tts-shop-vn")  # broadcast B: the shop first, then the page
+            # (The page's first poll finds its room A ended; the next one looks the new room up.)
+            await rig.poll(second, "room-shop-vn")
+            await rig.poll(second, "room-shop-vn")
+            await rig.poll(third, "room-shop-vn")  # broadcast C: the page first, then the shop
+            await rig.poll(third, "room-shop-vn")
+            await rig.poll(third, "tts-shop-vn")
+            async with rig.store.engine.connect() as conn:
+                rows = (
+                    await conn.execute(select(LiveSessionRow.id).order_by(LiveSessionRow.started_at))
+                ).all()
+                keys = (
+                    await conn.execute(select(LiveSessionKeyRow.session_id, LiveSessionKeyRow.source))
+                ).all()
+            sources = [sorted(source for row, source in keys if row == id_) for (id_,) in rows]
+            assert sources == [["live"], ["live", "shop_lives"], ["live", "shop_lives"]]
