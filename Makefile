@@ -3,17 +3,33 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
+# pip-tools lives in a venv of its own so the project's stays exactly what the lock says.
+LOCK_VENV ?= .venv-lock
+LOCK_ARGS ?=
 
-.PHONY: demo test run bench lint clean
+.PHONY: demo test test-fast run bench lint lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-# Reinstall when the dependency list changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+# Every package, build backend included, at the locked version and hash; then the project itself.
+# `pip check` catches a dependency added to pyproject.toml without `make lock`.
+$(STAMP): $(LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+	  echo "$(LOCK) does not cover pyproject.toml: run 'make lock'"; exit 1; }
 	touch $@
+
+# Re-resolve the lock from pyproject.toml (dependencies, the test extra, the build backend). Pins
+# already in the lock are kept; LOCK_ARGS="--upgrade-package NAME" or LOCK_ARGS=--upgrade moves them.
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+	  $(LOCK_VENV)/bin/pip install --quiet pip-tools; }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --extra test \
+	  --build-deps-for editable --allow-unsafe --generate-hashes --strip-extras \
+	  --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) -o $(LOCK) pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/collector demo
@@ -24,6 +40,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Everything but PostgreSQL, Chromium and subprocesses: the loop to run while editing.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'not slow'
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
@@ -33,4 +53,4 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -19,6 +19,7 @@ import orjson
 from selectolax.lexbor import LexborHTMLParser
 
 from collector.api import RawResponse, check_status
+from scrapers.facebook import MARKERS as FACEBOOK_MARKERS
 from scrapers.facebook import parse_video_page
 from scrapers.shopee import DashboardSession, parse_joinv2, parse_more_items, parse_overview
 from scrapers.tiktok import adapter as tiktok
@@ -32,6 +33,8 @@ from scrapers.tiktok import (
 
 NOW = datetime.now(UTC)
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+# Pages the real sites served (beside the repository; rows skipped when absent).
+REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "real-captures"
 
 STATE = {
     "AppContext": {"appContext": {"language": "vi-VN", "region": "VN", "wid": "7" * 19}},
@@ -154,6 +157,7 @@ def main() -> None:
         (f"facebook video page ({len(fb_big) // 1024} KiB)", parse_video_page, fb_big),
         ("core ban/login check (493 KiB HTML page)", ban_check, LIVE_PAGE),
         ("core ban/login check (room/info JSON)", ban_check_json, fixture("tiktok/room_info_live.json")),
+        *real_rows(),
     ]
     print(f"{'page kind':42s} {'size':>9s} {'median/page':>12s}")
     for label, fn, body in rows:
@@ -168,6 +172,25 @@ def main() -> None:
 
 
 MARKERS = tiktok.markers
+
+
+def real_rows() -> list[tuple[str, Callable[[bytes], object], bytes]]:
+    """The real Facebook pages: the reel's split feedback makes the search read every block."""
+    if not REAL.is_dir():
+        print(f"({REAL} absent: no rows for the real captures)")
+        return []
+    rows: list[tuple[str, Callable[[bytes], object], bytes]] = []
+    for name in ("watch_real.html", "reel.html"):
+        body = (REAL / "facebook" / name).read_bytes()
+        rows.append((f"facebook {name} (real, {len(body) // 1024} KiB)", parse_video_page, body))
+        rows.append((f"core ban/login check ({name})", facebook_check, body))
+    return rows
+
+
+def facebook_check(body: bytes) -> None:
+    check_status(
+        RawResponse("https://www.facebook.com/watch/", 200, "text/html", body, NOW), FACEBOOK_MARKERS
+    )
 
 
 def ban_check(body: bytes) -> None:

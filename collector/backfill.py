@@ -37,7 +37,7 @@ from collector.outcomes import Outcome, PollError
 from collector.poller import Poller
 from collector.store import Store
 from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow
-from schemas.types import ParseResult, Sample
+from schemas.types import LiveStatus, ParseResult, Sample
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,10 @@ class Backfill:
     ) -> None:
         self.config, self.store, self.book, self.poller = config, store, book, poller
         self.specs, self.on_progress = specs, on_progress
-        self.targets = {t.name: t for t in config.targets}
+
+    @property
+    def targets(self) -> dict[str, TargetConfig]:
+        return {t.name: t for t in self.config.targets}  # a reload may replace `config`
 
     def _selected(self, scope: Scope) -> list[TargetConfig]:
         return [t for t in self.config.targets if scope.selects(t)]
@@ -274,20 +277,25 @@ class Backfill:
                     )
                     self._count(job, gaps_unfillable=1)
                     continue
-                if isinstance(item, HistoryPoint):
-                    parsed, at = item.parsed, item.observed_at
-                else:
-                    # The platform's own time for final counters: the session's end, else when we asked.
-                    parsed, at = item, (item.session.ended_at if item.session else None) or utcnow()
-                record = _record(target, at, parsed)
-                record.snapshots = [(raw, None) for raw in fetcher.responses]
+                bodies = list(fetcher.responses)  # what this answer was read from
                 fetcher.responses.clear()
+                parsed = item.parsed if isinstance(item, HistoryPoint) else item
+                session = parsed.session
+                if session is None or session.status is not LiveStatus.ENDED:
+                    # Still running (the live polls cover it) or not a broadcast: nothing final yet.
+                    self._count(job, still_live=1)
+                    continue
+                # Final counters carry the platform's own time: the session's end, else when we asked;
+                # a point of a finished broadcast's history (a minute) carries its own.
+                at = item.observed_at if isinstance(item, HistoryPoint) else session.ended_at or utcnow()
+                record = _record(target, at, parsed)
+                record.snapshots = [(raw, None) for raw in bodies]
                 inserted = await self.store.write([record])
                 self._count(job, written=inserted, already_stored=len(record.samples) - inserted)
                 if not isinstance(item, HistoryPoint):
                     self._count(job, sessions=1)
-                if parsed.session is not None and record.samples:
-                    answered.add(parsed.session.key)
+                if record.samples:
+                    answered.add(session.key)
         except PollError as exc:
             self._count(job, failed=1)
             job.errors.append(

@@ -9,11 +9,11 @@ no poll of that platform starts until a single half-open probe succeeds.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
+from collector.clock import SYSTEM_CLOCK, Clock
 from collector.outcomes import Outcome
 from collector.reactions import REACTIONS
 
@@ -23,15 +23,18 @@ PLATFORM_TROUBLE = frozenset(o for o, r in REACTIONS.items() if r.platform_troub
 
 
 class TargetBackoff:
-    def __init__(self, max_backoff: float, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, max_backoff: float, rng: random.Random | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.max_backoff = max_backoff
         self.rng = rng or random.Random()
+        self.clock = clock
         self._failures: dict[str, int] = {}
         self._not_before: dict[str, float] = {}
 
     def record(self, target: str, interval: float, outcome: Outcome, retry_after: float | None) -> float:
         """Register a poll's outcome; returns the extra delay now imposed on the target (0 when healthy)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if outcome in HEALTHY:
             self._failures.pop(target, None)
             self._not_before.pop(target, None)
@@ -46,7 +49,11 @@ class TargetBackoff:
         return delay
 
     def wait(self, target: str) -> float:
-        return max(0.0, self._not_before.get(target, 0.0) - time.monotonic())
+        return max(0.0, self._not_before.get(target, 0.0) - self.clock.monotonic())
+
+    def forget(self, target: str) -> None:
+        self._failures.pop(target, None)
+        self._not_before.pop(target, None)
 
     def failures(self, target: str) -> int:
         return self._failures.get(target, 0)
@@ -71,9 +78,11 @@ class CircuitBreaker:
         self,
         thresholds: dict[str, tuple[int, float]],
         on_change: Callable[[str, CircuitState], None] = lambda _p, _s: None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.thresholds = thresholds  # platform -> (consecutive failures to open, seconds before a probe)
         self.on_change = on_change
+        self.clock = clock
         self._circuits: dict[str, _Circuit] = {}
 
     def state(self, platform: str) -> CircuitState:
@@ -85,7 +94,7 @@ class CircuitBreaker:
         if circuit.state is CircuitState.CLOSED:
             return 0.0
         if circuit.state is CircuitState.OPEN:
-            remaining = circuit.opened_at + self.thresholds[platform][1] - time.monotonic()
+            remaining = circuit.opened_at + self.thresholds[platform][1] - self.clock.monotonic()
             if remaining > 0:
                 return remaining
             self._set(platform, circuit, CircuitState.HALF_OPEN)
@@ -106,7 +115,7 @@ class CircuitBreaker:
         failures_to_open = self.thresholds[platform][0]
         if circuit.state is CircuitState.HALF_OPEN or circuit.consecutive >= failures_to_open:
             circuit.probing = False
-            circuit.opened_at = time.monotonic()
+            circuit.opened_at = self.clock.monotonic()
             if circuit.state is not CircuitState.OPEN:
                 self._set(platform, circuit, CircuitState.OPEN)
 

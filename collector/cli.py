@@ -8,30 +8,54 @@ import csv
 import logging
 import os
 import sys
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import click
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
+import orjson
 
 from collector.adapters import registered_adapters
+from collector.backfill_cli import backfill
+from collector.cli_common import (
+    SetupFailed,
+    config_option,
+    database_errors,
+    format_option,
+    load_config_or_exit,
+    show,
+    startup_errors,
+    when,
+)
 from collector.config import (
     Config,
-    ConfigError,
     build_config,
-    format_duration,
-    load_config,
-    parse_duration,
 )
-from collector.describe import describe, redacted_database_url
+from collector.describe import describe
+from collector.jobs import JobBook
+from collector.startup import listen_problem, os_problem
+from collector.views import (
+    instances_json,
+    instances_lines,
+    iso_utc,
+    number,
+    once_json,
+    once_listing,
+    status_json,
+    status_listing,
+    targets_json,
+    targets_listing,
+)
 
-CONFIG_HELP = "Configuration file (env COLLECTOR_CONFIG)."
+if TYPE_CHECKING:
+    from collector.store import ExportRow
+
 log = logging.getLogger("collector")
 
 
@@ -44,26 +68,6 @@ def _setup_logging(level: str) -> None:
     # aiohttp logs every refused connection at ERROR; our poller already classifies them.
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-
-
-@contextmanager
-def _database_errors(config: Config) -> Iterator[None]:
-    """A database that is down or unmigrated is an operator's problem to fix, not a traceback."""
-    try:
-        yield
-    except (SQLAlchemyError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        url = redacted_database_url(config.collector.database_url)
-        raise click.ClickException(f"database {url}: {type(exc).__name__}: {first[:300]}") from None
-
-
-def _load(path: str) -> Config:
-    try:
-        return load_config(path, adapters=registered_adapters())
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        sys.exit(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -79,49 +83,35 @@ def main(log_level: str) -> None:
     _setup_logging(log_level)
 
 
-config_option = click.option(
-    "--config",
-    "-c",
-    "config_path",
-    envvar="COLLECTOR_CONFIG",
-    default="config.toml",
-    show_default=True,
-    help=CONFIG_HELP,
-)
-
-
 @main.command()
 @config_option
 def run(config_path: str) -> None:
     """Run the service: migrate the database, poll every target, serve /metrics until Ctrl-C."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     _run_service(config)
 
 
 def _run_service(config: Config) -> None:
     from collector.service import run_service
 
-    asyncio.run(run_service(config))
+    with startup_errors():
+        asyncio.run(run_service(config))
 
 
 @main.command()
 @config_option
-def once(config_path: str) -> None:
-    """Poll every target once, store the samples and print what was found."""
+@format_option
+def once(config_path: str, fmt: str) -> None:
+    """Poll every target once, store the samples and print what was found (values or why not)."""
     from collector.service import poll_once
 
-    config = _load(config_path)
-    with _database_errors(config):
+    config = load_config_or_exit(config_path)
+    with database_errors(config):
         records = asyncio.run(poll_once(config))
-    table = Table(title=f"{len(records)} targets polled", show_lines=False)
-    for column in ("target", "platform", "kind", "outcome", "values"):
-        table.add_column(column, overflow="fold")
-    by_name = {t.name: t for t in config.targets}
-    for record in records:
-        target = by_name[record.target]
-        values = "  ".join(f"{s.metric.value}={_number(s.value)}" for s in record.samples)
-        table.add_row(record.target, target.platform, target.kind, record.outcome.value, values)
-    Console().print(table)
+    show(fmt, once_listing(config, records), once_json(config, records))
+    outcomes = Counter(r.outcome.value for r in records)
+    summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+    click.echo(f"{len(records)} targets polled: {summary or 'none'}", err=True)
 
 
 @main.group()
@@ -131,62 +121,39 @@ def targets() -> None:
 
 @targets.command("list")
 @config_option
-def targets_list(config_path: str) -> None:
-    """List configured targets with their platform, kind, fields and interval."""
-    config = _load(config_path)
-    table = Table()
-    for column in ("name", "platform", "kind", "fields", "interval", "campaign", "enabled"):
-        table.add_column(column)
-    for t in config.targets:
-        fields = " ".join(f"{k}={v}" for k, v in t.params.items())
-        table.add_row(
-            t.name,
-            t.platform,
-            t.kind,
-            fields,
-            format_duration(t.interval),
-            t.campaign or "",
-            "yes" if t.enabled else "no",
-        )
-    Console().print(table)
+@format_option
+def targets_list(config_path: str, fmt: str) -> None:
+    """List configured targets: platform, kind, interval, whether enabled, then their fields and campaign."""
+    config = load_config_or_exit(config_path)
+    show(fmt, targets_listing(config.targets), targets_json(config.targets))
 
 
 @main.command()
 @config_option
-def status(config_path: str) -> None:
-    """Each target's last outcome, last success and next due time, as the service recorded them."""
+@format_option
+def status(config_path: str, fmt: str) -> None:
+    """Each target's last outcome, last success and next due time as the service recorded them, and why
+    the last poll failed."""
     from collector.store import Store
 
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
 
     async def rows():  # type: ignore[no-untyped-def]
         store = Store(config.collector.database_url)
         try:
-            return await store.target_status()
+            return await store.target_status(), await JobBook(store).live_instances(datetime.now(UTC))
         finally:
             await store.close()
 
-    configured = {t.name for t in config.targets}
-    table = Table()
-    for column in ("target", "platform", "kind", "last outcome", "at", "last success", "next due", "detail"):
-        table.add_column(column, overflow="fold")
-    with _database_errors(config):
-        found = asyncio.run(rows())
-    for row in found:
-        if row.name not in configured:
-            continue
-        table.add_row(
-            row.name,
-            row.platform,
-            row.kind,
-            row.last_outcome or "never polled",
-            _ago(row.last_outcome_at),
-            _ago(row.last_success_at),
-            _ago(row.next_due_at),
-            row.last_detail or "",
-        )
-    Console().print(table)
-    _print_credentials([row for row in found if row.name in configured])
+    with database_errors(config):
+        found, instances = asyncio.run(rows())
+    now = datetime.now(UTC)
+    document = status_json(config, found) | {"instances": instances_json(instances)}
+    show(fmt, status_listing(config, found, now), document)
+    if fmt == "text":
+        for line in instances_lines(instances, now):
+            click.echo(line)
+        _print_credentials([row for row in found if row.name in {t.name for t in config.targets}])
 
 
 def _print_credentials(rows: list) -> None:  # type: ignore[type-arg]
@@ -209,19 +176,34 @@ def _print_credentials(rows: list) -> None:  # type: ignore[type-arg]
         click.echo(f"  {row.name}: {state} ({row.credentials_expire_at:%Y-%m-%d %H:%M} UTC)")
 
 
-def _ago(when: datetime | None) -> str:
-    if when is None:
-        return "-"
-    seconds = (when - datetime.now(UTC)).total_seconds()
-    span = format_duration(max(1, round(abs(seconds))))
-    return f"in {span}" if seconds > 0 else f"{span} ago"
+@main.command()
+@config_option
+def reload(config_path: str) -> None:
+    """Make the running service read its configuration file again: added targets start, removed ones
+    stop, changed ones start over, the rest keep their state. A file with problems is refused whole
+    (exit 2, nothing changes); SIGHUP to the service does the same."""
+    config = load_config_or_exit(config_path)  # the same checks the service makes, before bothering it
+    listen = config.collector.metrics_listen
+    host = "127.0.0.1" if listen.host in ("0.0.0.0", "::", "") else listen.host
+    url = f"http://{host}:{listen.port}/-/reload"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=60) as resp:
+            outcome = orjson.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        outcome = orjson.loads(exc.read())
+    except OSError as exc:
+        raise SetupFailed(
+            f"collector.metrics_listen: no collector answers at {url} ({exc}); is `collector run` running?"
+        ) from None
+    click.echo(outcome["summary"], err=not outcome["ok"])
+    sys.exit(0 if outcome["ok"] else 1)
 
 
 @main.command("check-config")
 @config_option
 def check_config(config_path: str) -> None:
     """Validate the configuration and print the effective settings (secrets redacted)."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     for key, value in describe(config):
         click.echo(f"{key} = {value}")
     per_platform = Counter(t.platform for t in config.targets)
@@ -240,35 +222,10 @@ def db_upgrade(config_path: str) -> None:
     """Apply Alembic migrations up to the newest schema."""
     from collector.migrate import upgrade
 
-    config = _load(config_path)
-    with _database_errors(config):
+    config = load_config_or_exit(config_path)
+    with database_errors(config):
         upgrade(config.collector.database_url)
     click.echo("database schema is up to date", err=True)
-
-
-def _when(text: str | None) -> datetime | None:
-    """An ISO 8601 time (UTC if no zone) or a duration meaning that long ago (`2h`)."""
-    if text is None:
-        return None
-    try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: use ISO 8601 (2025-09-09T20:00:00Z) or a duration (2h)"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
-def iso_utc(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 EXPORT_HEADER = ("observed_at", "platform", "target", "metric", "value", "provenance", "session_id")
@@ -282,6 +239,12 @@ EXPORT_HEADER = ("observed_at", "platform", "target", "metric", "value", "proven
 @click.option("--target", "target_names", multiple=True, help="Only this target (repeatable).")
 @click.option("--metric", "metrics", multiple=True, help="Only this metric (repeatable).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@click.option(
+    "--gaps",
+    "gaps",
+    is_flag=True,
+    help="Export the known gaps (windows without samples, from `backfill gaps`) instead of samples.",
+)
 def export(
     config_path: str,
     fmt: str,
@@ -290,44 +253,103 @@ def export(
     target_names: Sequence[str],
     metrics: Sequence[str],
     output: Path | None,
+    gaps: bool,
 ) -> None:
-    """Export stored samples, oldest first (observed_at in ISO 8601 UTC)."""
-    config = _load(config_path)
-    start, end = _when(since), _when(until)
-    stream = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    """Export stored samples, oldest first (observed_at in ISO 8601 UTC). Nothing is written unless the
+    database answers, and -o FILE appears only once complete."""
+    config = load_config_or_exit(config_path)
+    start, end = when(since), when(until)
+    what = "gaps" if gaps else "samples"
     try:
-        with _database_errors(config):
-            count = asyncio.run(_export_csv(config, stream, start, end, target_names, metrics))
+        with database_errors(config), _export_stream(output) as stream:
+            if gaps:
+                count = asyncio.run(_export_gaps(config, stream, start, end, target_names))
+            else:
+                count = asyncio.run(_export_csv(config, stream, start, end, target_names, metrics))
+    except BrokenPipeError:
+        # `export | head` has what it wanted. Python would complain again flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    click.echo(f"exported {count} {what}", err=True)
+
+
+@contextmanager
+def _export_stream(path: Path | None) -> Iterator[TextIO]:
+    """Standard output, or a file written beside `path` and renamed over it on success only."""
+    if path is None:
+        yield sys.stdout
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        stream = partial.open("x", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise SetupFailed(f"--output {path}: {os_problem(exc, partial)}") from None
+    try:
+        with stream:
+            yield stream
+        try:
+            partial.replace(path)
+        except OSError as exc:
+            raise SetupFailed(f"--output {path}: {os_problem(exc, path)}") from None
     finally:
-        if output:
-            stream.close()
-    click.echo(f"exported {count} samples", err=True)
+        partial.unlink(missing_ok=True)
 
 
-async def _export_csv(config: Config, stream, since, until, target_names, metrics) -> int:  # type: ignore[no-untyped-def]
+def _csv_row(row: ExportRow) -> tuple[str, ...]:
+    return (
+        iso_utc(row.observed_at) or "",
+        row.platform,
+        row.target,
+        row.metric,
+        number(row.value),
+        row.provenance,
+        row.session_id or "",
+    )
+
+
+async def _export_csv(config: Config, stream: TextIO, since, until, target_names, metrics) -> int:  # type: ignore[no-untyped-def]
     from collector.store import Store
 
     store = Store(config.collector.database_url)
-    writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(EXPORT_HEADER)
-    count = 0
     try:
-        async for row in store.export_rows(since=since, until=until, targets=target_names, metrics=metrics):
-            writer.writerow(
-                (
-                    iso_utc(row.observed_at),
-                    row.platform,
-                    row.target,
-                    row.metric,
-                    _number(row.value),
-                    row.provenance,
-                    row.session_id or "",
-                )
-            )
-            count += 1
+        query = store.export_rows(since=since, until=until, targets=target_names, metrics=metrics)
+        async with contextlib.aclosing(query) as rows:
+            # The first row (or the end) proves the database answers; only then does the header go out.
+            first = await anext(rows, None)
+            writer = csv.writer(stream, lineterminator="\n")
+            writer.writerow(EXPORT_HEADER)
+            if first is None:
+                return 0
+            writer.writerow(_csv_row(first))
+            count = 1
+            async for row in rows:
+                writer.writerow(_csv_row(row))
+                count += 1
+            return count
     finally:
         await store.close()
-    return count
+
+
+GAPS_HEADER = ("started_at", "ended_at", "platform", "target", "seconds", "status", "detail")
+
+
+async def _export_gaps(config: Config, stream: TextIO, since, until, target_names) -> int:  # type: ignore[no-untyped-def]
+    from collector.jobs import JobBook
+    from collector.store import Store
+
+    store = Store(config.collector.database_url)
+    try:
+        found = await JobBook(store).gaps(since=since, until=until, targets=target_names)
+    finally:
+        await store.close()
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(GAPS_HEADER)
+    for gap in found:
+        writer.writerow(
+            (iso_utc(gap.started_at), iso_utc(gap.ended_at), gap.platform, gap.target, f"{gap.seconds:.0f}",
+             gap.status, gap.detail or "")
+        )  # fmt: skip
+    return len(found)
 
 
 @main.command()
@@ -342,7 +364,8 @@ async def _export_csv(config: Config, stream, since, until, target_names, metric
     multiple=True,
     metavar="MODE:MATCH[:k=v,...]",
     help="Inject a fault into matching requests, e.g. 429:shop_vn:retry_after=5,count=3 (repeatable; "
-    "modes: 429 503 500 slow reset empty truncate captcha login layout redirect_foreign redirect_private).",
+    "modes: 429 503 500 slow reset empty truncate captcha login layout redirect_foreign redirect_private; "
+    "real answers: unsigned webcast_login room_finished webcast_refused antibot).",
 )
 def simulate(
     listen: str, scenario: str, seed: int, speed: float, freeze_at: float | None, faults: Sequence[str]
@@ -383,17 +406,23 @@ def demo(simulator_listen: str, seed: int) -> None:
     host, _, port = simulator_listen.rpartition(":")
     ready = threading.Event()
     sim_url: list[str] = []
+    failed: list[OSError] = []
 
     def on_ready(url: str) -> None:
         sim_url.append(url)
         ready.set()
 
-    thread = threading.Thread(
-        target=lambda: asyncio.run(serve(host, int(port), seed=seed, ready=on_ready)), daemon=True
-    )
-    thread.start()
-    if not ready.wait(15):
-        raise click.ClickException(f"the simulator did not start on {simulator_listen}")
+    def simulate() -> None:
+        try:
+            asyncio.run(serve(host, int(port), seed=seed, ready=on_ready))
+        except OSError as exc:
+            failed.append(exc)
+            ready.set()
+
+    threading.Thread(target=simulate, daemon=True).start()
+    if not ready.wait(15) or failed:
+        why = listen_problem(simulator_listen, failed[0]) if failed else "it did not start within 15s"
+        raise SetupFailed(f"--simulator-listen: {why}")
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
     config = build_config(
         _toml(text.replace("{simulator}", sim_url[0])),
@@ -408,6 +437,9 @@ def demo(simulator_listen: str, seed: int) -> None:
     click.echo("export:     .venv/bin/collector export --format csv   (same SQLite file as config.toml)")
     click.echo("Ctrl-C to stop.")
     _run_service(config)
+
+
+main.add_command(backfill)
 
 
 def _toml(text: str) -> dict:  # type: ignore[type-arg]

@@ -104,6 +104,22 @@ class JobBook:
                 .limit(1)
             )
 
+    async def interrupted(self, job_id: int) -> None:
+        """The job's owner is gone: mark it so that the next claim takes it."""
+        await self._set_status(job_id, "interrupted")
+
+    async def requeue(self, job_id: int) -> None:
+        """Hand an unfinished job (cursor kept) to whichever running collector claims it next."""
+        await self._set_status(job_id, "queued")
+
+    async def _set_status(self, job_id: int, status: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(BackfillJobRow)
+                .where(BackfillJobRow.id == job_id, BackfillJobRow.status.not_in(FINISHED))
+                .values(status=status)
+            )
+
     async def progress(self, job: Job, now: datetime) -> None:
         """Save the cursor and counts after a unit of work was written (and say the owner lives)."""
         async with self.engine.begin() as conn:

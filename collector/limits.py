@@ -7,11 +7,12 @@ Each (platform, host) gets a minimum gap between request starts, a cap on reques
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from collector.clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +34,11 @@ class HostLimiter:
         self,
         rules: Mapping[str, HostRule],
         on_wait: Callable[[str, float], None] = lambda _p, _s: None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.rules = rules  # by platform
         self.on_wait = on_wait
+        self.clock = clock
         self._hosts: dict[tuple[str, str], _HostState] = {}
 
     def _state(self, platform: str, url: str) -> _HostState:
@@ -54,23 +57,23 @@ class HostLimiter:
             # The lock orders waiters so the gap is kept between consecutive starts, not just on average.
             async with state.lock:
                 # Re-checked after every sleep: a 429 that arrives meanwhile pushes the block further.
-                while (wait := max(state.next_start, state.blocked_until) - time.monotonic()) > 0:
+                while (wait := max(state.next_start, state.blocked_until) - self.clock.monotonic()) > 0:
                     self.on_wait(platform, wait)
-                    await asyncio.sleep(wait)
-                state.next_start = time.monotonic() + gap
+                    await self.clock.sleep(wait)
+                state.next_start = self.clock.monotonic() + gap
             yield
 
     def block(self, platform: str, url: str, seconds: float) -> None:
         """Honour `Retry-After`: nothing starts on this host for `seconds`."""
         state = self._state(platform, url)
-        state.blocked_until = max(state.blocked_until, time.monotonic() + seconds)
+        state.blocked_until = max(state.blocked_until, self.clock.monotonic() + seconds)
 
     def blocked_for(self, platform: str, url: str) -> float:
-        return max(0.0, self._state(platform, url).blocked_until - time.monotonic())
+        return max(0.0, self._state(platform, url).blocked_until - self.clock.monotonic())
 
     def platform_blocked_for(self, platform: str) -> float:
         """The longest Retry-After still running on any host of the platform."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         return max((s.blocked_until - now for (p, _), s in self._hosts.items() if p == platform), default=0.0)
 
 

@@ -6,10 +6,12 @@ collector turns it into metric families on each scrape.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -18,6 +20,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from collector.config import HostPort, TargetConfig
 from schemas.types import Sample
+
+if TYPE_CHECKING:
+    from collector.reload import ReloadOutcome
 
 PREFIX = "livestream"
 SERIES_LABELS = ("platform", "target", "kind", "campaign", "provenance")
@@ -66,6 +71,11 @@ class LiveState:
     def __init__(self, targets: Iterable[TargetConfig]) -> None:
         self._targets = {t.name: t for t in targets}
         self._latest: dict[tuple[str, str], _Latest] = {}
+
+    def set_targets(self, targets: Iterable[TargetConfig]) -> None:
+        """A reload: series of targets no longer configured leave /metrics at once."""
+        self._targets = {t.name: t for t in targets}
+        self._latest = {key: v for key, v in self._latest.items() if key[0] in self._targets}
 
     def update(self, samples: Iterable[Sample]) -> None:
         for s in samples:
@@ -225,13 +235,36 @@ class SelfMetrics:
             "Unix time the scheduler loop last ran.",
             registry=r,
         )
+        self.reload_successful = Gauge(
+            "collector_config_last_reload_successful",
+            "Whether the last configuration reload was applied (1) or refused (0).",
+            registry=r,
+        )
+        self.reload_timestamp = Gauge(
+            "collector_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last reload that was applied (the start time until one is).",
+            registry=r,
+        )
+        self.reload_successful.set(1)
+        self.reload_timestamp.set_to_current_time()
         r.register(_LiveStateCollector(state))
+
+    def forget_targets(self, names: Iterable[str]) -> None:
+        """Withdraw the per-target series of targets a reload removed."""
+        for name in names:
+            for family in (self.last_success, self.skipped, self.backoff):
+                with contextlib.suppress(KeyError):
+                    family.remove(name)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
-def metrics_app(metrics: SelfMetrics, healthy: Callable[[], bool]) -> web.Application:
+def metrics_app(
+    metrics: SelfMetrics,
+    healthy: Callable[[], bool],
+    reload: Callable[[], Awaitable[ReloadOutcome]] | None = None,
+) -> web.Application:
     async def handle_metrics(_request: web.Request) -> web.Response:
         response = web.Response(body=metrics.exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
@@ -242,16 +275,28 @@ def metrics_app(metrics: SelfMetrics, healthy: Callable[[], bool]) -> web.Applic
             return web.Response(text="ok\n")
         return web.Response(status=503, text="scheduler loop stalled\n")
 
+    async def handle_reload(_request: web.Request) -> web.Response:
+        assert reload is not None
+        outcome = await reload()
+        return web.json_response(outcome.document(), status=200 if outcome.ok else 422)
+
     app = web.Application()
     app.router.add_get("/metrics", handle_metrics)
     app.router.add_get("/healthz", handle_health)
+    if reload is not None:
+        # Re-reads the file the service started from; nothing in the request is read. Like Prometheus's
+        # /-/reload, it is on the listener `collector.metrics_listen` names (loopback by default).
+        app.router.add_post("/-/reload", handle_reload)
     return app
 
 
 async def start_metrics_server(
-    listen: HostPort, metrics: SelfMetrics, healthy: Callable[[], bool]
+    listen: HostPort,
+    metrics: SelfMetrics,
+    healthy: Callable[[], bool],
+    reload: Callable[[], Awaitable[ReloadOutcome]] | None = None,
 ) -> web.AppRunner:
-    runner = web.AppRunner(metrics_app(metrics, healthy), access_log=None)
+    runner = web.AppRunner(metrics_app(metrics, healthy, reload), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, listen.host, listen.port).start()
     return runner

@@ -9,6 +9,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import make_url
 
 import schemas
+from collector.startup import StartupError, os_problem
 
 MIGRATIONS = Path(schemas.__file__).parent / "migrations"
 
@@ -23,7 +24,15 @@ def alembic_config(database_url: str) -> AlembicConfig:
 def ensure_sqlite_directory(database_url: str) -> None:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        directory = Path(url.database).parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            # Unlike a database server that is down, this never comes right by waiting.
+            raise StartupError(
+                "collector.database_url",
+                f"the SQLite directory {directory} cannot be created: {os_problem(exc, directory)}",
+            ) from None
 
 
 def upgrade(database_url: str) -> None:

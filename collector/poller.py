@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,14 @@ class Poller:
         self.proxies = ProxyRotation(
             {p.name: tuple(s.reveal() for s in p.proxies) for p in platforms.values()}
         )
+
+    def update_targets(self, config: Config, forget: Iterable[str]) -> None:
+        """A reload: poll with the new configuration; `forget` (removed or changed targets) start over."""
+        self.config = config
+        self.adapters = {**self.adapters, **{t.platform: get_adapter(t.platform) for t in config.targets}}
+        for name in forget:
+            self._state.pop(name, None)
+            self.backoff.forget(name)
 
     def hold_off(self, target: TargetConfig) -> float:
         """Seconds the scheduler must wait before this target's next poll (0: go now)."""

@@ -8,13 +8,12 @@ backing off or whose platform's circuit is open.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from collector.clock import SYSTEM_CLOCK, Clock, wait_at_most
 from collector.config import TargetConfig
 
 log = logging.getLogger(__name__)
@@ -33,47 +32,69 @@ class Scheduler:
         on_skip: Callable[[TargetConfig], None],
         hold_off: Callable[[TargetConfig], float] = lambda _t: 0.0,
         rng: random.Random | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.targets = list(targets)
+        # The targets now scheduled, by name; a heap entry whose target is no longer the one here
+        # (removed, or changed by a reload) is dropped when it comes up.
+        self.targets = {t.name: t for t in targets}
+        self._due: list[tuple[float, int, TargetConfig]] = []
+        self._order = 0
         self.poll, self.on_skip, self.hold_off = poll, on_skip, hold_off
         self.jitter = jitter
         self.rng = rng or random.Random()
+        self.clock = clock
         self._limit = asyncio.Semaphore(max_concurrency)
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self.last_heartbeat = time.monotonic()
+        self.last_heartbeat = self.clock.monotonic()
 
     def alive(self, stall_after: float = 10.0) -> bool:
-        return time.monotonic() - self.last_heartbeat < stall_after
+        return self.clock.monotonic() - self.last_heartbeat < stall_after
 
     async def run(self, stop: asyncio.Event) -> None:
         """Schedule until `stop` is set; in-flight polls are left to `drain`."""
-        now = time.monotonic()
-        # Random phases spread the first polls; capped so a 10-minute target still reports early.
-        due = [
-            (now + self.rng.random() * min(t.interval, FIRST_POLL_SPREAD), i, t)
-            for i, t in enumerate(self.targets)
-        ]
-        heapq.heapify(due)
+        for target in self.targets.values():
+            self._enter(target)
+        due = self._due
         while not stop.is_set():
-            self.last_heartbeat = time.monotonic()
+            self.last_heartbeat = self.clock.monotonic()
             if not due:
-                await _wait(stop, HEARTBEAT_EVERY)
+                await wait_at_most(self.clock, HEARTBEAT_EVERY, stop.wait())
                 continue
-            when, index, target = due[0]
-            delay = when - time.monotonic()
+            when, order, target = due[0]
+            if self.targets.get(target.name) is not target:
+                heapq.heappop(due)  # removed or replaced by a reload
+                continue
+            delay = when - self.clock.monotonic()
             if delay > 0:
-                await _wait(stop, min(delay, HEARTBEAT_EVERY))
+                await wait_at_most(self.clock, min(delay, HEARTBEAT_EVERY), stop.wait())
                 continue
             heapq.heappop(due)
             wait = self.hold_off(target)
             if wait > 0:
                 # Backing off or the platform's circuit is open: come back when it may go.
-                heapq.heappush(due, (time.monotonic() + wait, index, target))
+                heapq.heappush(due, (self.clock.monotonic() + wait, order, target))
                 continue
             self._start(target)
             step = target.interval * (1 + self.rng.uniform(-self.jitter, self.jitter))
             # After a stall (suspend, overload) resume from now instead of firing a burst of catch-ups.
-            heapq.heappush(due, (max(when + step, time.monotonic() + step / 2), index, target))
+            heapq.heappush(due, (max(when + step, self.clock.monotonic() + step / 2), order, target))
+
+    def _enter(self, target: TargetConfig) -> None:
+        # Random phases spread the first polls; capped so a 10-minute target still reports early.
+        first = self.clock.monotonic() + self.rng.random() * min(target.interval, FIRST_POLL_SPREAD)
+        self._order += 1
+        heapq.heappush(self._due, (first, self._order, target))
+
+    def update_targets(self, targets: Sequence[TargetConfig]) -> None:
+        """Schedule a new set of targets (a reload): added ones start at a random phase, removed ones
+        stop after any poll in flight, a changed one starts over; unchanged ones keep their cadence."""
+        new = {t.name: t for t in targets}
+        old, self.targets = self.targets, new
+        for name, target in new.items():
+            if old.get(name) != target:
+                self._enter(target)
+            else:
+                new[name] = old[name]  # the same object the heap holds
 
     def _start(self, target: TargetConfig) -> None:
         running = self._inflight.get(target.name)
@@ -95,7 +116,8 @@ class Scheduler:
         if not tasks:
             return
         log.info("waiting up to %.0fs for %d in-flight polls", grace, len(tasks))
-        _done, pending = await asyncio.wait(tasks, timeout=grace)
+        await wait_at_most(self.clock, grace, asyncio.wait(tasks))
+        pending = [t for t in tasks if not t.done()]
         for task in pending:
             task.cancel()
         if pending:
@@ -107,8 +129,3 @@ def _log_crash(task: asyncio.Task[None]) -> None:
     # The poller classifies everything a platform does; what reaches here is a bug in the core.
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("%s crashed", task.get_name(), exc_info=exc)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

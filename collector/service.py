@@ -6,21 +6,27 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collector.adapters import kind_spec, target_uses_browser
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from collector.adapters import kind_spec, registered_adapters, target_uses_browser
 from collector.api import PollRecord
 from collector.backfill import Backfill, serve_jobs
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
-from collector.jobs import JobBook, this_process
+from collector.jobs import JobBook, this_process, utcnow
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
+from collector.migrate import ensure_sqlite_directory
 from collector.poller import Poller
+from collector.reload import Reloader, ReloadOutcome
 from collector.scheduler import Scheduler
-from collector.spool import Spool
+from collector.spool import Spool, SpoolInUse
+from collector.startup import StartupError, listen_problem, os_problem
 from collector.store import Store
 from collector.writer import BatchWriter
 
@@ -74,6 +80,33 @@ def _writer(config: Config, store: Store, metrics: SelfMetrics, spool: Spool | N
     )
 
 
+def _open_spool(config: Config, metrics: SelfMetrics) -> Spool:
+    c = config.collector
+    try:
+        return Spool(
+            Path(c.spool_dir), max_bytes=c.spool_max_bytes, on_drop=metrics.dropped.labels("spool_cap").inc
+        )
+    except SpoolInUse as exc:
+        raise StartupError("collector.spool_dir", f"{exc} (another collector still running?)") from None
+    except OSError as exc:
+        raise StartupError(
+            "collector.spool_dir", f"{c.spool_dir} cannot be used: {os_problem(exc, c.spool_dir)}"
+        ) from None
+
+
+async def _serve_metrics(
+    config: Config,
+    metrics: SelfMetrics,
+    healthy: Callable[[], bool],
+    reload: Callable[[], Awaitable[ReloadOutcome]],
+) -> web.AppRunner:
+    listen = config.collector.metrics_listen
+    try:
+        return await start_metrics_server(listen, metrics, healthy, reload)
+    except OSError as exc:
+        raise StartupError("collector.metrics_listen", listen_problem(str(listen), exc)) from None
+
+
 async def _prepare(store: Store) -> None:
     """Migrate and register targets now if the database answers; otherwise the writer retries later."""
     try:
@@ -90,13 +123,12 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
     """Poll until SIGINT/SIGTERM, then finish in-flight polls, flush writes and return."""
     targets = config.active_targets()
     c = config.collector
-    store = Store(c.database_url, targets)
-    await _prepare(store)
+    ensure_sqlite_directory(c.database_url)  # before `_prepare`, which takes any failure for a passing one
     live = LiveState(targets)
     metrics = SelfMetrics(live)
-    spool = Spool(
-        Path(c.spool_dir), max_bytes=c.spool_max_bytes, on_drop=metrics.dropped.labels("spool_cap").inc
-    )
+    spool = _open_spool(config, metrics)
+    store = Store(c.database_url, targets)
+    await _prepare(store)
     writer = _writer(config, store, metrics, spool)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -119,10 +151,23 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             metrics.heartbeat.set_function(
                 lambda: time.time() - (time.monotonic() - scheduler.last_heartbeat)
             )
-            server = await start_metrics_server(config.collector.metrics_listen, metrics, scheduler.alive)
+            book, instance = JobBook(store), this_process()
+            backfill = Backfill(config, store, book, poller, kind_spec)
+
+            async def apply(new: Config, outcome: ReloadOutcome) -> None:
+                active = new.active_targets()
+                poller.update_targets(new, (*outcome.removed, *outcome.changed))
+                live.set_targets(active)
+                metrics.forget_targets(outcome.removed)
+                store.targets = active
+                backfill.config = new
+                scheduler.update_targets(active)
+
+            reload = _reloading(Reloader(config, registered_adapters(), apply), metrics, book, instance)
+            server = await _serve_metrics(config, metrics, scheduler.alive, reload)
             writer_task = asyncio.create_task(writer.run(), name="writer")
-            backfill = Backfill(config, store, JobBook(store), poller, kind_spec)
-            jobs_task = asyncio.create_task(serve_jobs(backfill, this_process(), stop), name="backfill-jobs")
+            jobs_task = asyncio.create_task(serve_jobs(backfill, instance, stop), name="backfill-jobs")
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.create_task(reload(), name="reload"))
             listen = config.collector.metrics_listen
             log.info(
                 "collector running: %d targets, metrics at http://%s/metrics, database %s",
@@ -143,11 +188,33 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 await writer.flush(time.monotonic() + config.collector.shutdown_grace)
                 await server.cleanup()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         spool.close()
         await store.close()
     log.info("collector stopped cleanly")
+
+
+def _reloading(
+    reloader: Reloader, metrics: SelfMetrics, book: JobBook, instance: str
+) -> Callable[[], Awaitable[ReloadOutcome]]:
+    """One reload at a time; its outcome goes to the metrics, the log and the instance's row (for
+    `collector status`)."""
+    lock = asyncio.Lock()
+
+    async def reload() -> ReloadOutcome:
+        async with lock:
+            outcome = await reloader.reload()
+            metrics.reload_successful.set(1 if outcome.ok else 0)
+            if outcome.ok:
+                metrics.reload_timestamp.set_to_current_time()
+            try:
+                await book.reloaded(instance, utcnow(), outcome.describe())
+            except SQLAlchemyError as exc:
+                log.warning("reload outcome not recorded in the database: %s", type(exc).__name__)
+            return outcome
+
+    return reload
 
 
 async def poll_once(config: Config) -> list[PollRecord]:

@@ -114,6 +114,10 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class SpoolInUse(RuntimeError):
+    """Another live process holds the spool's lock."""
+
+
 class Spool:
     def __init__(
         self,
@@ -130,7 +134,7 @@ class Spool:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock)
-            raise RuntimeError(f"spool {self.dir} is in use by another process") from None
+            raise SpoolInUse(f"spool {self.dir} is in use by another process") from None
         self.max_bytes, self.on_drop = max_bytes, on_drop
         # At most half the cap, so dropping old segments can always bring the spool back under it.
         self.segment_bytes = max(1, min(segment_bytes, max_bytes // 2))

@@ -100,6 +100,7 @@ class Store:
         """Write a batch in one transaction; returns the number of new sample rows."""
         if not self._ready:
             await self.prepare()
+        await self._register_new_targets(records)
         records = [r for r in records if self._known(r.target)]
         # Session ids found or created in this transaction join the cache only once it commits: a
         # rolled-back insert must not leave the cache pointing at a row that does not exist.
@@ -169,6 +170,12 @@ class Store:
                 counts["added"] += len(new_rows)
         self._session_ids.update(sessions)
         return counts
+
+    async def _register_new_targets(self, records: Sequence[PollRecord]) -> None:
+        """Targets added by a reload while the database was away are registered with their first batch."""
+        missing = {r.target for r in records} - self.target_ids.keys()
+        if added := [t for t in self.targets if t.name in missing]:
+            await self.sync_targets(added, datetime.now(UTC))
 
     def _known(self, target: str) -> bool:
         if target in self.target_ids:

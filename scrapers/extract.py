@@ -64,21 +64,38 @@ class MetricSpec:
     metric: Metric
     paths: tuple[tuple[str | int, ...], ...]
     provenance: Provenance = Provenance.OBSERVED
+    # The platform writes 0 (or "") here when it does not tell (seen in real captures): such a value
+    # is no reading, and the next path is tried.
+    zero_is_unknown: bool = False
+
+
+def _count(spec: MetricSpec, raw: object) -> int:
+    if not isinstance(raw, str | int | float):
+        # Not handed to parse_count: its error message reprs the value, which fails for deep nesting.
+        raise ParseFailure("bad_number", f"{spec.metric}: a {type(raw).__name__}, not a number")
+    try:
+        return parse_count(raw)
+    except NumberFormatError as exc:
+        raise ParseFailure("bad_number", f"{spec.metric}: {exc}") from None
+
+
+def _told(obj: Mapping[str, Any], spec: MetricSpec) -> int | None:
+    if not spec.zero_is_unknown:
+        raw = first(obj, *spec.paths)
+        return None if raw is None else _count(spec, raw)
+    for path in spec.paths:
+        raw = dig(obj, path)
+        if raw is _MISSING or raw is None or raw == "":
+            continue
+        if value := _count(spec, raw):
+            return value
+    return None
 
 
 def readings_from(obj: Mapping[str, Any], specs: Iterable[MetricSpec]) -> list[Reading]:
     """One generic loop over a platform's metric table; absent metrics are skipped, junk is a failure."""
-    readings = []
-    for spec in specs:
-        raw = first(obj, *spec.paths)
-        if raw is None:
-            continue
-        if not isinstance(raw, str | int | float):
-            # Not handed to parse_count: its error message reprs the value, which fails for deep nesting.
-            raise ParseFailure("bad_number", f"{spec.metric}: a {type(raw).__name__}, not a number")
-        try:
-            value = parse_count(raw)
-        except NumberFormatError as exc:
-            raise ParseFailure("bad_number", f"{spec.metric}: {exc}") from None
-        readings.append(Reading(spec.metric, float(value), spec.provenance))
-    return readings
+    return [
+        Reading(spec.metric, float(value), spec.provenance)
+        for spec in specs
+        if (value := _told(obj, spec)) is not None
+    ]

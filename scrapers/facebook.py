@@ -7,9 +7,30 @@ poll after a discovered broadcast stops reads its video page once more: the repl
 
 Counters come from the Relay JSON in `<script type="application/json" data-sjs>` blocks, found by key
 search (the real nesting is deeper than platforms.md's skeleton and changes). The video node is the
-first object with a video key (`liveViewerCount`, `broadcast_status`, `live_status`,
-`is_live_streaming`, `video_view_count`, `viewCount`). Old pages fall back to JSON-LD
+first object, outside any `feedback`, with a non-null video key (`liveViewerCount`, `broadcast_status`,
+`live_status`, `is_live_streaming`, `video_view_count`, `viewCount`): a key that is present but null (a
+photo post's `"video_view_count": null`) does not make a video. Old pages fall back to JSON-LD
 `VideoObject.interactionStatistic`.
+
+What real pages fetched signed out show (shared/real-captures/facebook, 2026-07-29):
+- every page carries the log-in form query (`useCometLogInFormQuery`) and often the blue bar's
+  `<form id="login_form">`, content or not. Neither is a login wall: a login wall is the page refusing
+  content, i.e. a redirect to `/login` or `/checkpoint`, or a page titled as the log-in page
+  ("Log in to Facebook", "Facebook – log in or sign up", "Đăng nhập hoặc đăng ký"; [U] titles, from the
+  UI). A page without a video node that is neither is NOT_LIVE (`/live/`) or a parse failure (a video);
+- the security interstitial ("blocked by our security systems", HTTP 200, with the login form too) is
+  Blocked;
+- feedback objects carry an `id` (`base64("feedback:<post id>")`), and a reel splits its feedback over
+  two objects with that id in different parts of a block (reactions as `likers`/`unified_reactors` in one,
+  `total_comment_count` and `share_count_reduced` in the other), its video named by `video.id` beside
+  the second. All objects with the id of a feedback that belongs to the video are merged: a feedback
+  beside the node's id or `video.id`, or naming it as `associated_video` (where the watch page's
+  `video_view_count` sits). The watch page and the reel of one video give the same counts (the watch page
+  shows no share count, the reel no view count);
+- `live_status: "NEVER_LIVE"`, or `is_video_broadcast: false` while not streaming, is a video that is not
+  a broadcast: its counts are read, with no live session, status unknown, outcome NOT_LIVE;
+- a video that is not running (ended, never live) has no concurrent viewers: `liveViewerCount: 0` there
+  is no reading.
 
 Tolerated [U] shapes (unverified in platforms.md, or not covered by it):
 - the node split over several objects or blocks: objects with the node's id (or none) are merged, and
@@ -21,6 +42,9 @@ Tolerated [U] shapes (unverified in platforms.md, or not covered by it):
 - a redirect to `/checkpoint` is a login wall even if the page is a captcha (a human must repair
   the session); the Vietnamese block/captcha wording and "content isn't available" (-> NotFound)
   are guessed from the UI;
+- a live broadcast page signed out was never captured: platforms.md (OmniDL) says logged-out HTML
+  carries no live markers, in which case a `page` target without cookies reads NOT_LIVE while the page
+  is live; a `video_id` target or cookies avoid that;
 - a junk data-sjs block among good ones is skipped; it is `bad_json` only if no video node is found.
 """
 
@@ -63,14 +87,20 @@ VIDEO_KEYS = ("liveViewerCount", "broadcast_status", "live_status", "is_live_str
 STATUS_KEYS = ("broadcast_status", "live_status", "is_live_streaming")
 FEEDBACK_KEYS = ("reaction_count", "i18n_reaction_count", "likers", "total_comment_count", "comment_rendering_instance", "share_count", "i18n_share_count", "share_count_reduced")  # fmt: skip
 ID_KEYS = ("videoId", "video_id", "id")
+RELEVANT = re.compile(b'"(?:feedback|' + b"|".join(k.encode() for k in VIDEO_KEYS) + b')"')
 RUNNING = (LiveStatus.LIVE, LiveStatus.PAUSED)
+NOT_A_BROADCAST = "NEVER_LIVE"
 
 BLOCKED_MARKERS = tuple(re.compile(re.escape(m)) for m in (
     b"Security Check Required", b"Temporarily Blocked",  # "You're", "You’re", "You&#039;re" alike
+    b"blocked by our security systems",  # the security interstitial (real capture dir_blocked.html)
     "Yêu cầu kiểm tra bảo mật".encode(), "tạm thời bị chặn".encode(),  # [U] Vietnamese UI
 ))  # fmt: skip
-# The login form's id however the attribute is quoted or spaced: `id="login_form"`, `id = 'login_form'`.
-LOGIN_MARKERS = (re.compile(rb"""\bid\s*=\s*["']?login_form\b"""), re.compile(rb"useCometLogInFormQuery"))
+# The log-in page's own title [U]; never the login form or its query, which signed-out content pages carry.
+LOGIN_MARKERS = (
+    re.compile(rb"<title[^>]*>[^<]{0,40}(?:log ?in ?to Facebook|log in or sign up)", re.IGNORECASE),
+    re.compile("<title[^>]*>[^<]{0,40}Đăng nhập hoặc đăng ký".encode()),
+)
 MARKERS = PageMarkers(blocked=BLOCKED_MARKERS, login=LOGIN_MARKERS)
 UNAVAILABLE_MARKERS = (
     b"content isn't available", "content isn’t available".encode(), b"content isn&#039;t available",
@@ -81,7 +111,7 @@ LOGIN_PATH_SEGMENTS = frozenset({"login", "login.php", "checkpoint"})
 N, F = ("node",), ("feedback",)
 VIDEO_METRICS = (
     MetricSpec(Metric.VIEWERS, ((*N, "liveViewerCount"),)),
-    MetricSpec(Metric.VIEWS, ((*N, "video_view_count"), (*N, "viewCount"))),
+    MetricSpec(Metric.VIEWS, ((*N, "video_view_count"), (*N, "viewCount"), (*F, "video_view_count"))),
     MetricSpec(Metric.LIKES, ((*F, "reaction_count", "count"), (*F, "i18n_reaction_count"), (*F, "likers", "count"))),
     MetricSpec(Metric.COMMENTS, ((*F, "total_comment_count"), (*F, "comment_rendering_instance", "comments", "total_count"))),
     MetricSpec(Metric.SHARES, ((*F, "share_count", "count"), (*F, "i18n_share_count"), (*F, "share_count_reduced"))),
@@ -205,7 +235,7 @@ def _scripts(body: bytes, opener: re.Pattern[bytes]) -> Iterator[bytes | None]:
 
 
 class _VideoSearch:
-    """Key search for the video node over the decoded data-sjs documents, stopping once complete."""
+    """Key search for the video node and its feedback over the decoded data-sjs documents."""
 
     def __init__(self, want: str | None) -> None:
         self.want, self.key = want, want
@@ -213,10 +243,28 @@ class _VideoSearch:
         self.feedback: dict[str, Any] | None = None
         self.loose_feedback: dict[str, Any] | None = None
         self.found = False
+        # Feedback objects by their `id`, merged (a reel splits one over two objects), and which
+        # feedback ids belong to which video id.
+        self.feedbacks: dict[str, dict[str, Any]] = {}
+        self.owners: list[tuple[str, str]] = []
 
     def complete(self) -> bool:
         wanted = (("liveViewerCount",), STATUS_KEYS, ("video_view_count", "viewCount"))
         return self.feedback is not None and all(any(k in self.node for k in keys) for keys in wanted)
+
+    def _index_feedback(self, parent: object, obj: dict[str, Any]) -> None:
+        fid = obj.get("id") if parent == "feedback" else None
+        if isinstance(fid, str) and fid:
+            group = self.feedbacks.setdefault(fid, {})
+            for k, v in obj.items():
+                group.setdefault(k, v)
+            if (video := _node_id(_object(obj.get("associated_video")))) is not None:
+                self.owners.append((video, fid))
+        fb = obj.get("feedback")
+        fid = fb.get("id") if isinstance(fb, dict) else None
+        owner = _node_id(obj) or _node_id(_object(obj.get("video")))
+        if isinstance(fid, str) and owner is not None:
+            self.owners.append((owner, fid))
 
     def visit(self, doc: Any) -> bool:
         """Search one block; True once every field group is found."""
@@ -224,9 +272,12 @@ class _VideoSearch:
         block_feedback: dict[str, Any] | None = None
         foreign: set[int] = set()  # feedback objects of other videos' nodes (seen before their children)
         for parent, obj in _dicts(doc):
-            if parent == "feedback" and block_feedback is None and id(obj) not in foreign:
-                block_feedback = obj if any(k in obj for k in FEEDBACK_KEYS) else None
-            if not any(k in obj for k in VIDEO_KEYS):
+            self._index_feedback(parent, obj)
+            if parent == "feedback":
+                if block_feedback is None and id(obj) not in foreign:
+                    block_feedback = obj if any(k in obj for k in FEEDBACK_KEYS) else None
+                continue
+            if not any(obj.get(k) is not None for k in VIDEO_KEYS):
                 continue
             node_id = _node_id(obj)
             if not self.found and (self.want is None or node_id in (self.want, None)):
@@ -247,12 +298,37 @@ class _VideoSearch:
             self.loose_feedback = block_feedback
         return False
 
+    def video_feedback(self) -> dict[str, Any]:
+        """The node's feedback, merged with every feedback object of the same id or owned by the video."""
+        merged: dict[str, Any] = {}
+        own = [self.feedback] if self.feedback is not None else []
+        ids = [fb.get("id") for fb in own] + [fid for owner, fid in self.owners if owner == self.key]
+        # Only string ids: a junk id (a list, an object) cannot be a key and names no feedback.
+        groups = [
+            self.feedbacks[fid]
+            for fid in dict.fromkeys(i for i in ids if isinstance(i, str))
+            if fid in self.feedbacks
+        ]
+        for part in (*own, *groups):
+            for k, v in part.items():
+                merged.setdefault(k, v)
+        return merged or self.loose_feedback or {}
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
 
 def _relay_docs(body: bytes, errors: list[str]) -> Iterator[Any]:
+    """The decoded data-sjs blocks that can hold a video node or a feedback; a junk one is an error."""
     for raw in _scripts(body, SJS_OPEN):
         if raw is None:
             errors.append("unclosed data-sjs script")
             return
+        if not RELEVANT.search(raw):
+            # Real pages have 50-70 blocks of defines and unrelated queries: decoding and walking them
+            # all costs more than the rest of the poll.
+            continue
         try:
             yield orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -269,13 +345,26 @@ def _result(readings: list[Reading], status: LiveStatus, key: str | None, title:
     return ParseResult(readings, SessionObservation(key, status, title) if key else None)
 
 
+def is_broadcast(node: dict[str, Any]) -> bool:
+    """False for a video that never was a live broadcast (a plain upload or a reel: real captures)."""
+    if isinstance(live := node.get("live_status"), str) and live.upper() == NOT_A_BROADCAST:
+        return False
+    streaming = (
+        node.get("is_live_streaming") is True or node.get("broadcast_status") or node.get("live_status")
+    )
+    return not (node.get("is_video_broadcast") is False and not streaming)
+
+
 def _from_relay(body: bytes, search: _VideoSearch) -> ParseResult:
     node = search.node
-    feedback = search.feedback if search.feedback is not None else search.loose_feedback
-    readings = readings_from({"node": node, "feedback": feedback or {}}, VIDEO_METRICS)
+    status = video_status(node)
+    # Only a running broadcast has concurrent viewers; `liveViewerCount: 0` elsewhere tells nothing.
+    specs = VIDEO_METRICS if status in RUNNING else VIDEO_METRICS[1:]
+    readings = readings_from({"node": node, "feedback": search.video_feedback()}, specs)
     if not any(r.metric is Metric.VIEWS for r in readings) and (match := JS_VIEW_COUNT.search(body)):
         readings += readings_from({"viewCount": match[1].decode()}, [VIEWS_TEXT])
-    return _result(readings, video_status(node), search.key, _title(node))
+    key = search.key if is_broadcast(node) else None  # no live session for a video that is not one
+    return _result(readings, status, key, _title(node))
 
 
 def _from_json_ld(body: bytes, want: str | None) -> ParseResult | None:
@@ -319,7 +408,7 @@ def classify_unusable(body: bytes, final_url: str = "") -> PollError | None:
     if any(marker.search(body) for marker in BLOCKED_MARKERS):
         return Blocked("Facebook security check or temporary block page")
     if any(marker.search(body) for marker in LOGIN_MARKERS):
-        return LoginWall("Facebook login form: the page needs logged-in cookies (c_user, xs)")
+        return LoginWall("Facebook log-in page in place of the content: needs logged-in cookies (c_user, xs)")
     if any(marker in body for marker in UNAVAILABLE_MARKERS):
         return NotFound("Facebook says this content isn't available")
     return None
@@ -335,9 +424,7 @@ def parse_video_page(body: bytes, *, final_url: str = "", video_id: str | None =
         raise classify_unusable(body, final_url) or LoginWall(final_url)
     errors: list[str] = []
     search = _VideoSearch(video_id)
-    blocks = 0
     for doc in _relay_docs(body, errors):
-        blocks += 1
         if search.visit(doc):
             break
     if search.found:
@@ -348,7 +435,7 @@ def parse_video_page(body: bytes, *, final_url: str = "", video_id: str | None =
         return ld
     if errors:
         raise ParseFailure("bad_json", errors[0])
-    if blocks:
+    if blocks := sum(1 for _ in _scripts(body, SJS_OPEN)):
         raise ParseFailure("no_video_node", f"{blocks} data-sjs blocks, none with a video node")
     raise ParseFailure("no_relay_json", "no data-sjs script and no login markers")
 
@@ -419,7 +506,7 @@ async def poll_live(ctx: PollContext[LiveVideoState]) -> PollResult:
         video_id = video_id_from(params["video_id"])
         if video_id is None:  # checked at load; a hand-built target may still get here
             raise NotFound(f"not a Facebook video id or video URL: {params['video_id'][:120]!r}")
-        return PollResult(Outcome.OK, await _video(ctx, page, video_id))
+        return _video_result(await _video(ctx, page, video_id))
     if not page:
         raise NotFound("facebook live target needs video_id or page")
     live_url = f"{ctx.base_urls['web']}/{quote(page, safe='.-_')}/live/"
@@ -429,7 +516,7 @@ async def poll_live(ctx: PollContext[LiveVideoState]) -> PollResult:
         if (last := state.video_id) is not None:
             # The broadcast just stopped: its replay keeps the final counts (platforms.md 4.1).
             state.video_id, state.ended_video_id = None, last
-            return PollResult(Outcome.OK, await _video(ctx, page, last))
+            return _video_result(await _video(ctx, page, last))
         return _not_live(state.ended_video_id)
     if url_video_id(raw.url) == live_id:  # redirected onto the video page itself
         parsed = parse_video_page(raw.body, final_url=raw.url, video_id=live_id)
@@ -462,6 +549,11 @@ async def video_history(
     page = page_slug(ctx.target.params["page"]) if ctx.target.params.get("page") else None
     for video_id in video_ids:
         yield await _video(ctx, page, video_id)
+
+
+def _video_result(parsed: ParseResult) -> PollResult:
+    # A video that is not a broadcast has no live session: it is read, but the target is not live.
+    return PollResult(Outcome.OK if parsed.session is not None else Outcome.NOT_LIVE, parsed)
 
 
 class FacebookAdapter:

@@ -15,9 +15,20 @@ bound of live sales; sales before the first poll are missed; `sold` may be round
 cancellations and returns are never subtracted. An item leaving the bag keeps its last increase, and the
 estimate is frozen once the session has ended.
 
+The gateway's anti-bot answer `{"error": 90309999, "action_type": 2, "is_login": false, "tracking_id": …}`
+(real pastes, shared/real-captures/shopee, one with its keys obfuscated to numbers: `{"0": 2, …,
+"error": 90309999}`) is Blocked on every host and kind, even with `is_login: false` in it. It is a
+verification challenge (action_type 2: solve a captcha / prove a browser) raised for traffic that looks
+automated (missing `af-ac-enc-dat` signed headers, a flagged address, too fast), and it is what an anonymous
+client gets for the public live API, which needs no login. The operator's fix is that of a block (slow
+down, another address, the browser route), not new cookies: a LoginWall would send someone to renew
+cookies that are fine, and stop the proxy rotation and breaker that help. [U] other `action_type` values
+are unseen and treated the same; a real expired-cookie answer is `is_login: false` without 90309999, or
+HTTP 401 / a login redirect on the dashboard.
+
 Tolerated [U] shapes:
 - joinv2 envelope `{err_code, err_msg, data}`: non-zero `err_code` without data = no such session
-  (NotFound); `is_login: false`, error 90309999 or a message mentioning login = LoginWall;
+  (NotFound); `is_login: false` or a message mentioning login = LoginWall;
 - `viewer_count` is read as current viewers and `member_cnt` as cumulative members (`views`); the web
   example (`viewer_count 1`, `member_cnt 0`) leaves this unconfirmed;
 - status 0/1/2 = scheduled/live/ended (Open Platform codes) for joinv2 and the dashboard overview;
@@ -67,7 +78,7 @@ from scrapers.normalise import NumberFormatError, parse_count, parse_money, shop
 from scrapers.shopee_open import check_open, poll_open
 
 SESSION_STATUS = {0: LiveStatus.SCHEDULED, 1: LiveStatus.LIVE, 2: LiveStatus.ENDED}
-LOGIN_ERRORS = {90309999}  # the not-logged-in / anti-bot answer (platforms.md 3.3)
+ANTI_BOT_ERROR = 90309999  # the gateway's verification challenge (platforms.md 3.3; module docstring)
 CURRENCY = "VND"
 PRICE_SCALE = 100_000
 SCALED_PRICE_MIN = 10**9  # a numeric `price` this large (and a multiple of 100000) is ×100000 [U]
@@ -174,11 +185,16 @@ def _text(value: object) -> str | None:
 
 
 def _object(body: bytes, what: str) -> dict[str, Any]:
-    """The JSON object of an answer; not-logged-in answers (any envelope) raise LoginWall."""
+    """The JSON object of an answer; the anti-bot challenge raises Blocked, not-logged-in LoginWall."""
     doc = load_json(body)
     if not isinstance(doc, dict):
         raise ParseFailure("unexpected_shape", f"{what} is not an object")
-    if doc.get("is_login") is False or any(_code(doc.get(k)) in LOGIN_ERRORS for k in ("error", "code")):
+    if any(_code(doc.get(k)) == ANTI_BOT_ERROR for k in ("error", "code")):
+        action = doc.get("action_type", doc.get("0"))
+        raise Blocked(
+            f"Shopee {what}: anti-bot verification challenge (error 90309999, action_type {_brief(action)})"
+        )
+    if doc.get("is_login") is False:
         raise LoginWall(f"Shopee {what}: not logged in (cookies missing or expired)")
     for key in ("err_msg", "error_msg", "msg"):
         if "login" in (message := _text(doc.get(key)) or "").lower():

@@ -12,6 +12,14 @@ function of (seed, video, scenario second). Choices where platforms.md marks the
   a video that has not started (or an unknown id) is "not available" too;
 - pages with `login_required`: without a `c_user` cookie the video URL serves the login form (200)
   and `/live/` redirects to `/login/?next=…`; ids in `security_check_ids` answer a captcha page;
+- what the real site serves signed out (shared/real-captures/facebook): without `c_user` every page
+  carries the log-in form query preloader (`useCometLogInFormQuery`) and the blue bar's
+  `<form id="login_form">` beside its content; ids in `interstitial_ids` answer the security
+  interstitial ("blocked by our security systems", HTTP 200, with the login form too); a video with
+  `reel` set is a reel: its video URLs answer 302 to `/reel/{id}/`, whose node has no counts and is no
+  broadcast (`is_video_broadcast: false`), its feedback split over two objects of one id in another
+  block (reactions as `likers`/`unified_reactors`; `total_comment_count` and `share_count_reduced` in
+  the other, beside `video.id`), and no view count;
 - display strings follow the page locale, truncated to one decimal: "vi" 2345 -> "2,3K",
   1_234_567 -> "1,2 Tr"; "en" -> "2.3K", "1.2M"; thousands "12.345" (vi) or "12,345" (en);
 - an `i18n_only` page gives counts only as display strings: views as `viewCount:"12.345"`, comments
@@ -66,6 +74,7 @@ class FbVideo:
     peak_viewers: int
     title: str
     pause: tuple[float, float] | None = None  # (seconds into the broadcast, length)
+    reel: bool = False  # a reel, not a broadcast (counts grow over `duration` like a broadcast's)
 
     @property
     def end(self) -> float:
@@ -77,6 +86,7 @@ class World:
     pages: tuple[FbPage, ...]
     videos: tuple[FbVideo, ...]
     security_check_ids: frozenset[str] = frozenset()
+    interstitial_ids: frozenset[str] = frozenset()
 
     def page(self, slug: str) -> FbPage | None:
         return next((p for p in self.pages if p.slug == slug), None)
@@ -101,6 +111,8 @@ OCOP = FbPage("laichau.ocop", "OCOP Lai Châu", "100064512345678", "vi")
 HTX = FbPage("htx.chelaichau", "HTX Chè Lai Châu", "100083987654321", "en", i18n_only=True)
 PRIVATE = FbPage("sanvat.taybac", "Sản vật Tây Bắc", "100090246813579", "vi", login_required=True)
 SECURITY_CHECK_ID = "1999000000000001"
+INTERSTITIAL_ID = "1999000000000002"
+REEL_ID = "1380000000000002"
 EVENT_SIMULCAST_START = 172_800 + 5_400  # mirrors the TikTok event-week session at the same time
 
 WORLDS: dict[str, World] = {
@@ -111,8 +123,10 @@ WORLDS: dict[str, World] = {
                     pause=(2700, 120)),
             FbVideo("1122334455667788", HTX.slug, -7200, 3600, 1200, "Chè Shan Tuyết - livestream sáng"),
             FbVideo("1357924680135792", PRIVATE.slug, -600, 7200, 900, "Sản vật Tây Bắc - giờ vàng"),
+            FbVideo(REEL_ID, OCOP.slug, -86_400, 3600, 400, "Đặc sản Lai Châu trong 60 giây", reel=True),
         ),
         security_check_ids=frozenset({SECURITY_CHECK_ID}),
+        interstitial_ids=frozenset({INTERSTITIAL_ID}),
     ),
     "event-week": World(
         pages=(OCOP, HTX),
@@ -218,6 +232,24 @@ def _defines(user_id: str, locale: str) -> dict:
     return {"require": [["ScheduledServerJS", "handle", None, [{"__bbox": {"define": defines}}]]]}
 
 
+SIGNED_OUT_BAR = (
+    '<div class="menu_login_container rfloat _ohf" data-testid="royal_login_form">'
+    '<form id="login_form" action="/login/device-based/regular/login/?login_attempt=1" method="post">'
+    '<input type="email" name="email" id="email"><input type="password" name="pass" id="pass">'
+    '<input value="Đăng nhập" type="submit"></form></div>'
+)
+
+
+def _signed_out(user_id: str, main: str, scripts: list[dict]) -> tuple[str, list[dict]]:
+    """A signed-out visitor's page: the blue bar's login form and the log-in query beside the content."""
+    if user_id != "0":
+        return main, scripts
+    return SIGNED_OUT_BAR + main, [*scripts, _relay("useCometLogInFormQuery", LOGIN_DATA)]
+
+
+LOGIN_DATA = {"login_data": {"is_two_step": False}}
+
+
 def _document(title: str, main: str, scripts: list[dict]) -> str:
     return (
         '<!DOCTYPE html><html lang="vi" id="facebook"><head><meta charset="utf-8">'
@@ -283,12 +315,45 @@ def video_page(page: FbPage, video: FbVideo, state: VideoState, epoch: float, us
         _relay("CometUFICommentsProviderQuery", comments),
     ]
     main = f'<div role="main"><h2>{html.escape(page.name)}</h2><div data-pagelet="WatchPermalinkVideo"></div></div>'
-    return _document(f"{video.title} | {page.name} | Facebook", main, scripts)
+    return _document(f"{video.title} | {page.name} | Facebook", *_signed_out(user_id, main, scripts))
+
+
+def reel_page(page: FbPage, video: FbVideo, state: VideoState, user_id: str) -> str:
+    """A reel as the real site serves it: the node in one block, its feedback split in another."""
+    feedback_id = base64.b64encode(f"feedback:{video.video_id}".encode()).decode()
+    playback = {"id": video.video_id, "broadcast_id": None, "broadcast_status": None,
+                "is_live_streaming": False, "is_video_broadcast": False}  # fmt: skip
+    story_id = base64.b64encode(f"S:_I{page.page_id}:VK:{video.video_id}".encode()).decode()
+    reactions = {
+        "id": feedback_id,
+        "likers": {"count": state.reactions},
+        "unified_reactors": {"count": state.reactions},
+    }
+    bar = {
+        "id": story_id,
+        "video": {"id": video.video_id},
+        "fb_reel_react_button": {"__typename": "XFBFBReelReactButtonRenderer", "story": {"feedback": reactions}},
+        "feedback": {"total_comment_count": state.comments, "id": feedback_id,
+                     "share_count_reduced": i18n_count(state.shares, page.locale)},
+        "url": f"https://www.facebook.com/reel/{video.video_id}/",
+    }  # fmt: skip
+    root = {
+        "video": {
+            "id": video.video_id,
+            "creation_story": {"short_form_video_context": {"playback_video": playback}},
+        }
+    }
+    scripts = [
+        _defines(user_id, page.locale),
+        _relay("FBReelsRootQuery", root),
+        _relay("FBReelsFeedbackBarQuery", bar),
+    ]
+    return _document("Facebook", *_signed_out(user_id, '<div role="main"></div>', scripts))
 
 
 def profile_page(world: World, page: FbPage, elapsed: float, user_id: str) -> str:
     """The page profile: no live marker; the latest replay is named by `"video_id"` only."""
-    ended = [v for v in world.videos if v.page == page.slug and v.end <= elapsed]
+    ended = [v for v in world.videos if v.page == page.slug and v.end <= elapsed and not v.reel]
     media = (
         {"__typename": "Video", "video_id": v.video_id} for v in sorted(ended, key=lambda v: -v.start)[:3]
     )
@@ -299,9 +364,8 @@ def profile_page(world: World, page: FbPage, elapsed: float, user_id: str) -> st
         _relay("ProfileCometHeaderQuery", header),
         _relay("ProfileCometTimelineFeedQuery", {"timeline_list_feed_units": {"edges": edges}}),
     ]
-    return _document(
-        f"{page.name} | Facebook", f'<div role="main"><h1>{html.escape(page.name)}</h1></div>', scripts
-    )
+    main = f'<div role="main"><h1>{html.escape(page.name)}</h1></div>'
+    return _document(f"{page.name} | Facebook", *_signed_out(user_id, main, scripts))
 
 
 def login_page() -> str:
@@ -310,7 +374,7 @@ def login_page() -> str:
         '<input type="text" name="email"><input type="password" name="pass">'
         '<button name="login" type="submit">Đăng nhập</button></form>'
     )
-    scripts = [_defines("0", "vi"), _relay("useCometLogInFormQuery", {"login_data": {"is_two_step": False}})]
+    scripts = [_defines("0", "vi"), _relay("useCometLogInFormQuery", LOGIN_DATA)]
     return _document("Facebook - Đăng nhập hoặc đăng ký", form, scripts)
 
 
@@ -320,6 +384,15 @@ def security_check_page() -> str:
         '<form action="/checkpoint/" method="post"><div id="captcha"></div></form>'
     )
     return _document("Security Check Required", main, [])
+
+
+def interstitial_page() -> str:
+    """The security interstitial (real capture dir_blocked.html): HTTP 200, the login form included."""
+    main = (
+        '<div id="content"><h2>Message Failed</h2><div>This message contains content that has been '
+        'blocked by our security systems.</div><a href="/">Back</a></div>'
+    )
+    return _document("Facebook", SIGNED_OUT_BAR + main, [_defines("0", "vi")])
 
 
 def unavailable_page() -> str:
@@ -341,6 +414,8 @@ def _serve_video(request: web.Request, video_id: str) -> web.Response:
     world, elapsed = world_for(scenario), clock.elapsed()
     if video_id in world.security_check_ids:
         return _html(security_check_page())
+    if video_id in world.interstitial_ids:
+        return _html(interstitial_page())
     video = world.video(video_id)
     page = world.page(video.page) if video else None
     state = video_state(scenario.seed, video, elapsed) if video else None
@@ -349,7 +424,21 @@ def _serve_video(request: web.Request, video_id: str) -> web.Response:
     user_id = _user_id(request)
     if page.login_required and user_id is None:
         return _html(login_page())
+    if video.reel:
+        raise web.HTTPFound(f"{WWW}/reel/{video.video_id}/")
     return _html(video_page(page, video, state, clock.epoch(), user_id or "0"))
+
+
+async def handle_reel(request: web.Request) -> web.Response:
+    """GET /www.facebook.com/reel/{id}/: a reel; any other video id is not available here."""
+    scenario, clock = request.app[SCENARIO], request.app[CLOCK]
+    world = world_for(scenario)
+    video = world.video(request.match_info["video_id"])
+    page = world.page(video.page) if video else None
+    state = video_state(scenario.seed, video, clock.elapsed()) if video and video.reel else None
+    if video is None or page is None or state is None:
+        return _html(unavailable_page())
+    return _html(reel_page(page, video, state, _user_id(request) or "0"))
 
 
 async def handle_video(request: web.Request) -> web.Response:
@@ -374,7 +463,7 @@ async def handle_page_live(request: web.Request) -> web.Response:
         raise web.HTTPFound(
             f"{WWW}/login/?next={quote(f'https://www.facebook.com/{page.slug}/live/', safe='')}"
         )
-    running = [v for v in world.videos if v.page == page.slug and v.start <= elapsed < v.end]
+    running = [v for v in world.videos if v.page == page.slug and v.start <= elapsed < v.end and not v.reel]
     if running:
         latest = max(running, key=lambda v: v.start)
         raise web.HTTPFound(f"{WWW}/{page.slug}/videos/{latest.video_id}/")
@@ -394,6 +483,8 @@ def truth(scenario: Scenario, elapsed: float, epoch: float) -> dict:
         state = video_state(scenario.seed, video, elapsed)
         page = world.page(video.page)
         broadcast, live, _ = BROADCAST[state.status] if state else (None, None, None)
+        if video.reel:
+            broadcast, live = None, "NEVER_LIVE"
         counts = asdict(state) if state else dict.fromkeys(COUNTERS, 0)
         videos[video.video_id] = {
             "page": video.page,
@@ -405,6 +496,7 @@ def truth(scenario: Scenario, elapsed: float, epoch: float) -> dict:
             "end_time": int(epoch + video.end) if state and state.status == "ended" else None,
             **counts,
             "login_required": bool(page and page.login_required),
+            "reel": video.reel,
         }
     return videos
 
@@ -415,6 +507,7 @@ def register(app: web.Application) -> None:
     app.router.add_get(f"{WWW}/watch/live/", handle_watch)
     app.router.add_get(f"{WWW}/watch/", handle_watch)
     app.router.add_get(f"{WWW}/video.php", handle_watch)
+    app.router.add_get(WWW + "/reel/{video_id:[0-9]+}/", handle_reel)
     app.router.add_get(WWW + "/{page}/live/", handle_page_live)
     app.router.add_get(WWW + "/{page}/videos/{video_id:[0-9]+}", handle_video)
     app.router.add_get(WWW + "/{page}/videos/{video_id:[0-9]+}/", handle_video)

@@ -33,6 +33,12 @@ MODES = (
     "layout",  # the real JSON with every key renamed: a layout change
     "redirect_foreign",  # 302 to a host that is not the platform's
     "redirect_private",  # 302 to a private-network address
+    # What the real sites answered (shared/real-captures):
+    "unsigned",  # the real JSON with like/share counters zeroed, as TikTok's unsigned room/info has them
+    "webcast_login",  # TikTok webcast envelope 20003 "User doesn't login"
+    "room_finished",  # TikTok webcast envelope 30003 "room has finished"
+    "webcast_refused",  # a webcast envelope with a code no parser knows
+    "antibot",  # Shopee's gateway verification challenge: error 90309999, action_type 2
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -48,6 +54,28 @@ LOGIN_PAGE = (
     b'<form id="login_form" action="/login/device-based/regular/login/" method="post">'
     b'<input name="email"><input name="pass" type="password"></form></body></html>'
 )
+
+
+# Real bodies (shared/real-captures); `now` is filled in per answer.
+ENVELOPES: dict[str, dict[str, object]] = {
+    "webcast_login": {
+        "data": {"message": "User doesn't login", "prompts": "Please login first"},
+        "status_code": 20003,
+    },
+    "room_finished": {
+        "data": {"message": "room has finished", "prompts": "This LIVE video has ended"},
+        "status_code": 30003,
+    },
+    "webcast_refused": {"data": {"message": "Url does not match", "prompts": ""}, "status_code": 10013},
+}
+ANTI_BOT = {
+    "is_customized": False,
+    "is_login": False,
+    "action_type": 2,
+    "error": 90309999,
+    "tracking_id": "fa3814fa-694b-40ed-b19c-a74c78223638",
+}
+UNTOLD = frozenset({"like_count", "share_count"})  # zero in unsigned room/info whatever the room has
 
 
 @dataclass
@@ -103,6 +131,14 @@ def _rename_keys(value: object) -> object:
     return value
 
 
+def _zero_untold(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: 0 if k in UNTOLD else _zero_untold(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_zero_untold(v) for v in value]
+    return value
+
+
 def _relayout(body: bytes) -> bytes:
     """Rename every key of the JSON in the body, whether it is the whole body or inside script tags."""
     try:
@@ -149,13 +185,23 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
         # Platforms send a signed-out client to their own login page (platforms.md 2.1, 4.1).
         host = request.path.split("/")[1]
         raise web.HTTPFound(f"/{host}/login/?redirect_url={quote(request.path, safe='')}")
+    if mode in ENVELOPES:
+        return json_response({**ENVELOPES[mode], "extra": {"now": int(clock.now() * 1000)}})
+    if mode == "antibot":
+        return json_response(ANTI_BOT)
     if mode == "redirect_foreign":
         raise web.HTTPFound("http://login.example-foreign.invalid/captcha")
     if mode == "redirect_private":
         raise web.HTTPFound("http://10.20.30.40/internal")
     response = await handler(request)
     body = response.body if isinstance(response, web.Response) and isinstance(response.body, bytes) else b""
-    new_body = body[: len(body) // 2] if mode == "truncate" else _relayout(body)
+    if mode == "unsigned":
+        try:
+            new_body = orjson.dumps(_zero_untold(orjson.loads(body)))
+        except orjson.JSONDecodeError:
+            new_body = body  # only JSON answers have these counters
+    else:
+        new_body = body[: len(body) // 2] if mode == "truncate" else _relayout(body)
     return web.Response(status=response.status, body=new_body, content_type=response.content_type)
 
 

@@ -6,7 +6,8 @@ of (seed, session, scenario second). Choices where platforms.md marks the shape 
   `err_code 4040001`, `err_msg "session not found"`, `data null`;
 - `member_cnt` is the cumulative number of members who joined; `viewer_count` the current audience;
 - the creator dashboard needs a `Cookie` with a non-empty `SPC_EC=`, otherwise it answers
-  `{"error": 90309999, "error_msg": "not login", "is_login": false}` (HTTP 200); an unknown
+  `{"is_login": false, "msg": "not login", "data": null}` (HTTP 200; not the gateway's 90309999, which
+  is its anti-bot challenge: see the `antibot` fault); an unknown
   `sessionId` answers `{"code": 40400, "msg": "session not found", "data": null}`;
 - sessionList `startTime` is ms and `duration` is seconds (live so far); the simulated creator
   account sees every started session of the world; overview `status` uses the Open Platform codes;
@@ -34,7 +35,7 @@ CREATOR = "/creator.shopee.vn/supply/api/lm/sellercenter/realtime"
 
 STATUS_SCHEDULED, STATUS_LIVE, STATUS_ENDED = 0, 1, 2
 SESSION_NOT_FOUND = 4040001  # [U]
-NOT_LOGIN = {"error": 90309999, "error_msg": "not login", "is_login": False}
+NOT_LOGIN = {"is_login": False, "msg": "not login", "data": None}
 DASHBOARD_NOT_FOUND = 40400  # [U]
 PRICE_SCALE = 100_000  # original_price is currency units x 100000
 BUCKET = 5.0

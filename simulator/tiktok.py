@@ -3,7 +3,9 @@
 Choices where platforms.md marks the shape [U]:
 - unknown user on api-live: `statusCode 19881007`, `message "user_not_found"`, `data {}` (the code
   several public clients test for);
-- unknown room on room/info: `status_code 10011`, `data {}` plus `extra.now`;
+- unknown room on room/info: `status_code 10011`, `data {}` plus `extra.now` (no capture shows what the
+  real site answers; the collector reads any code it does not know as a refusal, never "not found");
+  the real webcast envelopes (20003, 30003) and unsigned zero likes are fault modes (simulator/faults.py);
 - an 18+ account's api-live and live page are served normally; only room/info refuses it;
 - ended rooms answer `check_alive` with alive=true for 9.5 h, the staleness OmniDL reported;
 - `api/challenge/detail` answers only calls carrying an `X-Bogus` parameter (any value: the tag page's

@@ -257,8 +257,10 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+def postgres_url(request: pytest.FixtureRequest, postgres_server: PostgresServer) -> Iterator[str]:
     """URL of a fresh empty database, dropped after the test."""
+    if request.node.get_closest_marker("integration") is None:
+        pytest.fail(f"{request.node.nodeid} starts PostgreSQL: mark it @pytest.mark.integration")
     name = f"t_{uuid.uuid4().hex}"
     postgres_server.start()  # an earlier test may have stopped the server
     postgres_server.execute(f'CREATE DATABASE "{name}"')

@@ -66,7 +66,7 @@ class Rig:
             return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path}/b.db"
@@ -200,3 +200,11 @@ async def test_a_kind_without_history_records_its_gap_as_unfillable(rig: Rig) ->
         t0 + timedelta(seconds=500),
         "unfillable",
     )
+
+
+async def test_history_leaves_a_broadcast_still_live_to_the_live_polls(rig: Rig) -> None:
+    await rig.store.write([await rig.poll(600.0)])
+    before = await rig.samples()
+    counts = await rig.job("history", targets=("shop",))
+    assert counts == {"still_live": 1}
+    assert await rig.samples() == before

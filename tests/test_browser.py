@@ -25,7 +25,7 @@ from collector.http import OutboundGuard
 from collector.metrics import LiveState, SelfMetrics
 from collector.outcomes import Blocked, Outcome, Refused, Transient
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.integration]  # starts Chromium
 
 CHROMIUM = next((p for name in CHROMIUM_NAMES if (p := shutil.which(name))), None)
 NOT_FOUND = "Chromium not found (install Debian's chromium package)"

@@ -42,7 +42,7 @@ PER_PLATFORM = ", ".join(
     f"{p} {sum(t['platform'] == p for t in CONFIG_TOML_TARGETS)}"
     for p in sorted({t["platform"] for t in CONFIG_TOML_TARGETS})
 )
-TARGET_KEYS = "account, campaign, enabled, interval, kind, name, platform"
+TARGET_KEYS = "account, campaign, enabled, interval, keep_every_body, kind, name, platform"
 
 
 def target(**overrides: Any) -> dict[str, Any]:
@@ -658,6 +658,7 @@ def test_cli_check_config_good() -> None:
     assert result.stderr.splitlines()[-1] == f"ok: {len(CONFIG_TOML_TARGETS)} targets ({PER_PLATFORM})"
 
 
+@pytest.mark.integration
 def test_cli_check_config_subprocess(tmp_path: Path) -> None:
     """The real process: exit status 2, problems on stderr, nothing on stdout."""
     path = tmp_path / "BAD.toml"

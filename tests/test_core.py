@@ -1,8 +1,7 @@
-"""Core pieces on their own: scheduler rules, status classification, idempotent storage, exposition."""
+"""Core pieces on their own: status classification, idempotent storage, exposition."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -17,7 +16,6 @@ from collector.http import retry_after_seconds
 from collector.metrics import LiveState, SelfMetrics
 from collector.migrate import upgrade
 from collector.outcomes import Blocked, HttpError, LoginWall, Outcome, RateLimited, Transient
-from collector.scheduler import Scheduler
 from collector.store import Store
 from schemas.models import LiveSessionRow, SampleRow
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
@@ -30,66 +28,6 @@ T0 = datetime(2025, 9, 9, 13, 0, tzinfo=UTC)
 
 def target(name: str, interval: float = 0.1) -> TargetConfig:
     return TargetConfig(name, "tiktok", "live", interval, {"account": name}, "camp")
-
-
-async def test_a_poll_still_running_is_skipped_and_counted_never_stacked() -> None:
-    running: dict[str, int] = {}
-    most_at_once: dict[str, int] = {}
-    skipped: list[str] = []
-
-    async def slow_poll(t: TargetConfig) -> None:
-        running[t.name] = running.get(t.name, 0) + 1
-        most_at_once[t.name] = max(most_at_once.get(t.name, 0), running[t.name])
-        await asyncio.sleep(0.35)
-        running[t.name] -= 1
-
-    scheduler = Scheduler(
-        [target("a"), target("b")],
-        slow_poll,
-        max_concurrency=8,
-        jitter=0.0,
-        on_skip=lambda t: skipped.append(t.name),
-    )
-    stop = asyncio.Event()
-    asyncio.get_running_loop().call_later(1.2, stop.set)
-    await scheduler.run(stop)
-    await scheduler.drain(2)
-    assert most_at_once == {"a": 1, "b": 1}
-    assert skipped.count("a") >= 3 and skipped.count("b") >= 3
-
-
-async def test_global_concurrency_is_bounded() -> None:
-    in_flight, peak = 0, 0
-
-    async def poll(_t: TargetConfig) -> None:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-        await asyncio.sleep(0.1)
-        in_flight -= 1
-
-    targets = [target(f"t{i}", interval=0.05) for i in range(10)]
-    scheduler = Scheduler(targets, poll, max_concurrency=3, jitter=0.1, on_skip=lambda _t: None)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().call_later(0.6, stop.set)
-    await scheduler.run(stop)
-    await scheduler.drain(2)
-    assert peak == 3
-
-
-async def test_drain_cancels_polls_that_outlive_the_grace_period() -> None:
-    finished: list[str] = []
-
-    async def stuck(t: TargetConfig) -> None:
-        await asyncio.sleep(30)
-        finished.append(t.name)
-
-    scheduler = Scheduler([target("a", 0.01)], stuck, max_concurrency=1, jitter=0, on_skip=lambda _t: None)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().call_later(0.1, stop.set)
-    await scheduler.run(stop)
-    await asyncio.wait_for(scheduler.drain(0.2), 2)
-    assert finished == []
 
 
 def raw(status: int, body: bytes = b"{}", retry_after: float | None = None) -> RawResponse:
@@ -131,7 +69,7 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds(None, now) is None
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = (
         f"sqlite+aiosqlite:///{tmp_path}/c.db"
@@ -227,10 +165,23 @@ def test_values_nobody_confirmed_for_several_polls_are_withdrawn() -> None:
             Blocked,
         ),
         ("facebook", b"<title>Security Check Required</title>", "http://x/watch/", Blocked),
-        ("facebook", b'<form id="login_form"></form>', "http://x/videos/1", LoginWall),
-        ("facebook", b"<form id='login_form'></form>", "http://x/videos/1", LoginWall),
-        ("facebook", b"<form class=x id=login_form method=post>", "http://x/videos/1", LoginWall),
-        ("facebook", b'<form id = "login_form">', "http://x/videos/1", LoginWall),
+        # The security interstitial carries the login form too (real capture): a block first.
+        ("facebook", b'<form id="login_form"></form>blocked by our security systems', "http://x/", Blocked),
+        # The log-in page itself, by its title, however the tag is written; a login form beside content
+        # is not a login wall (every signed-out page has one: shared/real-captures/facebook).
+        ("facebook", b"<title>Log in to Facebook</title>", "http://x/videos/1", LoginWall),
+        (
+            "facebook",
+            b'<TITLE id="pageTitle">Facebook \xe2\x80\x93 log in or sign up</TITLE>',
+            "http://x/videos/1",
+            LoginWall,
+        ),
+        (
+            "facebook",
+            "<title>Facebook - Đăng nhập hoặc đăng ký</title>".encode(),
+            "http://x/videos/1",
+            LoginWall,
+        ),
         ("shopee", b"<html>sign in</html>", "http://x/login/?next=/videos/1", LoginWall),
         ("tiktok", b"<html>verify</html>", "http://x/checkpoint/1501092823525282/", LoginWall),
     ],
@@ -244,30 +195,14 @@ def test_ban_and_login_pages_never_reach_a_parser(
 
 
 def test_markers_are_the_platforms_own() -> None:
-    """A Facebook login form on a TikTok page is not TikTok's login wall: each adapter owns its markers."""
-    page = RawResponse("http://x/@shop/live", 200, "text/html", b'<form id="login_form"></form>', T0)
+    """Facebook's log-in page on a TikTok URL is not TikTok's login wall: each adapter owns its markers."""
+    page = RawResponse("http://x/@shop/live", 200, "text/html", b"<title>Log in to Facebook</title>", T0)
     check_status(page, ADAPTERS["tiktok"].markers)
     with pytest.raises(LoginWall):
         check_status(page, ADAPTERS["facebook"].markers)
-    # A login form id that merely starts the same is no login form.
-    check_status(
-        RawResponse("http://x/v", 200, "text/html", b'<div id="login_form_help">', T0),
-        ADAPTERS["facebook"].markers,
-    )
-
-
-def test_cli_reports_an_unreachable_database_without_a_traceback_or_its_password(tmp_path: Path) -> None:
-    from tests.harness import free_port, run_cli
-
-    config = tmp_path / "c.toml"
-    config.write_text(
-        f'[collector]\ndatabase_url = "postgresql+asyncpg://u:hunter2@127.0.0.1:{free_port()}/x"\n'
-    )
-    for command in ("status", "export", "once"):
-        result = run_cli(command, "--config", str(config))
-        assert result.returncode == 1, command
-        assert "Error: database postgresql+asyncpg://u:***@127.0.0.1" in result.stderr
-        assert "Traceback" not in result.stderr and "hunter2" not in result.stderr + result.stdout
+    # A signed-out content page has the login form and its query beside the content: no login wall.
+    signed_out = b'<title>Live | Facebook</title><form id="login_form"></form>"adp_useCometLogInFormQuery"'
+    check_status(RawResponse("http://x/v", 200, "text/html", signed_out, T0), ADAPTERS["facebook"].markers)
 
 
 async def test_an_adapter_bug_is_its_own_outcome_with_its_body_kept() -> None:

@@ -17,6 +17,9 @@ import pytest
 from tests.harness import free_port, metric_value, run_cli, scrape, service, simulator, truth, wait_for
 from tests.test_fault_matrix import post
 
+# Starts the simulator and the service as subprocesses, against SQLite and PostgreSQL.
+pytestmark = pytest.mark.integration
+
 DAY = 86400
 # Scenario instants to visit: twice during each day's broadcasts (so live-bag sales have a baseline
 # and a later count) and just after they end (so the final counters are read).

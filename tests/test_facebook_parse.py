@@ -83,7 +83,7 @@ VIDEO_CASES = [
     # LIVE_STOPPED reads as still live (platforms.md 4.1).
     ("video_live_stopped.html", dict(viewers=97, views=16420, likes=2300, comments=433, shares=37, live_status=2),
      LiveStatus.LIVE),
-    ("video_ended.html", dict(viewers=0, views=16880, likes=2512, comments=440, shares=41, live_status=4),
+    ("video_ended.html", dict(views=16880, likes=2512, comments=440, shares=41, live_status=4),
      LiveStatus.ENDED),
     # Only display strings: "2,3K" reactions, "1.4K" shares, comments via comment_rendering_instance, no views.
     ("video_i18n_counts.html", dict(viewers=1530, likes=2300, comments=96, shares=1400, live_status=2),
@@ -319,13 +319,15 @@ KEYS = st.sampled_from(
         "is_video_broadcast", "video_view_count", "viewCount", "feedback", "reaction_count", "count",
         "i18n_reaction_count", "likers", "total_comment_count", "comment_rendering_instance", "comments",
         "total_count", "share_count", "i18n_share_count", "share_count_reduced", "title", "text", "__bbox",
-        "require", "result", "data", "video",
+        "require", "result", "data", "video", "associated_video", "unified_reactors", "fb_reel_react_button",
+        "story",
     ]
 ) | st.text(max_size=6)  # fmt: skip
 SCALARS = (
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
     | st.sampled_from(["LIVE", "PAUSED", "LIVE_STOPPED", "VOD_READY", "WAS_LIVE", "2,3K", "1.4K", "1,234", VID,
-                       "</script>", "login_form", "1,2 Tr", "²", 2**63, -1])
+                       "</script>", "login_form", "1,2 Tr", "²", 2**63, -1, "NEVER_LIVE",
+                       "ZmVlZGJhY2s6MQ=="])
 )  # fmt: skip
 JSON_VALUES = st.recursive(
     SCALARS,
@@ -395,7 +397,8 @@ class Sim:
     ) -> PollResult:
         target = TargetConfig("fb-target", "facebook", "live", 30.0, params, secrets=secrets or {})
         async with HttpClient(HttpSettings()) as client:
-            return await poll_kind(adapter, target, {"web": self.web}, HttpFetcher(client), state=state)
+            fetcher = HttpFetcher(client, markers=adapter.markers)  # the page markers, as the poller passes
+            return await poll_kind(adapter, target, {"web": self.web}, fetcher, state=state)
 
 
 async def _sim(scenario_name: str) -> AsyncIterator[Sim]:
@@ -422,9 +425,11 @@ async def sim() -> AsyncIterator[Sim]:
 
 
 def exact(truth: dict[str, Any], status: int) -> dict[str, float]:
+    running = status in (2, 3)  # only a running broadcast has concurrent viewers
     return {
-        "viewers": truth["viewers"], "views": truth["views"], "likes": truth["reactions"],
-        "comments": truth["comments"], "shares": truth["shares"], "live_status": status,
+        **({"viewers": truth["viewers"]} if running else {}), "views": truth["views"],
+        "likes": truth["reactions"], "comments": truth["comments"], "shares": truth["shares"],
+        "live_status": status,
     }  # fmt: skip
 
 
@@ -471,8 +476,8 @@ async def test_poll_video_url_of_an_ended_replay_with_i18n_counts(sim: Sim) -> N
     assert result.outcome is Outcome.OK
     got, truth = values(result.parsed), sim.truth(HTX_REPLAY)
     assert result.parsed.session is not None and result.parsed.session.status is LiveStatus.ENDED
-    assert (got["viewers"], got["views"], got["comments"], got["live_status"]) == (
-        0,
+    assert "viewers" not in got  # a finished broadcast has no concurrent viewers
+    assert (got["views"], got["comments"], got["live_status"]) == (
         truth["views"],
         truth["comments"],
         4,
@@ -480,6 +485,24 @@ async def test_poll_video_url_of_an_ended_replay_with_i18n_counts(sim: Sim) -> N
     for metric, name in (("likes", "reactions"), ("shares", "shares")):  # "2.9K": truncated display text
         assert 0 <= truth[name] - got[metric] < max(1, truth[name] / 100), metric
     assert [h["path"] for h in sim.headers] == ["/www.facebook.com/watch/live/"]
+
+
+async def test_poll_reel_reads_its_split_counts_and_is_not_live(sim: Sim) -> None:
+    result = await sim.poll(video_id=f"https://www.facebook.com/reel/{fb_sim.REEL_ID}/")
+    assert result.outcome is Outcome.NOT_LIVE and result.parsed.session is None
+    got, truth = values(result.parsed), sim.truth(fb_sim.REEL_ID)
+    assert (got["likes"], got["comments"], got["live_status"]) == (truth["reactions"], truth["comments"], 0)
+    assert 0 <= truth["shares"] - got["shares"] < max(1, truth["shares"] / 100)  # "1,2K": display text
+    assert "views" not in got and "viewers" not in got  # a reel shows no view count and is no broadcast
+    assert [h["path"] for h in sim.headers] == [
+        "/www.facebook.com/watch/live/",
+        f"/www.facebook.com/reel/{fb_sim.REEL_ID}/",
+    ]
+
+
+async def test_poll_security_interstitial_is_blocked(sim: Sim) -> None:
+    with pytest.raises(Blocked):
+        await sim.poll(video_id=fb_sim.INTERSTITIAL_ID)
 
 
 async def test_poll_login_wall_without_cookies_and_data_with_them(sim: Sim) -> None:

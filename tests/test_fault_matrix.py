@@ -28,6 +28,9 @@ from tests.harness import (
     write_config,
 )
 
+# Starts the simulator and the service as subprocesses, against SQLite and PostgreSQL.
+pytestmark = pytest.mark.integration
+
 ROOM_INFO = "/webcast.tiktok.com/webcast/room/info/"
 TWO_TARGETS = """
 [[targets]]
@@ -135,6 +138,9 @@ def shop_room(sim: str) -> str:
         ("500", "http_error", {}),
         ("slow", "timeout", {"delay": 3}),
         ("reset", "network_error", {}),
+        # Real webcast envelopes (shared/real-captures): by meaning, never not_found.
+        ("webcast_login", "login_wall", {}),
+        ("webcast_refused", "blocked", {}),
     ],
 )
 def test_each_fault_is_classified_counted_survived_and_recovered(
@@ -170,9 +176,71 @@ def test_each_fault_is_classified_counted_survived_and_recovered(
         kept = conn.execute(
             "SELECT count(*), min(body_size) FROM raw_snapshots WHERE outcome = ?", (outcome,)
         ).fetchone()
-    if mode in ("captcha", "login", "truncate", "layout"):
+    if mode in ("captcha", "login", "truncate", "layout", "webcast_login", "webcast_refused"):
         count, smallest = kept
         assert count >= 1 and smallest > 0, "the body of the failed poll was not kept"
+
+
+def stored_metrics(db: Path, target: str) -> dict[str, list[float]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT s.metric, s.value FROM samples s JOIN targets t ON t.id = s.target_id WHERE t.name = ?",
+            (target,),
+        ).fetchall()
+    found: dict[str, list[float]] = {}
+    for metric, value in rows:
+        found.setdefault(metric, []).append(value)
+    return found
+
+
+def test_unsigned_room_info_zero_likes_never_become_samples(tmp_path: Path) -> None:
+    port = free_port()
+    with simulator("--freeze-at", "650") as sim:
+        set_faults(sim, {"mode": "unsigned", "match": ROOM_INFO})
+        config = config_for(tmp_path, sim, f"sqlite+aiosqlite:///{tmp_path}/c.db", port)
+        with service(config) as proc:
+            assert wait_for(
+                lambda: (metric_value(scrape(port), "collector_polls_total", outcome="ok") or 0) >= 4, 30
+            )
+            metrics = scrape(port)
+            assert metric_value(metrics, "livestream_viewers", target="lai-chau-shop")
+            assert metric_value(metrics, "livestream_likes", target="lai-chau-shop") is None
+            stop(proc)
+    stored = stored_metrics(tmp_path / "c.db", "lai-chau-shop")
+    assert stored["viewers"] and stored["views"], stored.keys()
+    assert "likes" not in stored and "shares" not in stored, (
+        "a zero the platform uses for 'not told' was stored"
+    )
+
+
+def test_room_finished_ends_the_session_keeps_its_counters_and_stops_reading_the_room(tmp_path: Path) -> None:
+    port = free_port()
+    with simulator("--freeze-at", "650") as sim:
+        room = shop_room(sim)
+        config = config_for(tmp_path, sim, f"sqlite+aiosqlite:///{tmp_path}/c.db", port)
+        with service(config) as proc:
+            assert wait_for(
+                lambda: metric_value(scrape(port), "livestream_likes", target="lai-chau-shop"), 30
+            )
+            set_faults(sim, {"mode": "room_finished", "match": f"room_id={room}"})
+            assert wait_for(
+                lambda: metric_value(scrape(port), "collector_polls_total", outcome="not_live") or 0, 30
+            ), "the finished room was not reported as not live"
+            likes = metric_value(scrape(port), "livestream_likes", target="lai-chau-shop")
+            finished = served_room_infos(sim, room)
+            set_faults(sim)
+            time.sleep(3)  # several poll intervals: user/room still names the finished room
+            metrics = scrape(port)
+            stop(proc)
+        assert served_room_infos(sim, room) == finished, "the finished room was read again"
+    assert metric_value(metrics, "livestream_likes", target="lai-chau-shop") == likes  # final counters stand
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        status = conn.execute(
+            "SELECT last_status FROM live_sessions WHERE session_key = ?", (room,)
+        ).fetchone()
+    assert status == ("ended",)
+    stored = stored_metrics(tmp_path / "c.db", "lai-chau-shop")
+    assert 0.0 not in stored["likes"] + stored["views"], "the end wrote zero counters"
 
 
 def test_429_retry_after_is_honoured_for_the_whole_host(tmp_path: Path) -> None:

@@ -3,8 +3,12 @@
 import asyncio
 
 import asyncpg
+import pytest
 
 from tests.postgres import PostgresServer, plain_dsn
+
+# Starts PostgreSQL.
+pytestmark = pytest.mark.integration
 
 
 async def _fetchval(url: str, sql: str) -> object:

@@ -19,6 +19,9 @@ from collector.config import BrowserSettings, HttpSettings, TargetConfig
 from collector.metrics import LiveState, SelfMetrics
 from tests.harness import free_port, metric_value, scrape, service, simulator, wait_for, write_config
 
+# Starts the simulator and the service as subprocesses, and Chromium.
+pytestmark = pytest.mark.integration
+
 
 class ForwardProxy:
     """A plain-HTTP forward proxy; a banned one answers 403 like a platform blocking its address."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
-import time
 
 import pytest
 from aiohttp import web
 
 from collector.backoff import CircuitBreaker, CircuitState, TargetBackoff
+from collector.clock import ManualClock
 from collector.config import HttpSettings
 from collector.http import GuardedResolver, HttpClient, HttpFetcher, OutboundGuard, OutboundRefusedError
 from collector.limits import HostLimiter, HostRule, ProxyRotation
@@ -18,57 +17,84 @@ from collector.outcomes import Outcome, RateLimited, Refused, Transient
 
 
 def test_backoff_doubles_per_failure_up_to_the_cap_and_resets_on_success() -> None:
-    backoff = TargetBackoff(max_backoff=100, rng=random.Random(1))
+    clock = ManualClock()
+    backoff = TargetBackoff(max_backoff=100, rng=random.Random(1), clock=clock)
     delays = [backoff.record("t", 10, Outcome.TIMEOUT, None) for _ in range(6)]
     assert delays[0] == 0  # one failure keeps the normal cadence
     for streak, delay in enumerate(delays[1:], start=2):
         assert 0.8 * min(100, 10 * 2 ** (streak - 1)) <= delay <= min(100, 10 * 2 ** (streak - 1))
-    assert backoff.wait("t") > 0
+    assert backoff.wait("t") == delays[-1]  # counted from the last failure
+    clock.jump(delays[-1] - 1)
+    assert backoff.wait("t") == pytest.approx(1)
+    clock.jump(1)
+    assert backoff.wait("t") == 0 and backoff.failures("t") == 6
     assert backoff.record("t", 10, Outcome.OK, None) == 0
     assert backoff.wait("t") == 0 and backoff.failures("t") == 0
 
 
+def test_backoff_jitter_stays_within_its_band_and_varies() -> None:
+    backoff = TargetBackoff(max_backoff=1000, rng=random.Random(2), clock=ManualClock())
+    second_failures = []
+    for _ in range(200):
+        backoff.record("t", 10, Outcome.TIMEOUT, None)
+        second_failures.append(backoff.record("t", 10, Outcome.TIMEOUT, None))
+        backoff.record("t", 10, Outcome.OK, None)
+    assert all(16 <= delay <= 20 for delay in second_failures)
+    assert min(second_failures) < 16.5 and max(second_failures) > 19.5
+
+
 def test_retry_after_is_a_floor_for_the_backoff() -> None:
-    backoff = TargetBackoff(max_backoff=5)
+    clock = ManualClock()
+    backoff = TargetBackoff(max_backoff=5, clock=clock)
     assert backoff.record("t", 10, Outcome.RATE_LIMITED, 42) == 42
+    clock.jump(40)
+    assert backoff.wait("t") == 2
 
 
 def test_circuit_opens_after_consecutive_failures_probes_once_and_closes_on_success() -> None:
     changes: list[tuple[str, CircuitState]] = []
-    breaker = CircuitBreaker({"tiktok": (3, 0.2)}, on_change=lambda p, s: changes.append((p, s)))
+    clock = ManualClock()
+    breaker = CircuitBreaker(
+        {"tiktok": (3, 20.0)}, on_change=lambda p, s: changes.append((p, s)), clock=clock
+    )
     for _ in range(2):
         breaker.record("tiktok", Outcome.NETWORK_ERROR)
     assert breaker.wait("tiktok") == 0
     breaker.record("tiktok", Outcome.TIMEOUT)
     assert breaker.state("tiktok") is CircuitState.OPEN
-    assert breaker.wait("tiktok") > 0
-    time.sleep(0.25)
+    assert breaker.wait("tiktok") == 20
+    clock.jump(19.5)
+    assert breaker.wait("tiktok") == 0.5 and breaker.state("tiktok") is CircuitState.OPEN
+    clock.jump(0.5)
     assert breaker.wait("tiktok") == 0  # the half-open probe
     assert breaker.state("tiktok") is CircuitState.HALF_OPEN
-    assert breaker.wait("tiktok") > 0  # only one probe at a time
+    assert breaker.wait("tiktok") == 1.0  # only one probe at a time: others ask again in a second
     breaker.record("tiktok", Outcome.OK)
     assert breaker.state("tiktok") is CircuitState.CLOSED
     assert [s for _, s in changes] == [CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED]
 
 
 def test_a_failed_probe_reopens_the_circuit_and_page_problems_do_not_count() -> None:
-    breaker = CircuitBreaker({"fb": (2, 0.05)})
+    clock = ManualClock()
+    breaker = CircuitBreaker({"fb": (2, 5.0)}, clock=clock)
     breaker.record("fb", Outcome.BLOCKED)
     breaker.record("fb", Outcome.PARSE_FAILURE)  # the platform answered: not platform trouble
     breaker.record("fb", Outcome.BLOCKED)
     assert breaker.state("fb") is CircuitState.CLOSED
     breaker.record("fb", Outcome.BLOCKED)
     assert breaker.state("fb") is CircuitState.OPEN
-    time.sleep(0.06)
+    clock.jump(7.0)
     assert breaker.wait("fb") == 0
     breaker.record("fb", Outcome.RATE_LIMITED)
     assert breaker.state("fb") is CircuitState.OPEN
+    assert breaker.wait("fb") == 5.0  # a full wait again, counted from the failed probe
 
 
 async def test_limiter_spaces_requests_caps_concurrency_and_honours_retry_after() -> None:
+    clock = ManualClock()
     waits: list[float] = []
     limiter = HostLimiter(
-        {"p": HostRule(requests_per_second=20, max_concurrency=2)}, lambda _p, s: waits.append(s)
+        {"p": HostRule(requests_per_second=20, max_concurrency=2)}, lambda _p, s: waits.append(s), clock=clock
     )
     starts: list[float] = []
     in_flight = peak = 0
@@ -76,24 +102,23 @@ async def test_limiter_spaces_requests_caps_concurrency_and_honours_retry_after(
     async def request() -> None:
         nonlocal in_flight, peak
         async with limiter.slot("p", "http://h/x"):
-            starts.append(time.monotonic())
+            starts.append(clock.monotonic())
             in_flight += 1
             peak = max(peak, in_flight)
-            await asyncio.sleep(0.1)
+            await clock.sleep(0.1)
             in_flight -= 1
 
-    await asyncio.gather(*(request() for _ in range(6)))
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    await clock.run(asyncio.gather(*(request() for _ in range(6))))
     assert peak == 2
-    assert min(gaps) >= 0.05 - 0.005
-    limiter.block("p", "http://h/y", 0.3)
-    before = time.monotonic()
-    async with limiter.slot("p", "http://h/z"):
-        assert time.monotonic() - before >= 0.29
+    # 0.05 s apart; from the third on each waits for a slot, which frees just as the gap has passed.
+    assert starts == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2, 0.25])
+    assert waits == pytest.approx([0.05])  # only the second waited on spacing
+    limiter.block("p", "http://h/y", 3.0)
+    before = clock.monotonic()
+    entered = await clock.run(_enter(limiter, "http://h/z"))
+    assert entered == before + 3.0
     # Another host of the same platform is not blocked.
-    before = time.monotonic()
-    async with limiter.slot("p", "http://other/z"):
-        assert time.monotonic() - before < 0.05
+    assert await clock.run(_enter(limiter, "http://other/z")) == entered
 
 
 def test_proxy_rotation_moves_to_the_next_proxy() -> None:
@@ -217,19 +242,21 @@ async def test_a_body_arriving_in_chunks_is_read_whole(redirecting_server) -> No
 
 
 async def test_a_retry_after_arriving_while_a_request_waits_is_still_honoured() -> None:
-    limiter = HostLimiter({"p": HostRule(requests_per_second=2.5, max_concurrency=4)})
-    async with limiter.slot("p", "http://h/a"):
-        pass
-    started = time.monotonic()
-    waiter = asyncio.create_task(_enter(limiter))
-    await asyncio.sleep(0.1)  # the waiter sleeps for the 0.4 s spacing...
+    clock = ManualClock()
+    limiter = HostLimiter({"p": HostRule(requests_per_second=2.5, max_concurrency=4)}, clock=clock)
+    assert await clock.run(_enter(limiter, "http://h/a")) == 0
+    waiter = asyncio.create_task(_enter(limiter, "http://h/c"))
+    await clock.advance(0.1)  # the waiter sleeps for the 0.4 s spacing...
     limiter.block("p", "http://h/b", 1.0)  # ...when an in-flight request gets a 429
-    assert await waiter - started >= 1.0
+    assert limiter.blocked_for("p", "http://h/c") == 1.0
+    assert await clock.run(waiter) == pytest.approx(1.1)  # re-checked on waking, not let through at 0.4
     limiter.block("p", "http://other-host/x", 2.0)
-    assert 1.9 < limiter.platform_blocked_for("p") <= 2.0
+    assert limiter.platform_blocked_for("p") == 2.0
+    clock.jump(0.5)
+    assert limiter.platform_blocked_for("p") == 1.5 and limiter.blocked_for("p", "http://h/c") == 0
     assert limiter.platform_blocked_for("another-platform") == 0
 
 
-async def _enter(limiter: HostLimiter) -> float:
-    async with limiter.slot("p", "http://h/c"):
-        return time.monotonic()
+async def _enter(limiter: HostLimiter, url: str) -> float:
+    async with limiter.slot("p", url):
+        return limiter.clock.monotonic()

@@ -8,7 +8,12 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.harness import CLI, free_port, metric_value, scrape, service, simulator, wait_for
+
+# Starts the simulator and the CLI as subprocesses.
+pytestmark = pytest.mark.integration
 
 COOKIE_SECRET = "PLANTED-COOKIE-7f3a"
 PROXY_SECRET = "PLANTED-PROXY-91c2"

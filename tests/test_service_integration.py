@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
+import json
 import re
 import signal
 import sqlite3
@@ -24,6 +24,9 @@ from tests.harness import (
     wait_for,
     write_config,
 )
+
+# Starts the simulator and the CLI as subprocesses, against SQLite and PostgreSQL.
+pytestmark = pytest.mark.integration
 
 # 650 s into the demo scenario: shop_vn is live, nongsanlaichau_official is in its paused window.
 FROZEN_AT = "650"
@@ -55,18 +58,24 @@ def test_once_stores_exactly_what_the_simulator_served(database_url: str, tmp_pa
         config = write_config(
             tmp_path / "c.toml", database_url=database_url, sim_url=sim, metrics_port=free_port()
         )
-        result = run_cli("once", "--config", str(config))
+        result = run_cli("once", "--config", str(config), "--format", "json")
         assert result.returncode == 0, result.stderr
         served = truth(sim)["tiktok"]
 
-    for name, outcome in [
-        ("lai-chau-shop", "ok"),
-        ("nongsan-lai-chau", "ok"),
-        ("offline-shop", "not_live"),
-        ("age-restricted-room", "login_wall"),
-        ("ghost", "not_found"),
-    ]:
-        assert re.search(rf"{name}\s.*\b{outcome}\b", result.stdout), result.stdout
+    polled = {r["target"]: r for r in json.loads(result.stdout)["records"]}
+    assert {name: r["outcome"] for name, r in polled.items()} == {
+        "lai-chau-shop": "ok",
+        "nongsan-lai-chau": "ok",
+        "offline-shop": "not_live",
+        "age-restricted-room": "login_wall",
+        "ghost": "not_found",
+    }
+    shop_viewers = [s for s in polled["lai-chau-shop"]["samples"] if s["metric"] == "viewers"]
+    assert [(s["value"], s["provenance"]) for s in shop_viewers] == [
+        (served["shop_vn"]["viewers"], "observed")
+    ]
+    assert polled["lai-chau-shop"]["session_key"] == served["shop_vn"]["room_id"]
+    assert ISO_UTC.match(polled["ghost"]["observed_at"]) and polled["ghost"]["samples"] == []
 
     rows = export_rows(config)
     shop = served["shop_vn"]
@@ -87,13 +96,12 @@ def test_once_stores_exactly_what_the_simulator_served(database_url: str, tmp_pa
     assert {r["metric"] for r in rows if r["target"] == "offline-shop"} == {"live_status", "followers"}
     assert not [r for r in rows if r["target"] in ("age-restricted-room", "ghost")]
 
-    status = run_cli("status", "--config", str(config), env={**os.environ, "COLUMNS": "250"})
+    status = run_cli("status", "--config", str(config), "--format", "json")
     assert status.returncode == 0, status.stderr
-    ghost = next(line for line in status.stdout.splitlines() if "ghost" in line)
-    cells = [c.strip() for c in ghost.strip("│ ").split("│")]
-    outcome, at, last_success, next_due, detail = cells[3:]
-    assert (outcome, last_success, detail) == ("not_found", "-", "TikTok user not found")
-    assert at.endswith(" ago") and re.match(r"(in \d+\w+|\d+\w+ ago)$", next_due)
+    ghost = next(t for t in json.loads(status.stdout)["targets"] if t["name"] == "ghost")
+    assert (ghost["last_outcome"], ghost["last_success_at"]) == ("not_found", None)
+    assert ghost["detail"] == "TikTok user not found"
+    assert ISO_UTC.match(ghost["last_outcome_at"]) and ISO_UTC.match(ghost["next_due_at"])
 
     only_views = export_rows(config, "--target", "lai-chau-shop", "--metric", "views")
     assert [(r["target"], r["metric"]) for r in only_views] == [("lai-chau-shop", "views")]

@@ -23,7 +23,7 @@ DASHBOARD = TargetConfig("sp-shop", "shopee", "shop_dashboard", 10.0, {})
 OTHER_PLATFORM = TargetConfig("tt", "tiktok", "live", 10.0, {"account": "shop_vn"})
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path}/s.db"

@@ -133,7 +133,10 @@ def test_joinv2_status_variants(body: bytes, expected: tuple[str, LiveStatus]) -
 JOINV2_ERRORS = [
     (b"", ParseFailure, "bad_json"),
     (b"[]", ParseFailure, "unexpected_shape"),
-    (b'{"error":90309999,"is_login":false,"action_type":2}', LoginWall, None),
+    # The gateway's verification challenge is a block, even with is_login false (module docstring).
+    (b'{"error":90309999,"is_login":false,"action_type":2}', Blocked, None),
+    (b'{"0":2,"1":"x","2":true,"3":90309999,"5":false,"error":90309999}', Blocked, None),
+    (b'{"is_login":false}', LoginWall, None),
     (b'{"err_code":1001,"err_msg":"please login first","data":null}', LoginWall, None),
     (b'{"err_code":7,"err_msg":"busy","data":{"session":{}}}', ParseFailure, "api_error"),
     (b'{"err_code":0,"data":{"usersig":"x"}}', ParseFailure, "missing_keys"),
@@ -680,6 +683,7 @@ CHROMIUM = next(
 )
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found")
 async def test_poll_live_in_a_real_browser_runs_the_share_page_script() -> None:
     from collector.browser import BrowserPool

@@ -198,6 +198,58 @@ def test_login_wall_without_c_user_cookie() -> None:
     assert status == 302 and headers["Location"].endswith(f"/videos/{PRIVATE_LIVE}/")
 
 
+def test_signed_out_pages_carry_the_login_form_query_beside_their_content() -> None:
+    """As the real site does (shared/real-captures/facebook): not a login wall, just signed out."""
+    for path in (video_path(OCOP_LIVE), f"{WWW}/htx.chelaichau/live/"):
+        body = page(600, path)
+        assert b"useCometLogInFormQuery" in body and b'id="login_form"' in body
+        signed_in = page(600, path, cookies="c_user=1; xs=1")
+        assert b"useCometLogInFormQuery" not in signed_in and b'id="login_form"' not in signed_in
+    assert video_node(page(600, video_path(OCOP_LIVE)))["id"] == OCOP_LIVE
+
+
+def _relay_data(body: bytes) -> list[dict]:
+    found = []
+    for block in blocks(body):
+        for entry in block.get("require", []):  # type: ignore[union-attr]
+            for payload in entry[3]:
+                found += [
+                    c[3][1]["__bbox"]["result"]["data"] for c in payload.get("__bbox", {}).get("require", [])
+                ]
+    return found
+
+
+def test_reel_redirects_and_splits_its_feedback() -> None:
+    reel = facebook.REEL_ID
+    for path in (f"{WWW}/watch/?v={reel}", video_path(reel)):
+        ((status, headers, _),) = fetch([(600, path)])
+        assert status == 302 and headers["Location"] == f"{WWW}/reel/{reel}/"
+    body = page(600, f"{WWW}/reel/{reel}/")
+    assert b"liveViewerCount" not in body and b"video_view_count" not in body
+    truth = facebook.truth(scenario(), 600, START)[reel]
+    assert (truth["reel"], truth["live_status"], truth["status"]) == (True, "NEVER_LIVE", "ended")
+    root, bar = [d for d in _relay_data(body) if "video" in d]
+    playback = root["video"]["creation_story"]["short_form_video_context"]["playback_video"]
+    assert (playback["id"], playback["is_video_broadcast"], playback["is_live_streaming"]) == (
+        reel,
+        False,
+        False,
+    )
+    reactions = bar["fb_reel_react_button"]["story"]["feedback"]
+    assert reactions["id"] == bar["feedback"]["id"] and bar["video"]["id"] == reel
+    assert reactions["likers"]["count"] == truth["reactions"]
+    assert bar["feedback"]["total_comment_count"] == truth["comments"]
+    assert bar["feedback"]["share_count_reduced"] == facebook.i18n_count(truth["shares"], "vi")
+    # Another video id is not a reel.
+    assert b"This content isn't available" in page(600, f"{WWW}/reel/{OCOP_LIVE}/")
+
+
+def test_security_interstitial() -> None:
+    body = page(600, video_path(facebook.INTERSTITIAL_ID))
+    assert b"blocked by our security systems" in body and b'id="login_form"' in body
+    assert b"liveViewerCount" not in body
+
+
 def test_security_check_video() -> None:
     body = page(600, video_path(facebook.SECURITY_CHECK_ID))
     assert b"<title>Security Check Required</title>" in body

@@ -216,7 +216,7 @@ def test_creator_dashboard_requires_the_spc_ec_cookie(headers: dict | None) -> N
     live = live_demo_session()
     paths = [SESSION_LIST, f"{CREATOR}/dashboard/overview?sessionId={live.session_id}"]
     for body in fetch_json([(60.0, "GET", p) for p in paths], headers=headers):
-        assert body == {"error": 90309999, "error_msg": "not login", "is_login": False}
+        assert body == {"is_login": False, "msg": "not login", "data": None}
 
 
 def test_creator_session_list_and_overview_with_cookies() -> None:

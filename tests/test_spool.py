@@ -195,6 +195,7 @@ def test_garbage_in_the_middle_of_a_segment_is_skipped_and_logged(
     spool.close()
 
 
+@pytest.mark.integration
 def test_records_survive_kill_9_without_sync_or_close(tmp_path: Path) -> None:
     n = 200
     code = (

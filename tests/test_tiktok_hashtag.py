@@ -594,6 +594,7 @@ async def browser_fetcher() -> AsyncIterator[Callable[[str], Any]]:
     await pool.close()
 
 
+@pytest.mark.integration
 async def test_browser_poll_captures_the_pages_signed_call_and_reads_exact_counts(
     sim: Sim, browser_fetcher: Callable[[str], Any]
 ) -> None:

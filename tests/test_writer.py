@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from collector.api import PollRecord
@@ -18,6 +19,9 @@ from collector.store import Store
 from collector.writer import BatchWriter
 from schemas.models import SampleRow
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
+
+# Starts PostgreSQL, stopped and started under the writer.
+pytestmark = pytest.mark.integration
 
 TARGET = TargetConfig("shop", "tiktok", "live", 10.0, {"account": "shop_vn"})
 T0 = datetime(2025, 9, 9, 12, 0, tzinfo=UTC)

@@ -3,8 +3,30 @@
 The room id comes from `api-live/user/room` (`data.user.roomId`), falling back to the live page's
 `SIGI_STATE` JSON; counters come from `webcast/room/info`. Only `room/info` and `api-live/user/room`
 status are trusted: the live page and `check_alive` keep serving an ended room as live for hours.
-A new room id is a new live session. Tolerated [U] shapes: the `user_not_found` envelope and
-non-zero `room/info` codes other than 4003110 (treated as a room that cannot be read).
+A new room id is a new live session.
+
+Counters the platform does not tell. Unsigned `room/info` (what we can call) answers `like_count: 0`
+for a room with 946,807 likes (real capture, shared/real-captures/tiktok), and its `stats` block is
+zero-filled in the same way (`share_count`, `follow_count`, `enter_count`; logged-in `room/enter` has
+`stats.like_count 0` beside a top-level `like_count 8`). So a zero likes, shares, new followers or views
+value is no reading: the metric stays unknown rather than a false 0. A non-zero value is stored. No
+unsigned, logged-out source tells likes: the running total is in the WebSocket `Like`/`RoomUserSeq`
+events and signed `room/info`, which we do not use. `user_count` (viewers) agrees with
+`api-live/user/room` in the captures (792 against 772 a moment apart) and is trusted, zero included, while
+the room runs; a room that is not running has no concurrent viewers to report.
+
+Webcast error envelopes `{data: {message, prompts}, status_code}` (the same on every webcast endpoint)
+are classified by what they mean:
+- 20003 "User doesn't login" (real capture) and 4003110 age-restricted: login wall;
+- 30003 "room has finished" (real capture): the room ended. Its session ends (status ended), no counter
+  is written (its last counters stand) and the room is not polled again;
+- 10013 "Url does not match" (platforms.md: signature required) and any code not listed here: the
+  platform refused the request (Blocked, the code in the detail), never "not found". [U] no code is known
+  to mean "no such room": a room id comes from the account's own answer, so it exists.
+- an HTML page where `room/info` or `user/room` JSON belongs is TikTok refusing, classified like its
+  pages (WAF or captcha: Blocked; a link to `/login`: LoginWall) [U: no capture of one];
+- `api-live/user/room` `message: user_not_found` is NotFound; `statusCode` 19881007 ("does not exist or
+  never went live", omkarcloud/tiktok-scraper's docs; no capture) [U] is an account that is not live.
 """
 
 from __future__ import annotations
@@ -13,7 +35,8 @@ import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from collector.api import (
     Blocked,
@@ -35,14 +58,19 @@ from scrapers.tiktok.common import WEB_PARAMS, brief, classify_page_without_data
 # Status codes: 2 live, 3 paused, 4 ended (TikTokLiveJava LiveDataMapper, yt-dlp); 5 not live [U].
 ROOM_STATUS = {2: LiveStatus.LIVE, 3: LiveStatus.PAUSED, 4: LiveStatus.ENDED, 5: LiveStatus.ENDED}
 AGE_RESTRICTED_CODE = 4003110
+NOT_LOGGED_IN_CODE = 20003
+ROOM_FINISHED_CODE = 30003
+LOGIN_CODES = {NOT_LOGGED_IN_CODE: "not logged in", AGE_RESTRICTED_CODE: "age-restricted room"}
+NO_SUCH_ACCOUNT_OR_NEVER_LIVE = 19881007  # [U] omkarcloud/tiktok-scraper tiktok/live.py
 
-ROOM_INFO_METRICS = (
-    MetricSpec(Metric.VIEWERS, (("user_count",),)),
-    MetricSpec(Metric.VIEWS, (("stats", "total_user"), ("stats", "total_user_desp"))),
-    MetricSpec(Metric.LIKES, (("like_count",), ("stats", "like_count"))),
-    MetricSpec(Metric.SHARES, (("stats", "share_count"),)),
-    MetricSpec(Metric.NEW_FOLLOWERS, (("stats", "follow_count"),)),
+VIEWERS = MetricSpec(Metric.VIEWERS, (("user_count",),))
+ROOM_INFO_COUNTERS = (
+    MetricSpec(Metric.VIEWS, (("stats", "total_user"), ("stats", "total_user_desp")), zero_is_unknown=True),
+    MetricSpec(Metric.LIKES, (("like_count",), ("stats", "like_count")), zero_is_unknown=True),
+    MetricSpec(Metric.SHARES, (("stats", "share_count"),), zero_is_unknown=True),
+    MetricSpec(Metric.NEW_FOLLOWERS, (("stats", "follow_count"),), zero_is_unknown=True),
 )
+RUNNING = (LiveStatus.LIVE, LiveStatus.PAUSED)
 
 
 # TikTok usernames: letters, digits, '_' and '.' (platforms.md 2.1); the length cap is generous.
@@ -108,13 +136,22 @@ def _followers(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _api_json(body: bytes, what: str) -> Any:
+    """The JSON of an API answer; an HTML page in its place is TikTok refusing (block or login page)."""
+    if body.lstrip()[:1] == b"<":
+        raise classify_page_without_data(body, f"{what} answered an HTML page")
+    return load_json(body)
+
+
 def parse_user_room(body: bytes) -> RoomLookup:
     """`api-live/user/room` -> the current room id and status."""
-    doc = load_json(body)
+    doc = _api_json(body, "user/room")
     if not isinstance(doc, dict):
         raise ParseFailure("unexpected_shape", "user/room is not an object")
     if doc.get("message") == "user_not_found":
         raise NotFound("TikTok user not found")
+    if doc.get("statusCode") == NO_SUCH_ACCOUNT_OR_NEVER_LIVE:
+        return RoomLookup(None, LiveStatus.UNKNOWN)
     user = first(doc, ("data", "user"))
     if not isinstance(user, dict):
         raise ParseFailure(
@@ -160,21 +197,47 @@ def _owner(owner: object) -> str | None:
     return account_handle(handle).lower() if isinstance(handle, str) and account_handle(handle) else None  # type: ignore[union-attr]
 
 
-def parse_room_info(body: bytes) -> ParseResult:
-    """`webcast/room/info` -> counters and the session they belong to."""
-    doc = load_json(body)
+def _webcast_error(doc: dict[str, Any], room_id: str | None) -> ParseResult:
+    """A non-zero webcast `status_code`: the room's end (as a result), or the error it stands for."""
+    code = doc.get("status_code")
+    message = first(doc, ("data", "message"), ("data", "prompts"))
+    said = (
+        f"status_code {brief(code)} ({brief(message)})"
+        if isinstance(message, str)
+        else f"status_code {brief(code)}"
+    )
+    known = code if type(code) is int else None  # a list or dict cannot be looked up
+    if known in LOGIN_CODES:
+        raise LoginWall(f"room/info {said}: {LOGIN_CODES[known]}, needs a logged-in sessionid cookie")
+    if known == ROOM_FINISHED_CODE:
+        return room_finished(room_id)
+    raise Blocked(f"room/info refused the request: {said}")
+
+
+def room_finished(room_id: str | None) -> ParseResult:
+    """The room has ended: its status, and no counters (the last ones read stand)."""
+    readings = [Reading(Metric.LIVE_STATUS, float(LIVE_STATUS_CODE[LiveStatus.ENDED]))]
+    return ParseResult(readings, SessionObservation(room_id, LiveStatus.ENDED) if room_id else None)
+
+
+def parse_room_info(body: bytes, room_id: str | None = None) -> ParseResult:
+    """`webcast/room/info` -> counters and the session they belong to.
+
+    `room_id` is the room asked for: an error envelope does not name it.
+    """
+    doc = _api_json(body, "room/info")
     if not isinstance(doc, dict):
         raise ParseFailure("unexpected_shape", "room/info is not an object")
-    code = doc.get("status_code")
-    if code == AGE_RESTRICTED_CODE:
-        raise LoginWall("age-restricted room: needs a logged-in sessionid cookie")
-    if code not in (0, None):
-        raise NotFound(f"room/info answered status_code {brief(code)}")
+    if doc.get("status_code") not in (0, None):
+        return _webcast_error(doc, room_id)
     data = doc.get("data")
     if not isinstance(data, dict) or "status" not in data or "user_count" not in data:
         raise ParseFailure("missing_keys", "room/info data without status/user_count")
     status = _status(data["status"])
-    readings = readings_from(data, ROOM_INFO_METRICS)
+    # A room that is not running has no concurrent viewers, whatever `user_count` says.
+    readings = readings_from(
+        data, (VIEWERS, *ROOM_INFO_COUNTERS) if status in RUNNING else ROOM_INFO_COUNTERS
+    )
     readings.append(Reading(Metric.LIVE_STATUS, float(LIVE_STATUS_CODE[status])))
     session = SessionObservation(
         key=_room_id(data.get("id_str")) or _room_id(data.get("id")) or "",
@@ -224,28 +287,30 @@ async def poll_live(ctx: PollContext[RoomState]) -> PollResult:
             return _not_live(lookup, followers)
         room_id = state.room_id = lookup.room_id
     try:
-        parsed = parse_room_info((await _room_info(ctx, room_id)).body)
+        parsed = parse_room_info((await _room_info(ctx, room_id)).body, room_id)
     except NotFound:
         state.room_id = None
         raise
+    counters = any(r.metric is not Metric.LIVE_STATUS for r in parsed.readings)  # none once it finished
     parsed.readings.extend(followers)
     if parsed.session is not None and parsed.session.status is LiveStatus.ENDED:
         # Ended rooms are re-resolved on the next poll, never polled forever.
         state.room_id, state.ended_room_id = None, room_id
-    return PollResult(Outcome.OK, parsed)
+    return PollResult(Outcome.OK if counters else Outcome.NOT_LIVE, parsed)
 
 
 async def room_history(ctx: PollContext[RoomState], room_ids: Sequence[str]) -> AsyncIterator[ParseResult]:
     """Final counters of rooms the target saw: room/info still answers for an ended room id."""
     for room_id in room_ids:
-        yield parse_room_info((await _room_info(ctx, room_id)).body)
+        yield parse_room_info((await _room_info(ctx, room_id)).body, room_id)
 
 
 def reparse_live(raw: RawResponse) -> ParseResult | None:
     """A stored body of a `live` poll back to its readings, by the endpoint that served it."""
     path = urlsplit(raw.url).path
     if path.rstrip("/").endswith("/webcast/room/info"):
-        return parse_room_info(raw.body)
+        asked = parse_qs(urlsplit(raw.url).query).get("room_id", [None])[0]
+        return parse_room_info(raw.body, asked)
     if "/api-live/user/room" in path:
         lookup = parse_user_room(raw.body)
     elif path.rstrip("/").endswith("/live"):

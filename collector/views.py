@@ -1,0 +1,210 @@
+"""What `status`, `targets list` and `once` show: a text listing for people and JSON for scripts.
+
+The JSON documents keep their keys whatever the values (null when unknown) and give times in ISO 8601 UTC,
+so a script can rely on them; the text shows times relative to now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from collector.config import Config, TargetConfig, format_duration
+from collector.listing import Listing
+
+if TYPE_CHECKING:
+    from collector.api import PollRecord
+    from schemas.models import InstanceRow, TargetRow
+
+
+def iso_utc(when: datetime | None) -> str | None:
+    if when is None:
+        return None
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def span(seconds: int) -> str:
+    """A duration as a person reads it at a glance: its two largest units (`6m44s`, `2h05m`, `3d4h`)."""
+    for big, big_size, small, small_size in (
+        ("d", 86400, "h", 3600),
+        ("h", 3600, "m", 60),
+        ("m", 60, "s", 1),
+    ):
+        if seconds >= big_size:
+            rest = (seconds % big_size) // small_size
+            return f"{seconds // big_size}{big}{rest:02d}{small}" if rest else f"{seconds // big_size}{big}"
+    return f"{seconds}s"
+
+
+def ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "-"
+    seconds = (when - now).total_seconds()
+    text = span(max(1, round(abs(seconds))))
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+def _fields(target: TargetConfig) -> str:
+    return "  ".join(
+        [
+            *(f"{k}={v}" for k, v in target.params.items()),
+            *(f"{k} from {s.source}" for k, s in target.secrets.items()),
+            *([f"campaign={target.campaign}"] if target.campaign else []),
+        ]
+    )
+
+
+def targets_json(targets: Iterable[TargetConfig]) -> dict[str, Any]:
+    return {
+        "targets": [
+            {
+                "name": t.name,
+                "platform": t.platform,
+                "kind": t.kind,
+                "fields": dict(t.params),
+                "secrets": {k: s.source for k, s in t.secrets.items()},
+                "interval_seconds": t.interval,
+                "campaign": t.campaign,
+                "enabled": t.enabled,
+            }
+            for t in targets
+        ]
+    }
+
+
+def targets_listing(targets: Iterable[TargetConfig]) -> Listing:
+    listing = Listing(("name", "platform", "kind", "interval", "enabled"))
+    for t in targets:
+        listing.add(
+            t.name,
+            t.platform,
+            t.kind,
+            format_duration(t.interval),
+            "yes" if t.enabled else "no",
+            details=[_fields(t)],
+        )
+    return listing
+
+
+def _status_pairs(config: Config, rows: Sequence[TargetRow]) -> list[tuple[TargetConfig, TargetRow | None]]:
+    """Every configured target, with what the database recorded for it (None: never registered)."""
+    by_name = {row.name: row for row in rows}
+    return [(t, by_name.get(t.name)) for t in sorted(config.targets, key=lambda t: t.name)]
+
+
+def _never_polled(target: TargetConfig) -> str:
+    return "never polled" if target.enabled else "disabled"
+
+
+def status_json(config: Config, rows: Sequence[TargetRow]) -> dict[str, Any]:
+    out = []
+    for t, row in _status_pairs(config, rows):
+        out.append(
+            {
+                "name": t.name,
+                "platform": t.platform,
+                "kind": t.kind,
+                "enabled": t.enabled,
+                "last_outcome": row.last_outcome if row else None,
+                "last_outcome_at": iso_utc(row.last_outcome_at) if row else None,
+                "last_success_at": iso_utc(row.last_success_at) if row else None,
+                "next_due_at": iso_utc(row.next_due_at) if row else None,
+                "detail": row.last_detail if row else None,
+            }
+        )
+    return {"targets": out}
+
+
+def status_listing(config: Config, rows: Sequence[TargetRow], now: datetime) -> Listing:
+    listing = Listing(("target", "platform", "kind", "last outcome", "at", "last success", "next due"))
+    for t, row in _status_pairs(config, rows):
+        if row is None:
+            listing.add(t.name, t.platform, t.kind, _never_polled(t), "-", "-", "-")
+            continue
+        listing.add(
+            t.name,
+            t.platform,
+            t.kind,
+            row.last_outcome or _never_polled(t),
+            ago(row.last_outcome_at, now),
+            ago(row.last_success_at, now),
+            ago(row.next_due_at, now),
+            details=[row.last_detail or ""],
+        )
+    return listing
+
+
+def _values(record: PollRecord) -> str:
+    return "  ".join(f"{s.metric.value}={number(s.value)}" for s in record.samples)
+
+
+def once_json(config: Config, records: Sequence[PollRecord]) -> dict[str, Any]:
+    by_name = {t.name: t for t in config.targets}
+    return {
+        "records": [
+            {
+                "target": r.target,
+                "platform": by_name[r.target].platform,
+                "kind": by_name[r.target].kind,
+                "outcome": r.outcome.value,
+                "observed_at": iso_utc(r.observed_at),
+                "detail": r.detail,
+                "session_key": r.session.key if r.session else None,
+                "samples": [
+                    {
+                        "metric": s.metric.value,
+                        "value": s.value,
+                        "provenance": s.provenance.value,
+                        "currency": s.currency,
+                        "observed_at": iso_utc(s.observed_at),
+                    }
+                    for s in r.samples
+                ],
+            }
+            for r in records
+        ]
+    }
+
+
+def once_listing(config: Config, records: Sequence[PollRecord]) -> Listing:
+    by_name = {t.name: t for t in config.targets}
+    listing = Listing(("target", "platform", "kind", "outcome"))
+    for r in records:
+        target = by_name[r.target]
+        listing.add(
+            r.target, target.platform, target.kind, r.outcome.value, details=[_values(r), r.detail or ""]
+        )
+    return listing
+
+
+def instances_json(instances: Sequence[InstanceRow]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": i.id,
+            "started_at": iso_utc(i.started_at),
+            "heartbeat_at": iso_utc(i.heartbeat_at),
+            "config": i.config_source,
+            "last_reload_at": iso_utc(i.last_reload_at),
+            "last_reload": i.last_reload,
+        }
+        for i in instances
+    ]
+
+
+def instances_lines(instances: Sequence[InstanceRow], now: datetime) -> list[str]:
+    """Which `collector run` processes are alive, and what their last reload did."""
+    if not instances:
+        return ["", "no collector service is running (no heartbeat in the last 15s)"]
+    lines = [""]
+    for i in instances:
+        lines.append(
+            f"service {i.id}: running since {ago(i.started_at, now)}, heartbeat {ago(i.heartbeat_at, now)}"
+        )
+        if i.last_reload_at is not None:
+            lines.append(f"    last reload {ago(i.last_reload_at, now)}: {i.last_reload}")
+    return lines
