@@ -36,7 +36,7 @@ from collector.jobs import Job, JobBook, utcnow
 from collector.outcomes import Outcome, PollError
 from collector.poller import Poller
 from collector.store import Store
-from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow
+from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow
 from schemas.types import LiveStatus, ParseResult, Sample
 
 log = logging.getLogger(__name__)
@@ -290,7 +290,7 @@ class Backfill:
                 at = item.observed_at if isinstance(item, HistoryPoint) else session.ended_at or utcnow()
                 record = _record(target, at, parsed)
                 record.snapshots = [(raw, None) for raw in bodies]
-                inserted = await self.store.write([record])
+                inserted = await self.store.write([record], poll_outcomes=False)
                 self._count(job, written=inserted, already_stored=len(record.samples) - inserted)
                 if not isinstance(item, HistoryPoint):
                     self._count(job, sessions=1)
@@ -337,21 +337,21 @@ class Backfill:
         self, target: TargetConfig, since: datetime | None, until: datetime | None
     ) -> list[tuple[datetime, datetime]]:
         """Windows in which `target` was due and got no sample: between its polls, longer than
-        GAP_INTERVALS intervals, from `since` (or its first sample) to `until` (or the last sample
-        any target got: a stopped collector is not a gap of every target up to now)."""
+        GAP_INTERVALS intervals, from `since` (or its first sample) to `until` (or the last poll any
+        target had: a stopped collector is not a gap of every target up to now)."""
         target_id = self.store.target_ids.get(target.name)
         if target_id is None:
             return []
         async with self.store.engine.connect() as conn:
+            end = until or await conn.scalar(select(func.max(TargetRow.last_outcome_at)))
+            if end is None:
+                return []
             query = select(SampleRow.observed_at).where(SampleRow.target_id == target_id).distinct()
             if since is not None:
                 query = query.where(SampleRow.observed_at >= since)
-            if until is not None:
-                query = query.where(SampleRow.observed_at < until)
+            # Final counters fetched later may carry a platform time past the last poll: not a poll.
+            query = query.where(SampleRow.observed_at < until if until else SampleRow.observed_at <= end)
             times = sorted(await conn.scalars(query))
-            end = until or await conn.scalar(select(func.max(SampleRow.observed_at)))
-        if end is None:
-            return []
         allowed = timedelta(seconds=target.interval * GAP_INTERVALS)
         due = timedelta(seconds=target.interval)
         polled = set(times)

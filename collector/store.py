@@ -96,8 +96,9 @@ class Store:
             self.target_platforms = {name: platform for name, _, platform, _ in rows}
             self.target_kinds = {name: kind for name, _, _, kind in rows}
 
-    async def write(self, records: Sequence[PollRecord]) -> int:
-        """Write a batch in one transaction; returns the number of new sample rows."""
+    async def write(self, records: Sequence[PollRecord], *, poll_outcomes: bool = True) -> int:
+        """Write a batch in one transaction; returns the number of new sample rows. A backfill's records
+        (`poll_outcomes=False`) leave the targets' poll status alone: they are not polls."""
         if not self._ready:
             await self.prepare()
         await self._register_new_targets(records)
@@ -125,7 +126,8 @@ class Store:
                     index_elements=["target_id", "fetched_at", "url"]
                 )
                 await conn.execute(stmt, snapshots)
-            await self._record_outcomes(conn, records)
+            if poll_outcomes:
+                await self._record_outcomes(conn, records)
         self._session_ids.update(sessions)
         return inserted
 
