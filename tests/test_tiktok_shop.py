@@ -571,6 +571,11 @@ access_token_env = "SHOP_VN_TOKEN"
     section = result.output.split("API access tokens", 1)[1]
     assert f"tts-shop-vn: in 2d 5h ({expires:%Y-%m-%d %H:%M} UTC)" in section
     assert all(len(line) <= 80 for line in result.output.splitlines())
+    document = await asyncio.to_thread(
+        CliRunner().invoke, main, ["status", "-c", str(path), "--format", "json"], env=SECRET_ENV
+    )
+    [target] = orjson.loads(document.output)["targets"]
+    assert target["credentials_expire_at"] == expires.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 async def test_consecutive_broadcasts_of_one_account_are_never_merged(database_url: str) -> None:
