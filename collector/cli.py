@@ -508,9 +508,10 @@ def demo(simulator_listen: str, seed: int) -> None:
     for name in config.campaigns:
         click.echo(f"board:      http://{config.collector.metrics_listen}/board/{name}")
     click.echo(f"targets:    {', '.join(t.name for t in config.targets)}")
-    click.echo("export:     .venv/bin/collector export --format csv   (same SQLite file as config.toml)")
+    click.echo(f"export:     .venv/bin/collector export -c {path}")
+    click.echo(f"backfill:   .venv/bin/collector backfill history -c {path}   (also: reprocess, gaps, list)")
     for name in config.campaigns:
-        click.echo(f"report:     .venv/bin/collector report --campaign {name} --format html -o report.html")
+        click.echo(f"report:     .venv/bin/collector report -c {path} --campaign {name} --format html -o report.html")
     click.echo("Ctrl-C to stop.")
     _run_service(config)
 

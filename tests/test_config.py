@@ -550,7 +550,8 @@ def test_demo_config_loads(tmp_path: Path) -> None:
     # The demo's authorised shop reports on the broadcast its public target watches, for the campaign.
     shop = next(t for t in config.targets if t.kind == "shop_dashboard")
     assert (
-        shop.campaign == "mega-livestream-lai-chau-2025" and shop.secrets["cookies"].reveal() == "SPC_EC=demo"
+        shop.campaign == "mega-livestream-lai-chau-2025"
+        and shop.secrets["cookies"].reveal() == demo_env()["COLLECTOR_DEMO_SHOP_COOKIES"]
     )
     assert config.campaigns["mega-livestream-lai-chau-2025"].goals["live_views"] == 800_000
 
