@@ -511,7 +511,9 @@ def demo(simulator_listen: str, seed: int) -> None:
     click.echo(f"export:     .venv/bin/collector export -c {path}")
     click.echo(f"backfill:   .venv/bin/collector backfill history -c {path}   (also: reprocess, gaps, list)")
     for name in config.campaigns:
-        click.echo(f"report:     .venv/bin/collector report -c {path} --campaign {name} --format html -o report.html")
+        click.echo(
+            f"report:     .venv/bin/collector report -c {path} --campaign {name} --format html -o report.html"
+        )
     click.echo("Ctrl-C to stop.")
     _run_service(config)
 
