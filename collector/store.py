@@ -8,12 +8,14 @@ import zlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, case, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from collector import links
 from collector.api import PollRecord, RawResponse, TargetConfig
 from collector.outcomes import Outcome
 from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow, UtcDateTime
@@ -52,6 +54,7 @@ def _session_merge(new: Any) -> dict[str, Any]:
             else_=old.started_at,
         ),
         "title": func.coalesce(func.nullif(new.title, ""), old.title),
+        "account": func.coalesce(old.account, new.account),
     }
 
 
@@ -70,11 +73,24 @@ def _outcome_update() -> Any:
             last_success_at=func.coalesce(
                 bindparam("b_success", type_=UtcDateTime()), TargetRow.last_success_at
             ),
+            credentials_expire_at=func.coalesce(
+                bindparam("b_expires", type_=UtcDateTime()), TargetRow.credentials_expire_at
+            ),
         )
     )
 
 
 _OUTCOME_UPDATE = _outcome_update()
+
+
+def _session_update() -> Any:
+    """A known broadcast merged by id with the batch's `n_*` values (the upsert's rules)."""
+    table = LiveSessionRow.__table__
+    new = SimpleNamespace(**{c.name: bindparam(f"n_{c.name}", type_=c.type) for c in table.c})
+    return update(LiveSessionRow).where(LiveSessionRow.id == bindparam("n_id")).values(**_session_merge(new))
+
+
+_SESSION_UPDATE = _session_update()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +133,7 @@ class Store:
         ).returning(LiveSessionRow.id, LiveSessionRow.platform, LiveSessionRow.session_key)
         self.target_ids: dict[str, int] = {}
         self.target_platforms: dict[str, str] = {}
+        self.target_kinds: dict[str, str] = {}
         # A broadcast's row by (platform, session key): every target reporting on it shares the row.
         self._session_ids: dict[tuple[str, str], int] = {}
         self._ready = False
@@ -146,9 +163,12 @@ class Store:
                 }
                 stmt = self._insert(TargetRow).values(name=t.name, created_at=now, **values)
                 await conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
-            rows = (await conn.execute(select(TargetRow.name, TargetRow.id, TargetRow.platform))).all()
-            self.target_ids = {name: id_ for name, id_, _ in rows}
-            self.target_platforms = {name: platform for name, _, platform in rows}
+            rows = (
+                await conn.execute(select(TargetRow.name, TargetRow.id, TargetRow.platform, TargetRow.kind))
+            ).all()
+            self.target_ids = {name: id_ for name, id_, _, _ in rows}
+            self.target_platforms = {name: platform for name, _, platform, _ in rows}
+            self.target_kinds = {name: kind for name, _, _, kind in rows}
 
     async def write(self, records: Sequence[PollRecord], *, poll_outcomes: bool = True) -> int:
         """Write a batch in one transaction; returns the number of new sample rows. A backfill's records
@@ -236,28 +256,55 @@ class Store:
     async def _upsert_sessions(
         self, conn: AsyncConnection, records: Sequence[PollRecord], sessions: dict[tuple[str, str], int]
     ) -> None:
-        """Every broadcast the batch reports on, merged in memory, then upserted in one statement: a
-        round trip per batch instead of a lookup and an update per record."""
+        """Every broadcast the batch reports on, merged in memory first. Broadcasts already known (or
+        linked across sources by account) are updated by id in one executemany; new ones without an
+        account are upserted in one statement: a round trip or two per batch, not two per record."""
         merged: dict[tuple[str, str], dict[str, Any]] = {}
+        first: dict[tuple[str, str], PollRecord] = {}
         for record in records:
             if record.session is not None:
-                self._merge_session(merged, record, record.session)
-        if merged:  # executemany: the statement compiles once, the driver batches the rows
-            result = await conn.execute(self._session_upsert, list(merged.values()))
+                key = self._merge_session(merged, record, record.session)
+                first.setdefault(key, record)
+        by_id, new = [], []
+        for key, row in merged.items():
+            session_id = sessions.get(key) or self._session_ids.get(key)
+            if session_id is None and row["account"]:  # rare: once per broadcast and process
+                session_id = await self._link_session(conn, first[key], row)
+            if session_id is None:
+                new.append(row)
+            else:
+                sessions[key] = session_id
+                by_id.append({f"n_{name}": value for name, value in row.items()} | {"n_id": session_id})
+        if by_id:
+            await conn.execute(_SESSION_UPDATE, by_id)
+        if new:  # executemany: the statement compiles once, the driver batches the rows
+            result = await conn.execute(self._session_upsert, new)
             for session_id, platform, key in result:
                 sessions[(platform, key)] = session_id
 
+    async def _link_session(self, conn: AsyncConnection, record: PollRecord, row: dict[str, Any]) -> int:
+        """The row of a broadcast whose source names its account: found across sources, or new."""
+        obs = record.session
+        assert obs is not None
+        platform, source = row["platform"], self.target_kinds[record.target]
+        session_id = await links.find(conn, platform, source, obs, record.observed_at)
+        if session_id is None:
+            session_id = await self._insert_session(conn, record, platform, row["peak_viewers"])
+        await links.register(conn, self._insert, session_id, platform, source, obs)
+        return session_id
+
     def _merge_session(
         self, merged: dict[tuple[str, str], dict[str, Any]], record: PollRecord, obs: SessionObservation
-    ) -> None:
+    ) -> tuple[str, str]:
         # Sources report out of order (a spool replay, a slower dashboard): the newest report decides
         # the status, the earliest start any source gives stands, the last title and end given win.
         platform = self.target_platforms[record.target]
         viewers = [s.value for s in record.samples if s.metric is Metric.VIEWERS]
         peak = max(viewers) if viewers else None
-        row = merged.get((platform, obs.key))
+        key = (platform, obs.key)
+        row = merged.get(key)
         if row is None:
-            merged[(platform, obs.key)] = {
+            merged[key] = {
                 "target_id": self.target_ids[record.target],
                 "platform": platform,
                 "session_key": obs.key,
@@ -268,8 +315,9 @@ class Store:
                 "last_seen_at": record.observed_at,
                 "last_status": obs.status.value,
                 "peak_viewers": peak,
+                "account": obs.account,
             }
-            return
+            return key
         if record.observed_at >= row["last_seen_at"]:
             row["last_seen_at"], row["last_status"] = record.observed_at, obs.status.value
         row["first_seen_at"] = min(row["first_seen_at"], record.observed_at)
@@ -281,6 +329,8 @@ class Store:
             row["started_at"] = obs.started_at
         if obs.title:
             row["title"] = obs.title
+        row["account"] = row["account"] or obs.account
+        return key
 
     async def _insert_samples(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
         """The batch's samples in one driver call, past SQLAlchemy's per-value processing; returns how
@@ -293,6 +343,38 @@ class Store:
         else:  # one statement over arrays: one round trip, and a status line that counts the new rows
             result = await conn.exec_driver_sql(POSTGRES_SAMPLE_INSERT, tuple(columns))
         return max(result.rowcount, 0)
+
+    async def _insert_session(
+        self, conn: AsyncConnection, record: PollRecord, platform: str, peak: float | None
+    ) -> int:
+        """The broadcast's row, inserted now or found: another source (or process) may have made it."""
+        obs = record.session
+        assert obs is not None
+        session_id = await conn.scalar(
+            self._insert(LiveSessionRow)
+            .values(
+                target_id=self.target_ids[record.target],
+                platform=platform,
+                session_key=obs.key,
+                title=obs.title,
+                started_at=obs.started_at,
+                ended_at=obs.ended_at,
+                first_seen_at=record.observed_at,
+                last_seen_at=record.observed_at,
+                last_status=obs.status.value,
+                peak_viewers=peak,
+                account=obs.account,
+            )
+            .on_conflict_do_nothing(index_elements=["platform", "session_key"])
+            .returning(LiveSessionRow.id)
+        )
+        if session_id is None:
+            session_id = await conn.scalar(
+                select(LiveSessionRow.id).where(
+                    LiveSessionRow.platform == platform, LiveSessionRow.session_key == obs.key
+                )
+            )
+        return session_id  # type: ignore[no-any-return]
 
     def _sample_row(self, sample: Sample, sessions: dict[tuple[str, str], int]) -> dict[str, Any]:
         key = (sample.platform, sample.session_key or "")
@@ -333,6 +415,7 @@ class Store:
                 "b_detail": r.detail,
                 "b_due": r.next_due_at,
                 "b_success": r.observed_at if r.outcome in (Outcome.OK, Outcome.NOT_LIVE) else None,
+                "b_expires": r.credentials_expire_at,
             }
             for name, r in latest.items()
         ]
