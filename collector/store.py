@@ -33,7 +33,6 @@ POSTGRES_SAMPLE_INSERT = (
     f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}) SELECT * FROM unnest($1::integer[], "
     f"$2::varchar[], $3::timestamptz[], $4::float8[], $5::varchar[], $6::integer[], $7::varchar[]) {_SAMPLE_KEY}"
 )
-SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _session_merge(new: Any) -> dict[str, Any]:
@@ -338,7 +337,9 @@ class Store:
         columns = [[row[c] for row in rows] for c in SAMPLE_COLUMNS]
         if self.engine.dialect.name == "sqlite":
             # The text SQLAlchemy's SQLite DateTime writes (naive UTC), so keys compare equal to it.
-            columns[2] = [at.astimezone(UTC).strftime(SQLITE_TIME) for at in columns[2]]
+            columns[2] = [
+                at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds") for at in columns[2]
+            ]
             result = await conn.exec_driver_sql(SQLITE_SAMPLE_INSERT, list(zip(*columns, strict=True)))
         else:  # one statement over arrays: one round trip, and a status line that counts the new rows
             result = await conn.exec_driver_sql(POSTGRES_SAMPLE_INSERT, tuple(columns))
