@@ -264,6 +264,9 @@ class KindSpec:
     # with these keys that the target saw (or, for a dashboard, of the sessions it lists itself).
     history: Callable[[PollContext[Any], Sequence[str]], AsyncIterator[ParseResult]] | None = None
     history_lists_sessions: bool = False  # True: `history` lists the sessions itself and takes no keys
+    # Seconds between polls when the target sets no `interval` (None: the collector's default); for
+    # platforms that punish fast pollers (Lazada's storefront) or counters that move slowly.
+    default_interval: float | None = None
     summary: str = ""
 
     def needs_browser(self, params: Mapping[str, str]) -> bool:
