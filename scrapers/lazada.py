@@ -44,6 +44,7 @@ from scrapers.marketplace import (
     SalesEstimate,
     check_max_products,
     display_sold,
+    fetch,
     max_products,
     money,
     new_rounded_estimate,
@@ -121,7 +122,7 @@ async def shop_listings(ctx: PollContext[Any], wanted: str | None = None) -> lis
     for page in range(1, MAX_PAGES + 1):
         query = {"ajax": "true", "from": "wangpu", "langFlag": "vi", "pageTypeId": "2",
                  "q": "All-Products", "page": str(page)}  # fmt: skip
-        listings, total = parse_listing(await ctx.http.get(url, params=query))
+        listings, total = parse_listing(await fetch(ctx.http, url, "Lazada storefront", params=query))
         found += listings
         if wanted is not None and any(listing.product_id == wanted for listing in listings):
             break

@@ -23,7 +23,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from collector.api import HttpError, HttpFetch, NotFound, RawResponse
 from schemas.types import Metric, Reading
 from schemas.types import Provenance as P
 from scrapers.normalise import NumberFormatError, parse_count
@@ -205,3 +207,13 @@ def check_max_products(raw: str | None) -> str | None:
     if not text.isdigit() or not 1 <= int(text) <= MAX_PRODUCTS_LIMIT:
         return f"must be a whole number from 1 to {MAX_PRODUCTS_LIMIT}, not {raw[:20]!r}"
     return None
+
+
+async def fetch(http: HttpFetch, url: str, what: str, **kwargs: Any) -> RawResponse:
+    """GET through the poll's fetcher; HTTP 404 means the product or shop does not exist (NotFound)."""
+    try:
+        return await http.get(url, **kwargs)
+    except HttpError as exc:
+        if exc.status == 404:
+            raise NotFound(f"no such {what}: {url[:160]}", url=exc.url, status=404) from None
+        raise

@@ -21,7 +21,6 @@ from typing import Any
 from collector.api import (
     NO_MARKERS,
     FieldProblem,
-    HttpError,
     KindSpec,
     NotFound,
     Outcome,
@@ -37,6 +36,7 @@ from scrapers.marketplace import (
     SalesEstimate,
     check_max_products,
     exact_sold,
+    fetch,
     max_products,
     money,
     new_estimate,
@@ -115,12 +115,7 @@ def _headers(ctx: PollContext[Any]) -> dict[str, str]:
 async def poll_product(ctx: PollContext[SalesEstimate]) -> PollResult:
     slug = product_ref(ctx.target.params["product"])
     url = f"{ctx.base_urls['detail'].rstrip('/')}/full/{slug}"
-    try:
-        raw = await ctx.http.get(url, headers=_headers(ctx))
-    except HttpError as exc:
-        if exc.status == 404:
-            raise NotFound(f"Sendo has no product {slug!r}", url=exc.url, status=404) from None
-        raise
+    raw = await fetch(ctx.http, url, "Sendo product", headers=_headers(ctx))
     return PollResult(Outcome.OK, ParseResult(product_readings(parse_product(raw.body), ctx.state)))
 
 
@@ -131,7 +126,7 @@ async def poll_shop(ctx: PollContext[SalesEstimate]) -> PollResult:
     for page in range(1, MAX_PAGES + 1):
         query = {"seller_admin_id": seller, "page": str(page), "limit": str(PAGE_SIZE), "platform": "web",
                  "sortType": "norder_30_desc"}  # fmt: skip
-        raw = await ctx.http.get(url, params=query, headers=_headers(ctx))
+        raw = await fetch(ctx.http, url, "Sendo shop", params=query, headers=_headers(ctx))
         listings, total = parse_shop_page(raw.body)
         found += listings
         if not listings or len(found) >= min(cap, total if total is not None else cap):

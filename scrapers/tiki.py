@@ -22,7 +22,6 @@ from typing import Any
 from collector.api import (
     NO_MARKERS,
     FieldProblem,
-    HttpError,
     KindSpec,
     NotFound,
     Outcome,
@@ -38,6 +37,7 @@ from scrapers.marketplace import (
     SalesEstimate,
     check_max_products,
     exact_sold,
+    fetch,
     max_products,
     money,
     new_estimate,
@@ -124,19 +124,11 @@ def check_shop(params: Mapping[str, str]) -> Iterator[FieldProblem]:
         yield FieldProblem("max_products", problem)
 
 
-async def _get(ctx: PollContext[Any], url: str, **kwargs: Any) -> RawResponse:
-    try:
-        return await ctx.http.get(url, **kwargs)
-    except HttpError as exc:
-        if exc.status == 404:
-            raise NotFound(f"Tiki has no such item: {url}", url=exc.url, status=404) from None
-        raise
-
-
 async def poll_product(ctx: PollContext[SalesEstimate]) -> PollResult:
     product_id = product_ref(ctx.target.params["product_id"])
     web = ctx.base_urls["web"].rstrip("/")
-    raw = await _get(ctx, f"{web}/api/v2/products/{product_id}", params={"platform": "web"})
+    url = f"{web}/api/v2/products/{product_id}"
+    raw = await fetch(ctx.http, url, "Tiki product", params={"platform": "web"})
     readings = product_readings(parse_product(raw.body), ctx.state)
     return PollResult(Outcome.OK, ParseResult(readings))
 
@@ -147,9 +139,8 @@ async def poll_shop(ctx: PollContext[SalesEstimate]) -> PollResult:
     cap, found = max_products(ctx.target.params), []
     while len(found) < cap:
         query = {"seller_id": str(seller), "cursor": str(len(found)), "limit": str(PAGE_SIZE)}
-        raw = await _get(
-            ctx, f"{api}/seller-store/v2/collections/1/products", params=query, headers={"x-source": "local"}
-        )
+        url = f"{api}/seller-store/v2/collections/1/products"
+        raw = await fetch(ctx.http, url, "Tiki shop", params=query, headers={"x-source": "local"})
         listings, at_end = parse_shop_page(raw.body)
         found += listings
         if at_end or not listings:
