@@ -2,7 +2,8 @@
 
 The shop listing `/{slug}/?ajax=true&…&page=N` answers `mods.listItems[]` (40 a page) with prices as
 VND strings and the sold count as rounded text: exact under 1,000, else truncated to one decimal of
-thousands ("1,2k đã bán": [U] whether the site truncates or rounds). `mainInfo` numbers are strings.
+thousands, the decimal kept when 0 as in "10.0K sold" ("1,2k đã bán", "1,0k đã bán": [U] whether
+the site truncates or rounds). `mainInfo` numbers are strings.
 The refusals are fault modes (`lazada_punish`, `rgv587`, `slider`); the punish redirect lands on the
 gate page served here. An unknown storefront answers HTTP 404.
 """
@@ -27,9 +28,8 @@ PUNISH_PAGE = (
 def sold_text(sold: int) -> str:
     if sold < 1000:
         return f"{sold} đã bán"
-    tenths = sold // 100  # truncated to one decimal of thousands
-    whole, tenth = divmod(tenths, 10)
-    return f"{whole},{tenth}k đã bán" if tenth else f"{whole}k đã bán"
+    whole, tenth = divmod(sold // 100, 10)  # truncated to one decimal of thousands, kept when 0 ("10.0K")
+    return f"{whole},{tenth}k đã bán"
 
 
 def item_body(product: marketplace.Product, sold: int, shop: marketplace.Shop) -> dict:

@@ -83,8 +83,9 @@ def world_for(scenario: str) -> World:
     if scenario == "event-week":
         # Sales open with the first broadcast and run to the week's end.
         return World((1_800.0, 3 * DAY), _shops(40))
-    # The demo: sales open a minute in, so a collector started with it reads every baseline first.
-    return World((60.0, 6 * 3600.0), _shops(20))
+    # The demo: brisk sales from half a minute in (a collector started with it reads every baseline
+    # first) for an hour, so a report after a few minutes has numbers.
+    return World((30.0, 3600.0), _shops(200))
 
 
 def sold_at(world: World, product: Product, elapsed: float) -> int:

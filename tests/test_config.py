@@ -535,8 +535,8 @@ def test_demo_config_loads(tmp_path: Path) -> None:
         "webcast": f"{SIMULATOR}/webcast.tiktok.com",
     }
     assert config.platforms["tiktok"].min_interval == 2.0
-    assert {t.platform for t in config.targets} == {"tiktok", "shopee", "facebook"}
-    assert {t.interval for t in config.targets} == {5.0, 15.0, 30.0}
+    assert {t.platform for t in config.targets} == {"tiktok", "shopee", "facebook", "tiki", "sendo", "lazada"}
+    assert {t.interval for t in config.targets} == {5.0, 15.0, 20.0, 30.0}
     # The demo's authorised shop reports on the broadcast its public target watches, for the campaign.
     shop = next(t for t in config.targets if t.kind == "shop_dashboard")
     assert (
@@ -550,9 +550,15 @@ def test_demo_config_without_substitution_is_rejected() -> None:
     found = problems(tomllib.loads(text))
     assert found == [
         "platforms.facebook.base_urls.web: expected an http(s) URL, got '{simulator}/www.facebook.com'",
+        "platforms.lazada.base_urls.web: expected an http(s) URL, got '{simulator}/www.lazada.vn'",
+        "platforms.sendo.base_urls.web: expected an http(s) URL, got '{simulator}/www.sendo.vn'",
+        "platforms.sendo.base_urls.detail: expected an http(s) URL, got '{simulator}/detail-api.sendo.vn'",
+        "platforms.sendo.base_urls.shop: expected an http(s) URL, got '{simulator}/shop-home.sendo.vn'",
         "platforms.shopee.base_urls.live: expected an http(s) URL, got '{simulator}/live.shopee.vn'",
         "platforms.shopee.base_urls.creator: expected an http(s) URL, got '{simulator}/creator.shopee.vn'",
         "platforms.shopee.base_urls.short: expected an http(s) URL, got '{simulator}/vn.shp.ee'",
+        "platforms.tiki.base_urls.web: expected an http(s) URL, got '{simulator}/tiki.vn'",
+        "platforms.tiki.base_urls.api: expected an http(s) URL, got '{simulator}/api.tiki.vn'",
         "platforms.tiktok.base_urls.web: expected an http(s) URL, got '{simulator}/www.tiktok.com'",
         "platforms.tiktok.base_urls.webcast: expected an http(s) URL, got '{simulator}/webcast.tiktok.com'",
         f"targets[8].cookies_env: environment variable {DEMO_COOKIES_ENV} is not set",
