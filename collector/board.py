@@ -175,7 +175,7 @@ function compact(v) {
   }
   return num(v);
 }
-// Rounded marketplace counters (Lazada) make the revenue a lower bound.
+// Rounded marketplace sold counters make the revenue a lower bound.
 function roundedMark(p) { return p.revenue.estimated_upper > p.revenue.estimated ? "≥ " : ""; }
 function money(v, cur) {
   if (v === null || v === undefined) return "–";

@@ -64,7 +64,7 @@ LABELS: dict[str, dict[str, str]] = {
         "công khai. Hai loại không bao giờ được cộng gộp.",
         "marketplace_shops": "Gian hàng trên sàn TMĐT (ước tính)",
         "shop": "Gian hàng",
-        "marketplace_note": "Sàn TMĐT (Tiki, Sendo, Lazada): ước tính = số đã bán công khai tăng thêm "
+        "marketplace_note": "Sàn TMĐT: ước tính = số đã bán công khai tăng thêm "
         "trong khung thời gian × giá bán lúc đó.",
         "rounded_note": "{target} ({platform}): số đã bán hiển thị làm tròn (1,2k), doanh thu trong "
         "khoảng {low} – {high}.",
@@ -126,7 +126,7 @@ LABELS: dict[str, dict[str, str]] = {
         "public live page. The two are never added together.",
         "marketplace_shops": "Marketplace shops (estimated)",
         "shop": "Shop",
-        "marketplace_note": "Marketplaces (Tiki, Sendo, Lazada): estimated = the rise of the public sold "
+        "marketplace_note": "Marketplaces: estimated = the rise of the public sold "
         "counter in the window × the selling price at the time.",
         "rounded_note": "{target} ({platform}): sold counter shown rounded (1.2k); revenue between {low} "
         "and {high}.",
