@@ -84,7 +84,8 @@ def _setup_logging(level: str) -> None:
 )
 @click.version_option(package_name="livestream-collector")
 def main(log_level: str) -> None:
-    """Collect live-commerce counters from TikTok, Shopee and Facebook into a database and Prometheus."""
+    """Collect live-commerce counters (TikTok, Shopee, Facebook lives; Tiki, Sendo, Lazada shops) into a
+    database and Prometheus."""
     _setup_logging(log_level)
 
 
