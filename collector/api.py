@@ -38,6 +38,8 @@ __all__ = [
     "BrowserCapture",
     "BrowserFetch",
     "FieldProblem",
+    "HistoryGap",
+    "HistoryPoint",
     "HttpError",
     "HttpFetch",
     "KindSpec",
@@ -82,6 +84,7 @@ class PollRecord:
     snapshots: list[tuple[RawResponse, str | None]] = field(default_factory=list)
     next_due_at: datetime | None = None
     detail: str | None = None  # why a poll failed, for `collector status`
+    credentials_expire_at: datetime | None = None  # the target's API token expiry, where known
 
 
 class RevealsSecret(Protocol):
@@ -221,6 +224,24 @@ class PollResult:
 
     outcome: Outcome
     parsed: ParseResult
+    credentials_expire_at: datetime | None = None  # when the target's token runs out, where known
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """A past value set with its own time (a minute of a finished broadcast), for `history`."""
+
+    parsed: ParseResult
+    observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryGap:
+    """A window the platform will not fill (its endpoint fails): recorded as a gap, never invented."""
+
+    started_at: datetime
+    ended_at: datetime
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +283,11 @@ class KindSpec:
     reparse: Callable[[RawResponse], ParseResult | None] = _nothing_to_reparse
     # What the platform still holds after the fact (`backfill history`): final counters of the sessions
     # with these keys that the target saw (or, for a dashboard, of the sessions it lists itself).
-    history: Callable[[PollContext[Any], Sequence[str]], AsyncIterator[ParseResult]] | None = None
+    # It may also yield HistoryPoints (values with their own time) and HistoryGaps.
+    history: (
+        Callable[[PollContext[Any], Sequence[str]], AsyncIterator[ParseResult | HistoryPoint | HistoryGap]]
+        | None
+    ) = None
     history_lists_sessions: bool = False  # True: `history` lists the sessions itself and takes no keys
     # Seconds between polls when the target sets no `interval` (None: the collector's default); for
     # platforms that punish fast pollers (Lazada's storefront) or counters that move slowly.

@@ -22,7 +22,15 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector.api import KindSpec, PollContext, PollRecord, RawResponse, TargetConfig
+from collector.api import (
+    HistoryGap,
+    HistoryPoint,
+    KindSpec,
+    PollContext,
+    PollRecord,
+    RawResponse,
+    TargetConfig,
+)
 from collector.config import Config
 from collector.jobs import Job, JobBook, utcnow
 from collector.outcomes import Outcome, PollError
@@ -262,19 +270,30 @@ class Backfill:
         )
         answered: set[str] = set()
         try:
-            async for parsed in spec.history(ctx, keys):
-                bodies = list(fetcher.responses)  # what this session's answer was read from
+            async for item in spec.history(ctx, keys):
+                if isinstance(item, HistoryGap):
+                    await self.book.record_gap(
+                        target.name, item.started_at, item.ended_at, "unfillable", item.detail, job.id
+                    )
+                    self._count(job, gaps_unfillable=1)
+                    continue
+                bodies = list(fetcher.responses)  # what this answer was read from
                 fetcher.responses.clear()
+                parsed = item.parsed if isinstance(item, HistoryPoint) else item
                 session = parsed.session
                 if session is None or session.status is not LiveStatus.ENDED:
                     # Still running (the live polls cover it) or not a broadcast: nothing final yet.
                     self._count(job, still_live=1)
                     continue
-                # Final counters carry the platform's own time: the session's end, else when we asked.
-                record = _record(target, session.ended_at or utcnow(), parsed)
+                # Final counters carry the platform's own time: the session's end, else when we asked;
+                # a point of a finished broadcast's history (a minute) carries its own.
+                at = item.observed_at if isinstance(item, HistoryPoint) else session.ended_at or utcnow()
+                record = _record(target, at, parsed)
                 record.snapshots = [(raw, None) for raw in bodies]
                 inserted = await self.store.write([record], poll_outcomes=False)
-                self._count(job, written=inserted, already_stored=len(record.samples) - inserted, sessions=1)
+                self._count(job, written=inserted, already_stored=len(record.samples) - inserted)
+                if not isinstance(item, HistoryPoint):
+                    self._count(job, sessions=1)
                 if record.samples:
                     answered.add(session.key)
         except PollError as exc:

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import logging
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -21,7 +22,6 @@ from typing import TYPE_CHECKING, TextIO
 import click
 import orjson
 
-from collector.adapters import registered_adapters
 from collector.backfill_cli import backfill
 from collector.cli_common import (
     SetupFailed,
@@ -35,7 +35,6 @@ from collector.cli_common import (
 )
 from collector.config import (
     Config,
-    build_config,
 )
 from collector.describe import describe
 from collector.jobs import JobBook
@@ -59,7 +58,6 @@ if TYPE_CHECKING:
     from collector.store import ExportRow
 
 
-DEMO_COOKIES_ENV = "COLLECTOR_DEMO_SHOP_COOKIES"
 log = logging.getLogger("collector")
 
 
@@ -159,6 +157,27 @@ def status(config_path: str, fmt: str) -> None:
     if fmt == "text":
         for line in instances_lines(instances, now):
             click.echo(line)
+        _print_credentials([row for row in found if row.name in {t.name for t in config.targets}])
+
+
+def _print_credentials(rows: list) -> None:  # type: ignore[type-arg]
+    """A section of its own: when each target's API access token expires (refreshed ahead where a
+    refresh token is configured; an expired one without it stops that target)."""
+    expiring = [row for row in rows if row.credentials_expire_at is not None]
+    if not expiring:
+        return
+    click.echo("\nAPI access tokens (hết hạn / expire):")
+    for row in expiring:
+        left = (row.credentials_expire_at - datetime.now(UTC)).total_seconds()
+        days, hours = divmod(max(0, round(left)) // 3600, 24)
+        state = (
+            "EXPIRED"
+            if left <= 0
+            else f"in {days}d {hours}h"
+            if days
+            else f"in {hours}h {round(left) % 3600 // 60}m"
+        )
+        click.echo(f"  {row.name}: {state} ({row.credentials_expire_at:%Y-%m-%d %H:%M} UTC)")
 
 
 @main.command()
@@ -458,7 +477,7 @@ def demo(simulator_listen: str, seed: int) -> None:
     """Start the simulator and the collector polling it (SQLite in data/, metrics on :9108)."""
     import threading
 
-    from simulator.app import serve
+    from simulator.app import demo_env, serve
 
     host, _, port = simulator_listen.rpartition(":")
     ready = threading.Event()
@@ -481,22 +500,21 @@ def demo(simulator_listen: str, seed: int) -> None:
         why = listen_problem(simulator_listen, failed[0]) if failed else "it did not start within 15s"
         raise SetupFailed(f"--simulator-listen: {why}")
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
-    # A made-up dashboard session: the simulator accepts it, no real Shopee account has it.
-    os.environ.setdefault(DEMO_COOKIES_ENV, "SPC_EC=collector-demo-only; SPC_U=1")
-    config = build_config(
-        _toml(text.replace("{simulator}", sim_url[0])),
-        source="<embedded demo>",
-        adapters=registered_adapters(),
-    )
+    path = _write_demo_config(text.replace("{simulator}", sim_url[0]), demo_env())
+    config = load_config_or_exit(str(path))
     click.echo(f"simulator:  {sim_url[0]}  (ground truth at {sim_url[0]}/_sim/truth)")
+    click.echo(f"config:     {path}   (-c {path} for other commands; `collector reload` re-reads it)")
     click.echo(f"database:   {config.collector.database_url}")
     click.echo(f"metrics:    http://{config.collector.metrics_listen}/metrics")
     for name in config.campaigns:
         click.echo(f"board:      http://{config.collector.metrics_listen}/board/{name}")
     click.echo(f"targets:    {', '.join(t.name for t in config.targets)}")
-    click.echo("export:     .venv/bin/collector export --format csv   (same SQLite file as config.toml)")
+    click.echo(f"export:     .venv/bin/collector export -c {path}")
+    click.echo(f"backfill:   .venv/bin/collector backfill history -c {path}   (also: reprocess, gaps, list)")
     for name in config.campaigns:
-        click.echo(f"report:     .venv/bin/collector report --campaign {name} --format html -o report.html")
+        click.echo(
+            f"report:     .venv/bin/collector report -c {path} --campaign {name} --format html -o report.html"
+        )
     click.echo("Ctrl-C to stop.")
     _run_service(config)
 
@@ -504,7 +522,22 @@ def demo(simulator_listen: str, seed: int) -> None:
 main.add_command(backfill)
 
 
-def _toml(text: str) -> dict:  # type: ignore[type-arg]
-    import tomllib
+DEMO_DIR = Path("data")
 
-    return tomllib.loads(text)
+
+def _write_demo_config(text: str, secrets: dict[str, str]) -> Path:
+    """The demo's configuration as a file beside its database, so every other command (and a reload)
+    can use it. Its made-up credentials go into files there too, named by `*_file` as real ones are."""
+    folder = DEMO_DIR / "demo-secrets"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, value in secrets.items():
+            secret = folder / name
+            secret.write_text(value, encoding="utf-8")
+            secret.chmod(0o600)
+            text = re.sub(rf'(\w+)_env = "{name}"', rf'\1_file = "{secret}"', text)
+        path = DEMO_DIR / "demo.toml"
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SetupFailed(f"demo: cannot write {DEMO_DIR}/: {os_problem(exc, DEMO_DIR)}") from None
+    return path

@@ -207,20 +207,6 @@ def _positive(value: Any) -> float:
     return seconds
 
 
-def _instant(value: Any) -> datetime:
-    """A TOML offset date-time (`2025-09-09T19:00:00+07:00`) or the same as an ISO 8601 string."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"not an ISO 8601 date-time: {value!r}") from None
-    if not isinstance(value, datetime):
-        raise ValueError(f"expected a date-time like 2025-09-09T19:00:00+07:00, got {value!r}")
-    if value.tzinfo is None:
-        raise ValueError(f"{value.isoformat()} has no UTC offset (write e.g. {value.isoformat()}+07:00)")
-    return value
-
-
 def _host_port(value: Any) -> HostPort:
     if not isinstance(value, str) or ":" not in value:
         raise ValueError(f'expected "host:port", got {value!r}')

@@ -49,6 +49,7 @@ _HELP = {
     "viewers": "Concurrent viewers of the live session now.",
     "peak_viewers": "Peak concurrent viewers of the live session.",
     "views": "Cumulative views (entries) of the live session.",
+    "unique_viewers": "Distinct viewers of the live session so far (shop's own API).",
     "likes": "Cumulative likes of the live session or video.",
     "comments": "Cumulative comments.",
     "shares": "Cumulative shares.",
@@ -56,6 +57,7 @@ _HELP = {
     "new_followers": "Followers gained during the live session.",
     "orders": "Orders attributed to the live session.",
     "items_sold": "Items sold in the live session.",
+    "buyers": "Customers who ordered in the live session (shop's own API).",
     "revenue": "Revenue (placed GMV, or estimated) in the currency's base unit (VND has no minor unit).",
     "orders_confirmed": "Confirmed orders of the live session (shop dashboard).",
     "items_sold_confirmed": "Confirmed items sold in the live session (shop dashboard).",
@@ -176,6 +178,12 @@ class SelfMetrics:
         self.last_success = Gauge(
             "collector_last_success_timestamp_seconds",
             "Unix time of the target's last successful poll.",
+            ("target",),
+            registry=r,
+        )
+        self.credentials_expiry = Gauge(
+            "collector_credentials_expiry_timestamp_seconds",
+            "Unix time the target's API access token expires (refreshed ahead of it where it can be).",
             ("target",),
             registry=r,
         )

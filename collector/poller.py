@@ -137,10 +137,13 @@ class Poller:
         started = time.monotonic()
         reason: str | None = None
         error: PollError | None = None
+        expiry = None
         try:
             async with asyncio.timeout(self.poll_timeout):
                 result = await state.spec.poll(ctx)
-            outcome, parsed = result.outcome, result.parsed
+            outcome, parsed, expiry = result.outcome, result.parsed, result.credentials_expire_at
+            if expiry is not None:
+                self.metrics.credentials_expiry.labels(target.name).set(expiry.timestamp())
         except PollError as exc:
             error, outcome, parsed = exc, exc.outcome, None
             reason = exc.reason if isinstance(exc, ParseFailure) else None
@@ -170,6 +173,7 @@ class Poller:
         record = PollRecord(target.name, observed_at, outcome)
         record.next_due_at = observed_at + timedelta(seconds=max(target.interval, delay))
         record.detail = error.detail[:500] if error else None
+        record.credentials_expire_at = expiry
         if parsed is not None:
             session_key = parsed.session.key if parsed.session else None
             record.samples = [

@@ -71,6 +71,7 @@ def encode(r: PollRecord) -> dict[str, Any]:
         "snapshots": [{"response": _plain(raw), "reason": reason} for raw, reason in r.snapshots],
         "next_due_at": None if r.next_due_at is None else r.next_due_at.isoformat(),
         "detail": r.detail,
+        "credentials_expire_at": _out(r.credentials_expire_at),
     }
 
 
@@ -93,6 +94,7 @@ def decode(d: dict[str, Any]) -> PollRecord:
         ],
         iso(d["next_due_at"]) if d.get("next_due_at") else None,
         d.get("detail"),
+        iso(d["credentials_expire_at"]) if d.get("credentials_expire_at") else None,
     )
 
 

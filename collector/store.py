@@ -14,6 +14,7 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from collector import links
 from collector.api import PollRecord, RawResponse, TargetConfig
 from collector.outcomes import Outcome
 from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow
@@ -58,6 +59,7 @@ class Store:
         self._insert = sqlite.insert if self.engine.dialect.name == "sqlite" else postgresql.insert
         self.target_ids: dict[str, int] = {}
         self.target_platforms: dict[str, str] = {}
+        self.target_kinds: dict[str, str] = {}
         # A broadcast's row by (platform, session key): every target reporting on it shares the row.
         self._session_ids: dict[tuple[str, str], int] = {}
         self._ready = False
@@ -87,9 +89,12 @@ class Store:
                 }
                 stmt = self._insert(TargetRow).values(name=t.name, created_at=now, **values)
                 await conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
-            rows = (await conn.execute(select(TargetRow.name, TargetRow.id, TargetRow.platform))).all()
-            self.target_ids = {name: id_ for name, id_, _ in rows}
-            self.target_platforms = {name: platform for name, _, platform in rows}
+            rows = (
+                await conn.execute(select(TargetRow.name, TargetRow.id, TargetRow.platform, TargetRow.kind))
+            ).all()
+            self.target_ids = {name: id_ for name, id_, _, _ in rows}
+            self.target_platforms = {name: platform for name, _, platform, _ in rows}
+            self.target_kinds = {name: kind for name, _, _, kind in rows}
 
     async def write(self, records: Sequence[PollRecord], *, poll_outcomes: bool = True) -> int:
         """Write a batch in one transaction; returns the number of new sample rows. A backfill's records
@@ -194,33 +199,14 @@ class Store:
         peak = max(viewers) if viewers else None
         key = (platform, obs.key)
         session_id = sessions.get(key) or self._session_ids.get(key)
-        if session_id is None:
-            # Another source (or process) may have created the broadcast's row: insert or find it.
-            session_id = await conn.scalar(
-                self._insert(LiveSessionRow)
-                .values(
-                    target_id=self.target_ids[record.target],
-                    platform=platform,
-                    session_key=obs.key,
-                    title=obs.title,
-                    started_at=obs.started_at,
-                    ended_at=obs.ended_at,
-                    first_seen_at=record.observed_at,
-                    last_seen_at=record.observed_at,
-                    last_status=obs.status.value,
-                    peak_viewers=peak,
-                )
-                .on_conflict_do_nothing(index_elements=["platform", "session_key"])
-                .returning(LiveSessionRow.id)
-            )
-            if session_id is not None:
-                sessions[key] = session_id
-                return
-            session_id = await conn.scalar(
-                select(LiveSessionRow.id).where(
-                    LiveSessionRow.platform == platform, LiveSessionRow.session_key == obs.key
-                )
-            )
+        source = self.target_kinds[record.target]
+        if session_id is None and obs.account:
+            session_id = await links.find(conn, platform, source, obs, record.observed_at)
+            if session_id is None:
+                session_id = await self._insert_session(conn, record, platform, peak)
+            await links.register(conn, self._insert, session_id, platform, source, obs)
+        elif session_id is None:
+            session_id = await self._insert_session(conn, record, platform, peak)
         current = await conn.execute(
             select(
                 LiveSessionRow.peak_viewers,
@@ -248,6 +234,38 @@ class Store:
                 update(LiveSessionRow).where(LiveSessionRow.id == session_id).values(**changes)
             )
         sessions[key] = session_id
+
+    async def _insert_session(
+        self, conn: AsyncConnection, record: PollRecord, platform: str, peak: float | None
+    ) -> int:
+        """The broadcast's row, inserted now or found: another source (or process) may have made it."""
+        obs = record.session
+        assert obs is not None
+        session_id = await conn.scalar(
+            self._insert(LiveSessionRow)
+            .values(
+                target_id=self.target_ids[record.target],
+                platform=platform,
+                session_key=obs.key,
+                title=obs.title,
+                started_at=obs.started_at,
+                ended_at=obs.ended_at,
+                first_seen_at=record.observed_at,
+                last_seen_at=record.observed_at,
+                last_status=obs.status.value,
+                peak_viewers=peak,
+                account=obs.account,
+            )
+            .on_conflict_do_nothing(index_elements=["platform", "session_key"])
+            .returning(LiveSessionRow.id)
+        )
+        if session_id is None:
+            session_id = await conn.scalar(
+                select(LiveSessionRow.id).where(
+                    LiveSessionRow.platform == platform, LiveSessionRow.session_key == obs.key
+                )
+            )
+        return session_id  # type: ignore[no-any-return]
 
     def _sample_row(self, sample: Sample, sessions: dict[tuple[str, str], int]) -> dict[str, Any]:
         key = (sample.platform, sample.session_key or "")
@@ -289,6 +307,8 @@ class Store:
             }
             if record.outcome in (Outcome.OK, Outcome.NOT_LIVE):
                 values["last_success_at"] = record.observed_at
+            if record.credentials_expire_at is not None:
+                values["credentials_expire_at"] = record.credentials_expire_at
             # A replayed older record must not move a target's status back in time.
             newer = or_(TargetRow.last_outcome_at.is_(None), TargetRow.last_outcome_at <= record.observed_at)
             await conn.execute(

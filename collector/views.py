@@ -115,6 +115,7 @@ def status_json(config: Config, rows: Sequence[TargetRow]) -> dict[str, Any]:
                 "last_success_at": iso_utc(row.last_success_at) if row else None,
                 "next_due_at": iso_utc(row.next_due_at) if row else None,
                 "detail": row.last_detail if row else None,
+                "credentials_expire_at": iso_utc(row.credentials_expire_at) if row else None,
             }
         )
     return {"targets": out}

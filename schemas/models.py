@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models: targets, live sessions, samples, raw snapshots, backfill jobs, gaps, instances.
+"""SQLAlchemy 2.0 models: targets, live sessions and their keys, samples, raw snapshots, backfill jobs, gaps, instances.
 
 Schema changes go through Alembic migrations in `schemas/migrations`; these models are their source.
 """
@@ -67,6 +67,7 @@ class TargetRow(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_detail: Mapped[str | None] = mapped_column(Text)
     next_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    credentials_expire_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # API token expiry
 
 
 class LiveSessionRow(Base):
@@ -77,7 +78,10 @@ class LiveSessionRow(Base):
     """
 
     __tablename__ = "live_sessions"
-    __table_args__ = (UniqueConstraint("platform", "session_key", name="uq_live_sessions_platform_key"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "session_key", name="uq_live_sessions_platform_key"),
+        Index("ix_live_sessions_platform_account", "platform", "account"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
@@ -90,6 +94,25 @@ class LiveSessionRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_status: Mapped[str] = mapped_column(String(16))
     peak_viewers: Mapped[float | None] = mapped_column(Double)
+    account: Mapped[str | None] = mapped_column(String(64))  # the broadcasting account, where known
+
+
+class LiveSessionKeyRow(Base):
+    """An id a kind of source (`source`: the target kind, e.g. a public `live` room or `shop_lives`)
+    knows a broadcast by: one per source and broadcast, so a shop's live id and the public room id of
+    the same broadcast lead to one `live_sessions` row."""
+
+    __tablename__ = "live_session_keys"
+    __table_args__ = (
+        UniqueConstraint("platform", "source", "session_key", name="uq_live_session_keys_key"),
+        UniqueConstraint("session_id", "source", name="uq_live_session_keys_one_per_source"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))
+    session_key: Mapped[str] = mapped_column(String(64))
 
 
 class SampleRow(Base):

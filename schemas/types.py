@@ -41,6 +41,7 @@ class Metric(StrEnum):
     VIEWERS = "viewers"  # concurrent viewers now
     PEAK_VIEWERS = "peak_viewers"
     VIEWS = "views"  # cumulative views/entries of the session
+    UNIQUE_VIEWERS = "unique_viewers"  # distinct viewers of the session so far (shop's own API)
     LIKES = "likes"
     COMMENTS = "comments"
     SHARES = "shares"
@@ -48,6 +49,7 @@ class Metric(StrEnum):
     NEW_FOLLOWERS = "new_followers"
     ORDERS = "orders"  # placed orders
     ITEMS_SOLD = "items_sold"
+    BUYERS = "buyers"  # distinct customers who ordered
     REVENUE = "revenue"  # placed GMV, or estimated from live-bag sales
     ORDERS_CONFIRMED = "orders_confirmed"
     ITEMS_SOLD_CONFIRMED = "items_sold_confirmed"
@@ -83,6 +85,9 @@ class SessionObservation:
     title: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    # The broadcasting account's handle, where the source names it: the store links sources that key
+    # one broadcast by different ids (a public room id, a shop's live id) by account and time.
+    account: str | None = None
 
 
 @dataclass(slots=True)

@@ -75,6 +75,7 @@ from schemas.types import LIVE_STATUS_CODE, LiveStatus, Metric, ParseResult, Rea
 from schemas.types import Provenance as P
 from scrapers.extract import MetricSpec, first, load_json, readings_from
 from scrapers.normalise import NumberFormatError, parse_count, parse_money, shopee_price, to_utc
+from scrapers.shopee_open import check_open, poll_open
 
 SESSION_STATUS = {0: LiveStatus.SCHEDULED, 1: LiveStatus.LIVE, 2: LiveStatus.ENDED}
 ANTI_BOT_ERROR = 90309999  # the gateway's verification challenge (platforms.md 3.3; module docstring)
@@ -560,8 +561,17 @@ class ShopeeAdapter:
             history_lists_sessions=True,
             summary="the shop's own creator dashboard: orders, items sold and GMV, placed and confirmed",
         ),
+        "open_platform": KindSpec(
+            poll_open,
+            required=("session_id",),
+            optional=("currency",),
+            required_secrets=("partner_id", "partner_key", "shop_id", "access_token"),
+            check=check_open,
+            summary="an authorised shop's session from the Open Platform API (TW/ID/TH; VN unconfirmed)",
+        ),
     }
     default_base_urls = {
+        "open": "https://partner.shopeemobile.com",
         "live": "https://live.shopee.vn",
         "creator": "https://creator.shopee.vn",
         "short": DEFAULT_SHORT,

@@ -9,16 +9,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from simulator import facebook, lazada, sendo, shopee, tiki, tiktok
+from simulator import facebook, lazada, sendo, shopee, shopee_open, tiki, tiktok, tiktok_shop
 from simulator.clock import SimClock
 from simulator.faults import FaultRule, inject_faults
 from simulator.faults import register as register_faults
 from simulator.keys import CLOCK, REQUEST_LOG, SCENARIO, json_response
 from simulator.scenario import SCENARIOS, Scenario
 
-# Each platform module offers NAME, register(app) and truth(scenario, elapsed, epoch);
-# a new platform (simulator/shopee.py, ...) only needs adding here.
-PLATFORMS = (tiktok, shopee, facebook, tiki, sendo, lazada)
+# Each platform module offers NAME, register(app) and truth(scenario, elapsed, epoch), and DEMO_ENV
+# where the demo needs credentials; a new platform (simulator/shopee.py, ...) only needs adding here.
+PLATFORMS = (tiktok, tiktok_shop, shopee, shopee_open, facebook, tiki, sendo, lazada)
 REQUEST_LOG_SIZE = 10_000
 SIM_PREFIX = "/_sim/"
 
@@ -106,6 +106,15 @@ def build_app(
     app.router.add_delete(SIM_PREFIX + "requests", handle_clear_requests)
     app.router.add_post(SIM_PREFIX + "clock", handle_clock)
     return app
+
+
+def demo_env() -> dict[str, str]:
+    """The environment variables the demo configuration names for its credentials: values only this
+    simulator accepts."""
+    env: dict[str, str] = {}
+    for platform in PLATFORMS:
+        env.update(getattr(platform, "DEMO_ENV", {}))
+    return env
 
 
 def base_url(host: str, port: int) -> str:

@@ -39,6 +39,9 @@ NOT_LOGIN = {"is_login": False, "msg": "not login", "data": None}
 DASHBOARD_NOT_FOUND = 40400  # [U]
 PRICE_SCALE = 100_000  # original_price is currency units x 100000
 BUCKET = 5.0
+# What `collector demo` sets for collector/demo.toml's shop dashboard: a made-up session cookie that
+# this simulator accepts and no real Shopee account has.
+DEMO_ENV = {"COLLECTOR_DEMO_SHOP_COOKIES": "SPC_EC=collector-demo-only; SPC_U=1"}
 # Arrivals per current viewer per second (members, likes, comments, shares, follows).
 RATES = (1 / 90, 0.03, 0.004, 0.0004, 0.00015)
 ITEMS_PER_ORDER = 1.3

@@ -11,9 +11,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+
+from aiohttp.test_utils import TestServer
+
+from simulator.app import build_app
+from simulator.clock import SimClock
+from simulator.scenario import Scenario
 
 CLI = [sys.executable, "-m", "collector"]
 
@@ -185,3 +191,14 @@ def wait_for(predicate, timeout: float, interval: float = 0.25):  # type: ignore
             return value
         time.sleep(interval)
     return predicate()
+
+
+@asynccontextmanager
+async def simulator_in_process(scenario: Scenario, clock: SimClock) -> AsyncIterator[str]:
+    """The simulator app on a free loopback port of this event loop; yields its base URL."""
+    server = TestServer(build_app(scenario, clock))
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()

@@ -183,8 +183,9 @@ def test_status_json_has_fixed_keys_and_iso_utc_times(polled: Path) -> None:
     by_name = {t["name"]: t for t in document["targets"]}
     assert set(by_name) == {"ocop-lai-chau", "tag-nongsanlaichau", "facebook-laichau-ocop"}
     keys = {"name", "platform", "kind", "enabled", "last_outcome", "last_outcome_at", "last_success_at"}
-    keys |= {"next_due_at", "detail"}
+    keys |= {"next_due_at", "detail", "credentials_expire_at"}
     assert all(set(t) == keys for t in document["targets"])
+    assert all(t["credentials_expire_at"] is None for t in document["targets"])  # no API tokens here
     shop, tag, fb = by_name["ocop-lai-chau"], by_name["tag-nongsanlaichau"], by_name["facebook-laichau-ocop"]
     assert (shop["last_outcome"], shop["detail"]) == ("ok", None)
     for when in (shop["last_outcome_at"], shop["last_success_at"], shop["next_due_at"], tag["next_due_at"]):

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from collector.adapters import registered_adapters
-from collector.cli import DEMO_COOKIES_ENV, main
+from collector.cli import main
 from collector.config import (
     DATABASE_URL_ENV,
     METRICS_LISTEN_ENV,
@@ -26,6 +26,7 @@ from collector.config import (
     parse_duration,
 )
 from collector.describe import describe
+from simulator.app import demo_env
 
 ADAPTERS = registered_adapters()
 
@@ -120,7 +121,7 @@ def test_missing_platform_is_reported_as_unknown_empty_platform() -> None:
 
 def test_unknown_kind() -> None:
     assert problems({"targets": [target(kind="video")]}) == [
-        "targets[0].kind: unknown kind 'video' for tiktok (known: live, hashtag)"
+        "targets[0].kind: unknown kind 'video' for tiktok (known: live, hashtag, shop_lives)"
     ]
 
 
@@ -271,7 +272,7 @@ def test_unknown_key_in_platform_table() -> None:
 
 def test_unknown_base_urls_key() -> None:
     assert problems({"platforms": {"tiktok": {"base_urls": {"api": "https://api.tiktok.com"}}}}) == [
-        "platforms.tiktok.base_urls.api: unknown key for platform tiktok (expected one of: web, webcast)"
+        "platforms.tiktok.base_urls.api: unknown key for platform tiktok (expected one of: auth, partner, web, webcast)"
     ]
 
 
@@ -288,7 +289,12 @@ def test_bad_base_url(url: Any, shown: str) -> None:
 def test_base_urls_override_one_key_and_strip_trailing_slash() -> None:
     data = {"platforms": {"tiktok": {"base_urls": {"web": "http://127.0.0.1:8900/www/"}}}}
     urls = build_config(data, adapters=ADAPTERS, source="t", env={}).platforms["tiktok"].base_urls
-    assert urls == {"web": "http://127.0.0.1:8900/www", "webcast": "https://webcast.tiktok.com"}
+    assert urls == {
+        "web": "http://127.0.0.1:8900/www",
+        "webcast": "https://webcast.tiktok.com",
+        "partner": "https://open-api.tiktokglobalshop.com",
+        "auth": "https://auth.tiktok-shops.com",
+    }
 
 
 def test_bad_min_interval() -> None:
@@ -529,25 +535,30 @@ def test_demo_config_loads(tmp_path: Path) -> None:
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
     path = tmp_path / "demo.toml"
     path.write_text(text.replace("{simulator}", SIMULATOR), encoding="utf-8")
-    config = load_config(path, adapters=ADAPTERS, env={DEMO_COOKIES_ENV: "SPC_EC=demo"})
+    config = load_config(path, adapters=ADAPTERS, env=demo_env())
     assert config.platforms["tiktok"].base_urls == {
         "web": f"{SIMULATOR}/www.tiktok.com",
         "webcast": f"{SIMULATOR}/webcast.tiktok.com",
+        "partner": f"{SIMULATOR}/open-api.tiktokglobalshop.com",
+        "auth": f"{SIMULATOR}/auth.tiktok-shops.com",
     }
+    [shop] = [t for t in config.targets if t.kind == "shop_lives"]
+    assert set(shop.secrets) == {"app_key", "app_secret", "shop_cipher", "refresh_token"}
     assert config.platforms["tiktok"].min_interval == 2.0
     assert {t.platform for t in config.targets} == {"tiktok", "shopee", "facebook", "tiki", "sendo", "lazada"}
     assert {t.interval for t in config.targets} == {5.0, 15.0, 20.0, 30.0}
     # The demo's authorised shop reports on the broadcast its public target watches, for the campaign.
     shop = next(t for t in config.targets if t.kind == "shop_dashboard")
     assert (
-        shop.campaign == "mega-livestream-lai-chau-2025" and shop.secrets["cookies"].reveal() == "SPC_EC=demo"
+        shop.campaign == "mega-livestream-lai-chau-2025"
+        and shop.secrets["cookies"].reveal() == demo_env()["COLLECTOR_DEMO_SHOP_COOKIES"]
     )
     assert config.campaigns["mega-livestream-lai-chau-2025"].goals["live_views"] == 800_000
 
 
 def test_demo_config_without_substitution_is_rejected() -> None:
     text = files("collector").joinpath("demo.toml").read_text(encoding="utf-8")
-    found = problems(tomllib.loads(text))
+    found = problems(tomllib.loads(text), demo_env())
     assert found == [
         "platforms.facebook.base_urls.web: expected an http(s) URL, got '{simulator}/www.facebook.com'",
         "platforms.lazada.base_urls.web: expected an http(s) URL, got '{simulator}/www.lazada.vn'",
@@ -561,7 +572,9 @@ def test_demo_config_without_substitution_is_rejected() -> None:
         "platforms.tiki.base_urls.api: expected an http(s) URL, got '{simulator}/api.tiki.vn'",
         "platforms.tiktok.base_urls.web: expected an http(s) URL, got '{simulator}/www.tiktok.com'",
         "platforms.tiktok.base_urls.webcast: expected an http(s) URL, got '{simulator}/webcast.tiktok.com'",
-        f"targets[8].cookies_env: environment variable {DEMO_COOKIES_ENV} is not set",
+        "platforms.tiktok.base_urls.partner: expected an http(s) URL, got "
+        "'{simulator}/open-api.tiktokglobalshop.com'",
+        "platforms.tiktok.base_urls.auth: expected an http(s) URL, got '{simulator}/auth.tiktok-shops.com'",
     ]
 
 
@@ -578,6 +591,8 @@ def test_defaults_when_sections_are_absent() -> None:
     assert config.platforms["tiktok"].base_urls == {
         "web": "https://www.tiktok.com",
         "webcast": "https://webcast.tiktok.com",
+        "partner": "https://open-api.tiktokglobalshop.com",
+        "auth": "https://auth.tiktok-shops.com",
     }
     assert config.platforms["tiktok"].min_interval == 10.0
     assert config.targets == ()
@@ -712,10 +727,10 @@ def test_scheduled_start_takes_an_offset_date_time() -> None:
     [
         (
             "2025-09-09T19:00:00",
-            "2025-09-09T19:00:00 has no UTC offset (write e.g. 2025-09-09T19:00:00+07:00)",
+            "2025-09-09T19:00:00 has no UTC offset (add e.g. +07:00 or Z)",
         ),
-        ("tomorrow", "not an ISO 8601 date-time: 'tomorrow'"),
-        (5, "expected a date-time like 2025-09-09T19:00:00+07:00, got 5"),
+        ("tomorrow", "expected an ISO 8601 time like 2025-09-09T08:00:00+07:00, got 'tomorrow'"),
+        (5, "expected a date-time, got int 5"),
     ],
 )
 def test_scheduled_start_without_offset_or_date_is_refused(value: object, problem: str) -> None:

@@ -18,7 +18,10 @@ pytestmark = pytest.mark.integration
 COOKIE_SECRET = "PLANTED-COOKIE-7f3a"
 PROXY_SECRET = "PLANTED-PROXY-91c2"
 DB_SECRET = "PLANTED-DB-55e1"
-SECRETS = (COOKIE_SECRET, PROXY_SECRET, DB_SECRET)
+APP_SECRET = "PLANTED-APP-SECRET-2d8c"
+TOKEN_SECRET = "PLANTED-TOKEN-b71f"
+REFRESH_SECRET = "PLANTED-REFRESH-09ae"
+SECRETS = (COOKIE_SECRET, PROXY_SECRET, DB_SECRET, APP_SECRET, TOKEN_SECRET, REFRESH_SECRET)
 
 
 def config(path: Path, database_url: str, sim: str, port: int) -> Path:
@@ -36,7 +39,7 @@ timeout = "1s"
 retries = 0
 
 [platforms.tiktok]
-base_urls = {{ web = "{sim}/www.tiktok.com", webcast = "{sim}/webcast.tiktok.com" }}
+base_urls = {{ web = "{sim}/www.tiktok.com", webcast = "{sim}/webcast.tiktok.com", partner = "{sim}/open-api.tiktokglobalshop.com", auth = "{sim}/auth.tiktok-shops.com" }}
 min_interval = "1s"
 requests_per_second = 50.0
 proxies_env = "TEST_TIKTOK_PROXIES"
@@ -58,6 +61,24 @@ name = "shop-through-proxy"
 platform = "tiktok"
 kind = "live"
 account = "shop_vn"
+
+[[targets]]
+name = "shop-api-token"
+platform = "tiktok"
+kind = "shop_lives"
+app_key_env = "TEST_TTS_APP_KEY"
+app_secret_env = "TEST_TTS_APP_SECRET"
+shop_cipher_env = "TEST_TTS_CIPHER"
+access_token_env = "TEST_TTS_TOKEN"
+
+[[targets]]
+name = "shop-api-refresh"
+platform = "tiktok"
+kind = "shop_lives"
+app_key_env = "TEST_TTS_APP_KEY"
+app_secret_env = "TEST_TTS_APP_SECRET"
+shop_cipher_env = "TEST_TTS_CIPHER"
+refresh_token_env = "TEST_TTS_REFRESH"
 """,
         encoding="utf-8",
     )
@@ -78,6 +99,13 @@ def test_planted_secrets_appear_nowhere(postgres_url: str, tmp_path: Path) -> No
         "TEST_FB_COOKIES": f"c_user=100001; xs={COOKIE_SECRET}",
         # Nothing listens on port 9: the proxied polls fail, which exercises the error paths too.
         "TEST_TIKTOK_PROXIES": f"http://scraper:{PROXY_SECRET}@127.0.0.1:9",
+        # The shop API targets fail through that proxy too: signed calls and the token refresh (whose
+        # query carries the app secret) take their error paths.
+        "TEST_TTS_APP_KEY": "test-app-key",
+        "TEST_TTS_APP_SECRET": APP_SECRET,
+        "TEST_TTS_CIPHER": "TEST_CIPHER",
+        "TEST_TTS_TOKEN": TOKEN_SECRET,
+        "TEST_TTS_REFRESH": REFRESH_SECRET,
     }
     env.pop("COLLECTOR_DATABASE_URL", None)
     port = free_port()
@@ -119,6 +147,7 @@ def test_planted_secrets_appear_nowhere(postgres_url: str, tmp_path: Path) -> No
 
     assert "fb-members-only" in seen["export"] and "viewers" in seen["export"]
     assert "network_error" in seen["status"]
+    assert "token refresh failed" in seen["status"] and "shop-api-token" in seen["status"]
     assert "proxies_env: entry 1 is not a proxy URL" in seen["config error"]
     assert "***" in seen["check-config"]
     for where, text in seen.items():

@@ -34,7 +34,12 @@ def make_record(i: int) -> PollRecord:
         Sample("shop", "tiktok", "live", Metric.ITEMS_SOLD, 0.1 + 0.2, at, Provenance.ESTIMATED),
     ]
     session = SessionObservation(
-        key, LiveStatus.LIVE, f"Sale 9.9 ✨ #{i}", at.astimezone(timezone(timedelta(hours=7))), None
+        key,
+        LiveStatus.LIVE,
+        f"Sale 9.9 ✨ #{i}",
+        at.astimezone(timezone(timedelta(hours=7))),
+        None,
+        account=f"shop_{i}",
     )
     body = bytes(range(256)) * 3 + b'\n\x00{"seq": 1}\n' + os.urandom(0) + str(i).encode()
     snapshots = [
@@ -42,7 +47,9 @@ def make_record(i: int) -> PollRecord:
         (RawResponse("https://example.com/api", 429, "", b"", at, retry_after=12.5), "rate:limited"),
     ]
     outcome = Outcome.OK if i % 2 == 0 else Outcome.PARSE_FAILURE
-    return PollRecord(f"shop-{i % 4}", at, outcome, samples, session if i % 5 else None, snapshots)
+    record = PollRecord(f"shop-{i % 4}", at, outcome, samples, session if i % 5 else None, snapshots)
+    record.credentials_expire_at = at + timedelta(hours=4) if i % 2 else None
+    return record
 
 
 def fill(spool: Spool, n: int, start: int = 0) -> list[int]:

@@ -196,20 +196,29 @@ def _readings(**values: float) -> dict[Metric, float]:
     return {Metric(name): value for name, value in values.items()}
 
 
+OWNER = "bepnhaminh.official"  # owner.display_id: links the room to the shop API's view of it
 ROOM_INFO_CASES = [
     (
         "room_info_live.json",
         _readings(viewers=2417, views=68933, likes=154208, shares=512, new_followers=377, live_status=2),
         # No start_time in this shape: create_time stands in.
         SessionObservation(
-            LIVE_ROOM, LiveStatus.LIVE, "Xả kho nồi chiên 11.11 🔥", _utc(2024, 11, 18, 6, 49, 57)
+            LIVE_ROOM,
+            LiveStatus.LIVE,
+            "Xả kho nồi chiên 11.11 🔥",
+            _utc(2024, 11, 18, 6, 49, 57),
+            account=OWNER,
         ),
     ),
     (
         "room_info_paused.json",
         _readings(viewers=1980, views=70211, likes=160012, shares=530, new_followers=391, live_status=3),
         SessionObservation(
-            LIVE_ROOM, LiveStatus.PAUSED, "Xả kho nồi chiên 11.11 🔥", _utc(2024, 11, 18, 6, 50)
+            LIVE_ROOM,
+            LiveStatus.PAUSED,
+            "Xả kho nồi chiên 11.11 🔥",
+            _utc(2024, 11, 18, 6, 50),
+            account=OWNER,
         ),
     ),
     (
@@ -221,6 +230,7 @@ ROOM_INFO_CASES = [
             "Sale cuối tuần - freeship",
             _utc(2024, 11, 17, 6, 50),
             _utc(2024, 11, 17, 11, 10, 45),
+            account=OWNER,
         ),
     ),
     (
@@ -228,7 +238,11 @@ ROOM_INFO_CASES = [
         "room_info_strings.json",
         _readings(viewers=1234, views=56700, likes=98765, shares=321, new_followers=45, live_status=2),
         SessionObservation(
-            LIVE_ROOM, LiveStatus.LIVE, "Xả kho nồi chiên 11.11 🔥", _utc(2024, 11, 18, 6, 49, 57)
+            LIVE_ROOM,
+            LiveStatus.LIVE,
+            "Xả kho nồi chiên 11.11 🔥",
+            _utc(2024, 11, 18, 6, 49, 57),
+            account=OWNER,
         ),
     ),
 ]

@@ -1,5 +1,7 @@
-"""TikTok: creators' live rooms (`live`, scrapers.tiktok.live) and hashtags (`hashtag`,
-scrapers.tiktok.hashtag). Shapes: shared/platforms.md sections 2.1, 2.2 and 6.
+"""TikTok: creators' live rooms (`live`, scrapers.tiktok.live), hashtags (`hashtag`,
+scrapers.tiktok.hashtag) and an authorised shop's sessions with reported orders and GMV from the
+TikTok Shop Partner API (`shop_lives`, scrapers.tiktok.shop). Shapes: shared/platforms.md sections
+2.1, 2.2, 5b and 6.
 
 Each kind's module has its pure parsers, its field check and its poll; this table ties them together.
 """
@@ -29,6 +31,7 @@ from scrapers.tiktok.live import (
     reparse_live,
     room_history,
 )
+from scrapers.tiktok.shop import ShopState, check_shop, poll_shop, reparse_shop, shop_history
 
 
 class TikTokAdapter:
@@ -51,8 +54,25 @@ class TikTokAdapter:
             reparse=reparse_hashtag,
             summary="a hashtag's views and posts, by tag (with or without '#', any case) or tag URL",
         ),
+        "shop_lives": KindSpec(
+            poll_shop,
+            optional=("start_date", "end_date", "access_token_expires"),
+            required_secrets=("app_key", "app_secret", "shop_cipher"),
+            optional_secrets=("access_token", "refresh_token"),
+            check=check_shop,
+            new_state=ShopState,
+            reparse=reparse_shop,
+            history=shop_history,
+            history_lists_sessions=True,
+            summary="an authorised shop's live sessions: reported orders, GMV, buyers (Partner API)",
+        ),
     }
-    default_base_urls = {"web": "https://www.tiktok.com", "webcast": "https://webcast.tiktok.com"}
+    default_base_urls = {
+        "web": "https://www.tiktok.com",
+        "webcast": "https://webcast.tiktok.com",
+        "partner": "https://open-api.tiktokglobalshop.com",
+        "auth": "https://auth.tiktok-shops.com",
+    }
     # The WAF challenge and captcha pages TikTok serves in place of content (platforms.md 2.1).
     markers = PageMarkers(blocked=(re.compile(rb"_wafchallengeid"), re.compile(rb"captcha_verify_container")))
 

@@ -191,6 +191,12 @@ def _time(value: object) -> datetime | None:
         return None
 
 
+def _owner(owner: object) -> str | None:
+    """The room owner's handle, lower case (handles ignore case): links the room to the shop's view."""
+    handle = owner.get("display_id") if isinstance(owner, dict) else None
+    return account_handle(handle).lower() if isinstance(handle, str) and account_handle(handle) else None  # type: ignore[union-attr]
+
+
 def _webcast_error(doc: dict[str, Any], room_id: str | None) -> ParseResult:
     """A non-zero webcast `status_code`: the room's end (as a result), or the error it stands for."""
     code = doc.get("status_code")
@@ -239,6 +245,7 @@ def parse_room_info(body: bytes, room_id: str | None = None) -> ParseResult:
         title=data.get("title") if isinstance(data.get("title"), str) else None,
         started_at=_time(data.get("start_time") or data.get("create_time")),
         ended_at=_time(data.get("finish_time")) if status is LiveStatus.ENDED else None,
+        account=_owner(data.get("owner")),
     )
     return ParseResult(readings, session if session.key else None)
 
