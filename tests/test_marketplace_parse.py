@@ -5,6 +5,7 @@ bounds, refusals classified, and property tests that only PollErrors escape the 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -324,6 +325,8 @@ def test_mutated_fixtures_only_raise_poll_errors(data: st.DataObject) -> None:
 def test_display_counts_are_intervals_or_nothing(text: str) -> None:
     sold = display_sold(text)
     assert sold is None or 0 <= sold.low <= sold.high
-    assert all(
-        ref(text) is None or ref(text) for ref in (tiki.product_ref, sendo.product_ref, lazada.shop_ref)
-    )
+    # A reference is refused or becomes what the URLs are built from: digits, or a lower-case slug.
+    for ref, shape in ((tiki.product_ref, r"[0-9]+"), (tiki.shop_ref, r"[0-9]+"),
+                       (sendo.product_ref, r"[a-z0-9][a-z0-9-]*"), (lazada.shop_ref, r"[a-z0-9][a-z0-9._-]*")):  # fmt: skip
+        found = ref(text)
+        assert found is None or re.fullmatch(shape, found), (ref.__name__, text, found)
