@@ -15,8 +15,8 @@ these targets write lower and upper bounds. An item without it is skipped (unkno
 Refusals, all Blocked and never zero sales: a redirect to `/_____tmd_____/punish?x5secdata=…` [V], an
 answer `{"rgv587_flag": "sm", "url": …}` ([V] Alibaba-family pattern, [U] on Lazada VN) and slider
 pages (`nc_1_n1z`, `nc_2_n1z`) [V]. The storefront tarpits fast pollers [U], so the default interval is
-an hour. LazLive (room status) is not polled: its `mtop.lazada.live.query` needs a signed call with a
-token cookie minted by a first call, and is unconfirmed for Vietnam [U].
+an hour. LazLive (room status) is not polled yet: `mtop.lazada.live.query` needs no login (a first
+call mints the token cookie the signed call uses) but is unconfirmed for Vietnam [U].
 """
 
 from __future__ import annotations
