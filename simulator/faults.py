@@ -40,7 +40,7 @@ MODES = (
     "webcast_refused",  # a webcast envelope with a code no parser knows
     "antibot",  # Shopee's gateway verification challenge: error 90309999, action_type 2
     # Lazada's gate (shared/marketplaces.md): a redirect to the punish page, an rgv587 body, a slider page
-    "lazada_punish",
+    "punish_redirect",
     "rgv587",
     "slider",
 )
@@ -203,7 +203,7 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
         return json_response(RGV587)
     if mode == "slider":
         return web.Response(status=200, body=SLIDER_PAGE, content_type="text/html")
-    if mode == "lazada_punish":
+    if mode == "punish_redirect":
         host = request.path.split("/")[1]
         raise web.HTTPFound(f"/{host}/_____tmd_____/punish?x5secdata=xd3f1a8c2b9e&x5step=1")
     if mode == "redirect_foreign":

@@ -4,7 +4,7 @@ The shop listing `/{slug}/?ajax=true&…&page=N` answers `mods.listItems[]` (40 
 VND strings and the sold count as rounded text: exact under 1,000, else truncated to one decimal of
 thousands, the decimal kept when 0 as in "10.0K sold" ("1,2k đã bán", "1,0k đã bán": [U] whether
 the site truncates or rounds). `mainInfo` numbers are strings.
-The refusals are fault modes (`lazada_punish`, `rgv587`, `slider`); the punish redirect lands on the
+The refusals are fault modes (`punish_redirect`, `rgv587`, `slider`); the punish redirect lands on the
 gate page served here. An unknown storefront answers HTTP 404.
 """
 

@@ -128,7 +128,7 @@ async def test_product_targets_give_their_price_and_sales() -> None:
 
 REFUSALS = [
     ("429", "api/v2/products", target("tiki", "product", product_id="74021317"), RateLimited),
-    ("lazada_punish", "ocop-lai-chau", target("lazada", "shop", shop="ocop-lai-chau"), Blocked),
+    ("punish_redirect", "ocop-lai-chau", target("lazada", "shop", shop="ocop-lai-chau"), Blocked),
     ("rgv587", "ocop-lai-chau", target("lazada", "shop", shop="ocop-lai-chau"), Blocked),
     ("slider", "ocop-lai-chau", target("lazada", "shop", shop="ocop-lai-chau"), Blocked),
 ]
