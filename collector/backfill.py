@@ -36,7 +36,7 @@ from collector.jobs import Job, JobBook, utcnow
 from collector.outcomes import Outcome, PollError
 from collector.poller import Poller
 from collector.store import Store
-from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow
+from schemas.models import LiveSessionKeyRow, LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow
 from schemas.types import LiveStatus, ParseResult, Sample
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,13 @@ KINDS = ("reprocess", "history", "gaps")
 NETWORK_KINDS = ("history", "gaps")  # these fetch from the platforms; reprocess reads the database only
 GAP_INTERVALS = 3.0  # a stretch longer than this many intervals without a sample is a gap
 SAVE_EVERY = 50  # reprocess units (snapshots) between progress saves
-HEARTBEAT_EVERY = 3.0  # seconds; well inside jobs.STALE_AFTER
+HEARTBEAT_EVERY = 3.0
+REPARSED_OUTCOMES = (
+    Outcome.OK,
+    Outcome.NOT_LIVE,
+    Outcome.PARSE_FAILURE,
+    Outcome.ADAPTER_ERROR,
+)  # seconds; well inside jobs.STALE_AFTER
 
 
 def _time(value: str | None) -> datetime | None:
@@ -187,7 +193,10 @@ class Backfill:
         }
         by_id = {v: k for k, v in wanted.items()}
         query = select(RawSnapshotRow.id, RawSnapshotRow.target_id).where(
-            RawSnapshotRow.target_id.in_(list(by_id))
+            RawSnapshotRow.target_id.in_(list(by_id)),
+            # A page that refused us (blocked, login wall, …) is no parser question; re-reading the
+            # other bodies of such a poll would make a partial poll out of a failed one.
+            RawSnapshotRow.outcome.in_(REPARSED_OUTCOMES),
         )
         if scope.since is not None:
             query = query.where(RawSnapshotRow.fetched_at >= scope.since)
@@ -225,29 +234,43 @@ class Backfill:
 
     async def _sessions_of(
         self, target: TargetConfig, since: datetime | None, until: datetime | None
-    ) -> list[LiveSessionRow]:
-        """The broadcasts a target reported on (first seen by it, or linked by its samples)."""
+    ) -> list[SeenSession]:
+        """The broadcasts a target reported on (first seen by it, or linked by its samples), each by
+        the id this target's kind knows it by (a linked broadcast has one per kind)."""
         target_id = self.store.target_ids.get(target.name)
         if target_id is None:
             return []
         linked = select(SampleRow.session_id).where(
             SampleRow.target_id == target_id, SampleRow.session_id.is_not(None)
         )
-        query = select(LiveSessionRow).where(
-            or_(LiveSessionRow.target_id == target_id, LiveSessionRow.id.in_(linked.distinct()))
-        )
+        query = select(
+            LiveSessionRow.id,
+            LiveSessionRow.session_key,
+            LiveSessionRow.started_at,
+            LiveSessionRow.first_seen_at,
+            LiveSessionRow.ended_at,
+        ).where(or_(LiveSessionRow.target_id == target_id, LiveSessionRow.id.in_(linked.distinct())))
         if since is not None:
             query = query.where(func.coalesce(LiveSessionRow.ended_at, LiveSessionRow.last_seen_at) >= since)
         if until is not None:
             query = query.where(LiveSessionRow.first_seen_at < until)
         async with self.store.engine.connect() as conn:
-            return list(
-                (
-                    await conn.execute(
-                        query.order_by(LiveSessionRow.first_seen_at, LiveSessionRow.session_key)
-                    )
-                ).all()
-            )  # type: ignore[arg-type]
+            rows = (await conn.execute(query.order_by(LiveSessionRow.first_seen_at, LiveSessionRow.id))).all()
+            ids = [row.id for row in rows]
+            keys = await conn.execute(
+                select(LiveSessionKeyRow.session_id, LiveSessionKeyRow.source, LiveSessionKeyRow.session_key)
+                .where(LiveSessionKeyRow.session_id.in_(ids))
+            )  # fmt: skip
+        by_source: dict[int, dict[str, str]] = {}
+        for session_id, source, key in keys:
+            by_source.setdefault(session_id, {})[source] = key
+        seen = []
+        for row in rows:
+            known = by_source.get(row.id, {})
+            key = known.get(target.kind, None if known else row.session_key)
+            if key is not None:  # None: only another kind of source knows this broadcast's id
+                seen.append(SeenSession(key, row.started_at or row.first_seen_at, row.ended_at))
+        return seen
 
     async def _history_units(
         self, target: TargetConfig, since: datetime | None, until: datetime | None
@@ -257,7 +280,7 @@ class Backfill:
             return []
         if spec.history_lists_sessions:
             return [Unit(target.name)]
-        return [Unit(target.name, s.session_key) for s in await self._sessions_of(target, since, until)]
+        return [Unit(target.name, s.key) for s in await self._sessions_of(target, since, until)]
 
     async def _history(self, job: Job, target: TargetConfig, keys: Sequence[str]) -> set[str]:
         """Fetch and store what the platform still says about these sessions; returns the keys of the
@@ -311,16 +334,16 @@ class Backfill:
         answered: set[str] = set()
         if gaps and spec.history is not None:
             sessions = await self._sessions_of(target, None, None)
-            keys = [s.session_key for s in sessions if any(_overlaps(s, a, b) for a, b in gaps)]
+            keys = [s.key for s in sessions if any(s.overlaps(a, b) for a, b in gaps)]
             if keys or spec.history_lists_sessions:
                 answered = await self._history(job, target, keys)
             # Final counters sit at the platform's end time, inside a gap: look again, so this run
             # and every later one record the same windows.
             gaps = await self.find_gaps(target, scope.since, scope.until)
-        sessions = [s for s in await self._sessions_of(target, None, None) if s.session_key in answered]
+        sessions = [s for s in await self._sessions_of(target, None, None) if s.key in answered]
         self._count(job, gaps=len(gaps))
         for start, end in gaps:
-            covered = [s.session_key for s in sessions if _overlaps(s, start, end)]
+            covered = [s.key for s in sessions if s.overlaps(start, end)]
             if covered:
                 status = "partial"
                 detail = (
@@ -337,14 +360,18 @@ class Backfill:
         self, target: TargetConfig, since: datetime | None, until: datetime | None
     ) -> list[tuple[datetime, datetime]]:
         """Windows in which `target` was due and got no sample: between its polls, longer than
-        GAP_INTERVALS intervals, from `since` (or its first sample) to `until` (or the last poll any
-        target had: a stopped collector is not a gap of every target up to now)."""
+        GAP_INTERVALS intervals, from `since` (or when the target was configured) to `until` (or the
+        last poll any target had: a stopped collector is not a gap of every target up to now)."""
         target_id = self.store.target_ids.get(target.name)
         if target_id is None:
             return []
         async with self.store.engine.connect() as conn:
             end = until or await conn.scalar(select(func.max(TargetRow.last_outcome_at)))
-            if end is None:
+            # Nothing was due before the target was configured (a sample from before, such as final
+            # counters stamped with a platform's time, is not a poll).
+            added = await conn.scalar(select(TargetRow.created_at).where(TargetRow.id == target_id))
+            since = max(since, added) if since and added else since or added
+            if end is None or since is None or end <= since:
                 return []
             query = select(SampleRow.observed_at).where(SampleRow.target_id == target_id).distinct()
             if since is not None:
@@ -360,9 +387,14 @@ class Backfill:
         return [(a + due if a in polled else a, b) for a, b in pairwise(edges) if b - a > allowed]
 
 
-def _overlaps(session: LiveSessionRow, start: datetime, end: datetime) -> bool:
-    began = session.started_at or session.first_seen_at
-    return began < end and (session.ended_at is None or session.ended_at >= start)
+@dataclass(frozen=True, slots=True)
+class SeenSession:
+    key: str
+    began: datetime
+    ended: datetime | None
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.began < end and (self.ended is None or self.ended >= start)
 
 
 def _record(target: TargetConfig, at: datetime, parsed: ParseResult) -> PollRecord:

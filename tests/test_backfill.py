@@ -22,13 +22,14 @@ from collector.jobs import JobBook, utcnow
 from collector.metrics import LiveState, SelfMetrics
 from collector.poller import Poller
 from collector.store import Store
-from schemas.models import SampleRow
+from schemas.models import SampleRow, TargetRow
 from simulator.app import build_app
 from simulator.clock import SimClock
 from simulator.scenario import demo
 
 START = 1_757_400_000.0  # scenario second 0
 ROOM_A_END = START + 2100  # shop_vn's first broadcast: -300 s .. 2100 s
+CONFIGURED = datetime.fromtimestamp(START + 600, UTC)
 
 
 @dataclasses.dataclass
@@ -101,6 +102,8 @@ async def rig(database_url: str) -> AsyncIterator[Rig]:
     )  # fmt: skip
     store = Store(database_url, config.targets)
     await store.prepare()
+    async with store.engine.begin() as conn:  # configured when the scenario's first (synthetic) poll ran
+        await conn.execute(update(TargetRow).values(created_at=CONFIGURED))
     live = LiveState(config.targets)
     records: list[PollRecord] = []
     try:
@@ -189,7 +192,7 @@ async def test_gaps_are_found_recorded_and_filled_with_what_the_platform_still_h
 
 async def test_a_kind_without_history_records_its_gap_as_unfillable(rig: Rig) -> None:
     record = await rig.poll(600.0, "tag")
-    t0 = datetime(2025, 9, 9, 12, 0, tzinfo=UTC)
+    t0 = CONFIGURED
     for seconds in (0, 10, 500):
         when = t0 + timedelta(seconds=seconds)
         samples = [dataclasses.replace(s, observed_at=when) for s in record.samples]
@@ -209,3 +212,17 @@ async def test_history_leaves_a_broadcast_still_live_to_the_live_polls(rig: Rig)
     counts = await rig.job("history", targets=("shop",))
     assert counts == {"still_live": 1}
     assert await rig.samples() == before
+
+
+async def test_nothing_is_due_before_a_target_was_configured(rig: Rig) -> None:
+    """Final counters stamped with a platform's time from before the target existed open no gap."""
+    record = await rig.poll(600.0, "tag")
+    configured = CONFIGURED
+
+    def at(when: datetime) -> PollRecord:
+        samples = [dataclasses.replace(s, observed_at=when) for s in record.samples]
+        return dataclasses.replace(record, observed_at=when, samples=samples, snapshots=[])
+
+    await rig.store.write([at(configured - timedelta(days=1))], poll_outcomes=False)
+    await rig.store.write([at(configured + timedelta(seconds=s)) for s in (5, 15, 25)])
+    assert await rig.backfill().find_gaps(rig.config.targets[1], None, None) == []

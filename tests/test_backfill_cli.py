@@ -41,6 +41,18 @@ def sessions_seen(config: Path, sim: str, rooms: int) -> None:
     post(f"{sim}/_sim/clock", {"freeze_at": 600 + rooms * CYCLE + 2400})  # every one of them has ended
 
 
+def shop_config(tmp_path: Path, sim: str) -> Path:
+    """The shop target on SQLite in `tmp_path` (c.db), polling the simulator at `sim`."""
+    db = tmp_path / "c.db"
+    return write_config(
+        tmp_path / "c.toml",
+        database_url=f"sqlite+aiosqlite:///{db}",
+        sim_url=sim,
+        metrics_port=free_port(),
+        targets=SHOP,
+    )
+
+
 def rows(db: Path, query: str) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute(query).fetchall()
@@ -55,10 +67,7 @@ def job(config: Path, job_id: int) -> dict:
 def test_history_killed_mid_way_resumes_from_its_cursor_without_duplicates(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
     with simulator("--freeze-at", "600") as sim:
-        config = write_config(
-            tmp_path / "c.toml", database_url=f"sqlite+aiosqlite:///{db}", sim_url=sim,
-            metrics_port=free_port(), targets=SHOP,
-        )  # fmt: skip
+        config = shop_config(tmp_path, sim)
         sessions_seen(config, sim, 5)
         # Each room/info answer takes a second, so the job is still running when it is killed.
         set_faults(sim, {"mode": "slow", "match": "room/info", "delay": 1.0})
@@ -95,10 +104,7 @@ def test_a_backfill_beside_the_running_service_shares_its_per_host_budget(tmp_pa
     db = tmp_path / "c.db"
     rate = 2.0
     with simulator("--freeze-at", "600") as sim:
-        config = write_config(
-            tmp_path / "c.toml", database_url=f"sqlite+aiosqlite:///{db}", sim_url=sim,
-            metrics_port=free_port(), targets=SHOP,
-        )  # fmt: skip
+        config = shop_config(tmp_path, sim)
         sessions_seen(config, sim, 8)
         config.write_text(
             config.read_text().replace("requests_per_second = 50.0", f"requests_per_second = {rate}")
@@ -129,10 +135,7 @@ def test_a_backfill_beside_the_running_service_shares_its_per_host_budget(tmp_pa
 def test_reprocess_and_gaps_from_the_cli_in_a_pipe(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
     with simulator("--freeze-at", "600") as sim:
-        config = write_config(
-            tmp_path / "c.toml", database_url=f"sqlite+aiosqlite:///{db}", sim_url=sim,
-            metrics_port=free_port(), targets=SHOP,
-        )  # fmt: skip
+        config = shop_config(tmp_path, sim)
         sessions_seen(config, sim, 1)
         time.sleep(4)  # more than three 1 s intervals without a poll: a gap
         post(f"{sim}/_sim/clock", {"freeze_at": 600 + CYCLE})
