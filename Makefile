@@ -17,6 +17,7 @@ $(BIN)/python:
 # `pip check` catches a dependency added to pyproject.toml without `make lock`.
 $(STAMP): $(LOCK) pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	rm -rf *.egg-info  # a stale one in the tree hides new entry points (adapters) from importlib.metadata
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
 	  echo "$(LOCK) does not cover pyproject.toml: run 'make lock'"; exit 1; }

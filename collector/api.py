@@ -291,6 +291,9 @@ class KindSpec:
         | None
     ) = None
     history_lists_sessions: bool = False  # True: `history` lists the sessions itself and takes no keys
+    # Seconds between polls when the target sets no `interval` (None: the collector's default); for
+    # platforms that punish fast pollers (Lazada's storefront) or counters that move slowly.
+    default_interval: float | None = None
     summary: str = ""
 
     def needs_browser(self, params: Mapping[str, str]) -> bool:

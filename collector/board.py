@@ -175,6 +175,8 @@ function compact(v) {
   }
   return num(v);
 }
+// Rounded marketplace sold counters make the revenue a lower bound.
+function roundedMark(p) { return p.revenue.estimated_upper > p.revenue.estimated ? "≥ " : ""; }
 function money(v, cur) {
   if (v === null || v === undefined) return "–";
   cur = cur || "VND";
@@ -210,7 +212,8 @@ function render(d) {
   $("platforms-title").textContent = L.by_platform;
   const rows = Object.entries(d.by_platform).map(([name, p]) =>
     `<tr data-platform="${esc(name)}"><td>${esc(name)}</td><td>${compact(p.live_views)}</td>` +
-    `<td>${num(p.viewers_now)}</td><td>${compact(p.revenue.headline)}</td><td>${num(p.sessions)}</td></tr>`);
+    `<td>${num(p.viewers_now)}</td><td>${roundedMark(p)}${compact(p.revenue.headline)}</td>` +
+    `<td>${num(p.sessions)}</td></tr>`);
   $("platforms").innerHTML = `<tr><th>${esc(L.platform)}</th><th>${esc(L.views)}</th>` +
     `<th>${esc(L.viewers_now)}</th><th>${esc(L.revenue)}</th><th>${esc(L.sessions)}</th></tr>` + rows.join("");
   $("live-title").textContent = L.live_now;

@@ -19,6 +19,15 @@ from sqlalchemy import Integer, and_, cast, extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from collector.campaign_shops import (
+    SHOP_KEY_PREFIX,
+    SHOP_METRICS,
+    ShopEdges,
+    add_shop_edge,
+    is_shop_metric,
+    shop_figures,
+    shop_key,
+)
 from schemas.models import GapRow, LiveSessionRow, SampleRow, TargetRow
 from schemas.types import LIVE_STATUS_CODE, LiveStatus
 
@@ -31,7 +40,15 @@ HASHTAG_METRICS = ("hashtag_views", "hashtag_posts")
 # Minute series: viewers for the concurrent peak always; the others only for charts.
 CHART_METRICS = ("views", "revenue", "hashtag_views")
 WENT_LIVE = LIVE_STATUS_CODE[LiveStatus.LIVE]  # live, paused and ended all code higher
-LAST_METRICS = ("viewers", *SINGLE_METRICS, *SALES_METRICS, *HASHTAG_METRICS, "peak_viewers", "live_status")
+LAST_METRICS = (
+    "viewers",
+    *SINGLE_METRICS,
+    *SALES_METRICS,
+    *HASHTAG_METRICS,
+    *SHOP_METRICS,
+    "peak_viewers",
+    "live_status",
+)
 LIVE_STATUSES = ("live", "paused")
 # A broadcast not seen for this long is not shown as live now, whatever its last status said.
 LIVE_NOW_STALE = timedelta(minutes=10)
@@ -104,6 +121,16 @@ class Broadcast:
         for source in reversed(PRECEDENCE):
             merged.update(by_provenance.get(source, {}))
         return merged
+
+    @property
+    def is_shop(self) -> bool:
+        """A marketplace shop's sales in the window, not a live session."""
+        return self.key.startswith(SHOP_KEY_PREFIX)
+
+    @property
+    def rounded(self) -> bool:
+        """Its sales come from rounded public counters: the figures are lower bounds of an interval."""
+        return "items_sold_upper" in self.last
 
     def went_live(self) -> bool:
         """Whether the window holds a broadcast: counters, and a status past `scheduled` if one is known.
@@ -217,7 +244,11 @@ async def load_rollup(
         return found
 
     hashtags: dict[int, Hashtag] = {}
+    shops: dict[int, ShopEdges] = {}
     for row in last_rows:
+        if is_shop_metric(row):
+            add_shop_edge(shops, targets[row.target_id], row)
+            continue
         if row.session_id is None:
             if row.metric in HASHTAG_METRICS:
                 _hashtag_edge(hashtags, targets[row.target_id], row)
@@ -240,6 +271,8 @@ async def load_rollup(
         b = broadcast_of(row.target_id, row.session_id)
         cells = b.minutes.setdefault(row.metric, {}).setdefault(row.provenance, {})
         cells[int(row.minute)] = max(cells.get(int(row.minute), 0.0), row.value)
+    for shop in shops.values():
+        broadcasts[(shop.platform, shop_key(shop.target))] = _shop_broadcast(shop)
     return Rollup(
         campaign=campaign,
         title=title or campaign,
@@ -336,6 +369,16 @@ def _minute_maxima(in_window: list[ColumnElement[bool]], metrics: Sequence[str],
         .where(*in_window, SampleRow.metric.in_(metrics))
         .group_by(*groups)
     )
+
+
+def _shop_broadcast(shop: ShopEdges) -> Broadcast:
+    """A marketplace shop's estimated sales in the window, as one rollup entry of its platform."""
+    b = Broadcast(shop.platform, shop_key(shop.target), {shop.target}, title=shop.target)
+    b.started_at = shop.first_at
+    for metric, (at, value, currency) in shop_figures(shop).items():
+        b.last[metric] = {"estimated": (at, value, currency)}
+        b.last_seen_at = at
+    return b
 
 
 def _merge_session(b: Broadcast, session: Any) -> None:

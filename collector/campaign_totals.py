@@ -22,6 +22,7 @@ from collector.campaign import (
     iso,
     whole,
 )
+from collector.campaign_shops import MARKETPLACE_METHOD, ROUNDED_METHOD
 
 CARRY_MINUTES = 2
 
@@ -47,13 +48,19 @@ def totals(broadcasts: Sequence[Broadcast], hashtags: Sequence[Hashtag], now: da
     headline = [b.headline_revenue() for b in broadcasts]
     out["revenue"]["headline"] = _sum(value for value, _ in headline)
     out["revenue"]["currency"] = currency_of(broadcasts)
+    # Rounded marketplace counters (Lazada) give lower bounds; this is the estimate at their upper bounds.
+    out["revenue"]["estimated_upper"] = _sum(
+        b.sales("revenue_upper" if b.rounded else "revenue", "estimated") for b in broadcasts
+    )
     out["revenue"]["headline_sessions"] = {
-        p: sum(1 for _, q in headline if q == p) for p in SPLIT_PROVENANCES
+        p: sum(1 for (_, q), b in zip(headline, broadcasts, strict=True) if q == p and not b.is_shop)
+        for p in SPLIT_PROVENANCES
     }
     out["hashtag_views"] = _sum(t.views_end for t in hashtags)
     out["hashtag_posts"] = _sum(t.posts_end for t in hashtags)
     out["hashtag_views_growth"] = _sum(_growth(t.views_start, t.views_end) for t in hashtags)
-    out["sessions"] = len(broadcasts)
+    out["sessions"] = sum(1 for b in broadcasts if not b.is_shop)
+    out["marketplace_shops"] = sum(1 for b in broadcasts if b.is_shop)
     out["sessions_live_now"] = sum(1 for b in broadcasts if b.is_live(now))
     out["viewers_now"] = _sum(b.pick("viewers")[0] for b in broadcasts if b.is_live(now))
     return out
@@ -77,6 +84,8 @@ def concurrent_viewers(broadcasts: Iterable[Broadcast]) -> dict[int, float]:
     for b in broadcasts:
         series = b.series("viewers")
         minutes = sorted(series)
+        if not minutes:  # no viewer readings at all (a marketplace shop)
+            continue
         last_minute = None if b.ended_at is None else int(b.ended_at.timestamp() // MINUTE)
         for minute, following in zip(minutes, [*minutes[1:], None], strict=True):
             until = (
@@ -150,6 +159,10 @@ def session_entry(b: Broadcast, now: datetime) -> dict[str, Any]:
             "headline": headline,
             "currency": currency_of([b]),
         },
+        "channel": "marketplace" if b.is_shop else "live",
+        "rounded": b.rounded,  # sales from rounded counters: the figures are lower bounds
+        "items_sold_upper": b.sales("items_sold_upper", "estimated"),
+        "revenue_upper": b.sales("revenue_upper", "estimated"),
         "provenance": {
             "views": views_from,
             "likes": likes_from,
@@ -170,6 +183,7 @@ def as_dict(rollup: Rollup) -> dict[str, Any]:
         "goals": {name: whole(value) for name, value in rollup.goals.items()},
         "totals": totals(rollup.broadcasts, rollup.hashtags, now),
         "by_platform": by_platform(rollup),
+        "methods": {"marketplace": MARKETPLACE_METHOD, "marketplace_rounded": ROUNDED_METHOD},
         "sessions": [session_entry(b, now) for b in rollup.broadcasts],
         "live_now": [b.key for b in rollup.broadcasts if b.is_live(now)],
         "hashtags": [

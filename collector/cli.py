@@ -82,7 +82,8 @@ def _setup_logging(level: str) -> None:
 )
 @click.version_option(package_name="livestream-collector")
 def main(log_level: str) -> None:
-    """Collect live-commerce counters from TikTok, Shopee and Facebook into a database and Prometheus."""
+    """Collect live-commerce counters (TikTok, Shopee, Facebook lives; Tiki, Sendo, Lazada shops) into a
+    database and Prometheus."""
     _setup_logging(log_level)
 
 
@@ -440,7 +441,8 @@ def report(
     metavar="MODE:MATCH[:k=v,...]",
     help="Inject a fault into matching requests, e.g. 429:shop_vn:retry_after=5,count=3 (repeatable; "
     "modes: 429 503 500 slow reset empty truncate captcha login layout redirect_foreign redirect_private; "
-    "real answers: unsigned webcast_login room_finished webcast_refused antibot).",
+    "real answers: unsigned webcast_login room_finished webcast_refused antibot; "
+    "marketplace gates: punish_redirect rgv587 slider).",
 )
 def simulate(
     listen: str, scenario: str, seed: int, speed: float, freeze_at: float | None, faults: Sequence[str]

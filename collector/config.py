@@ -416,7 +416,7 @@ def _read_targets(
             names[name] = index
         platform = r.get("platform", str, "")
         kind = r.get("kind", str, "")
-        interval = r.convert("interval", collector.default_interval, _positive)
+        interval: float | None = r.convert("interval", None, _positive)
         campaign = r.get("campaign", str, "") or None
         enabled = r.get("enabled", bool, True)
         keep_every_body = r.get("keep_every_body", bool, False)
@@ -442,6 +442,8 @@ def _read_targets(
         secrets = _read_secrets(r, spec, env, f"{platform} {kind}") if enabled else {}
         allowed = (*_TARGET_COMMON_KEYS, *spec.required, *spec.optional, *_secret_keys(spec))
         r.reject_unknown(allowed, f" for {platform} {kind}")
+        if interval is None:
+            interval = spec.default_interval or collector.default_interval
         floor = platforms[platform].min_interval
         if interval < floor:
             r.problem(

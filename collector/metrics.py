@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 PREFIX = "livestream"
 SERIES_LABELS = ("platform", "target", "kind", "campaign", "provenance")
 TARGET_LABELS = ("platform", "target", "kind", "campaign")
-MONEY_METRICS = {"revenue", "revenue_confirmed"}
+MONEY_METRICS = {"revenue", "revenue_confirmed", "revenue_upper", "price"}
 STALE_AFTER_POLLS = 5
 STALE_AFTER_MIN = 300.0
 # What outlives a live session on the platform: the account's and the hashtag's numbers.
@@ -71,6 +71,9 @@ _HELP = {
     "hashtag_views": "Views of videos under the hashtag.",
     "hashtag_posts": "Videos posted under the hashtag.",
     "live_status": "Live status: 0 unknown, 1 scheduled, 2 live, 3 paused, 4 ended.",
+    "items_sold_upper": "Upper bound of estimated items sold where the public counter is rounded.",
+    "revenue_upper": "Upper bound of estimated revenue where the public sold counter is rounded.",
+    "price": "A marketplace product's selling price now, in the currency's base unit.",
 }
 
 

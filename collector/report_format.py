@@ -62,6 +62,12 @@ LABELS: dict[str, dict[str, str]] = {
         "chart_hashtags": "Lượt xem hashtag",
         "provenance_note": "Báo cáo = số liệu của shop; ước tính = suy ra từ số đã bán trên trang live "
         "công khai. Hai loại không bao giờ được cộng gộp.",
+        "marketplace_shops": "Gian hàng trên sàn TMĐT (ước tính)",
+        "shop": "Gian hàng",
+        "marketplace_note": "Sàn TMĐT: ước tính = số đã bán công khai tăng thêm "
+        "trong khung thời gian × giá bán lúc đó.",
+        "rounded_note": "{target} ({platform}): số đã bán hiển thị làm tròn (1,2k), doanh thu trong "
+        "khoảng {low} – {high}.",
         "updated": "Cập nhật",
         "offline": "Mất kết nối, đang thử lại…",
         "views_unit": "lượt xem",
@@ -118,6 +124,12 @@ LABELS: dict[str, dict[str, str]] = {
         "chart_hashtags": "Hashtag views",
         "provenance_note": "Reported = the shop's own figures; estimated = derived from items sold on the "
         "public live page. The two are never added together.",
+        "marketplace_shops": "Marketplace shops (estimated)",
+        "shop": "Shop",
+        "marketplace_note": "Marketplaces: estimated = the rise of the public sold "
+        "counter in the window × the selling price at the time.",
+        "rounded_note": "{target} ({platform}): sold counter shown rounded (1.2k); revenue between {low} "
+        "and {high}.",
         "updated": "Updated",
         "offline": "Connection lost, retrying…",
         "views_unit": "views",

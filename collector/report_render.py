@@ -6,6 +6,7 @@ import base64
 import csv
 import html
 import io
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,7 +100,7 @@ def render_text(doc: Mapping[str, Any], labels: Labels) -> str:
               labels.t("revenue"))  # fmt: skip
     table = [
         (name, labels.number(p["sessions"]), labels.compact(p["live_views"]),
-         labels.compact(p["peak_concurrent_viewers"]), labels.compact(p["revenue"]["headline"]))
+         labels.compact(p["peak_concurrent_viewers"]), _headline_cell(p["revenue"], labels))
         for name, p in doc["by_platform"].items()
     ]  # fmt: skip
     lines += _table(header, table)
@@ -112,8 +113,10 @@ def render_text(doc: Mapping[str, Any], labels: Labels) -> str:
          labels.compact(s["peak_viewers"]), labels.compact(s["views"]),
          _revenue_cell(s["revenue"], s["provenance"]["headline_revenue"], labels), s["session_id"])
         for s in doc["sessions"]
+        if s.get("channel") != "marketplace"
     ]  # fmt: skip
     lines += _table(header, table)
+    lines += _marketplace_text(doc, labels)
     if doc["hashtags"]:
         lines.append("")
         lines.append(labels.t("hashtags"))
@@ -131,6 +134,54 @@ def render_text(doc: Mapping[str, Any], labels: Labels) -> str:
         for g in doc["gaps"]
     ] or [f"  {labels.t('no_gaps')}"]
     return "\n".join(_fit(line) for line in lines) + "\n"
+
+
+def _marketplace_text(doc: Mapping[str, Any], labels: Labels) -> list[str]:
+    shops = [s for s in doc["sessions"] if s.get("channel") == "marketplace"]
+    if not shops:
+        return []
+    header = (labels.t("platform"), labels.t("shop"), labels.t("items_sold"), labels.t("revenue"))
+    table = [
+        (s["platform"], s["targets"][0], _bounded(s["items_sold"]["estimated"], s["items_sold_upper"], labels),
+         _bounded(s["revenue"]["estimated"], s["revenue_upper"], labels))
+        for s in shops
+    ]  # fmt: skip
+    lines = ["", labels.t("marketplace_shops"), *_table(header, table)]
+    for note in marketplace_notes(doc, labels):
+        lines += textwrap.wrap(note, TEXT_WIDTH, initial_indent="  ", subsequent_indent="    ")
+    return lines
+
+
+def _headline_cell(revenue: Mapping[str, Any], labels: Labels) -> str:
+    """The headline revenue, as an interval where rounded marketplace counters add to it."""
+    extra = (revenue.get("estimated_upper") or 0) - (revenue["estimated"] or 0)
+    return _bounded(revenue["headline"], revenue["headline"] + extra if extra > 0 else None, labels)
+
+
+def _bounded(low: float | None, high: float | None, labels: Labels) -> str:
+    """A figure, or the interval a rounded counter gives (never a bare point value)."""
+    if high is None or high == low:
+        return labels.compact(low)
+    return f"{labels.compact(low)} – {labels.compact(high)}"
+
+
+def marketplace_notes(doc: Mapping[str, Any], labels: Labels) -> list[str]:
+    """How marketplace figures are made, and the interval of each shop whose counters are rounded."""
+    shops = [s for s in doc["sessions"] if s.get("channel") == "marketplace"]
+    if not shops:
+        return []
+    notes = [labels.t("marketplace_note")]
+    for s in shops:
+        if s["rounded"]:
+            currency = s["revenue"]["currency"]
+            low, high = (
+                labels.money(s["revenue"]["estimated"], currency),
+                labels.money(s["revenue_upper"], currency),
+            )
+            notes.append(
+                labels.t("rounded_note", target=s["targets"][0], platform=s["platform"], low=low, high=high)
+            )
+    return notes
 
 
 def _window(doc: Mapping[str, Any], labels: Labels) -> str:
@@ -273,6 +324,7 @@ def render_html(doc: Mapping[str, Any], labels: Labels, charts: Mapping[str, byt
 <h2>{labels.t("revenue")}</h2>
 {_html_table(("", labels.t("revenue"), labels.t("orders"), labels.t("items_sold")), revenue_rows)}
 <p class=muted>{labels.t("provenance_note")}</p>
+{"".join(f"<p class=muted>{e(note)}</p>" for note in marketplace_notes(doc, labels))}
 <h2>{labels.t("charts")}</h2>
 <section id=charts>{images}</section>
 <h2>{labels.t("by_platform")}</h2>

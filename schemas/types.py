@@ -58,6 +58,12 @@ class Metric(StrEnum):
     HASHTAG_VIEWS = "hashtag_views"
     HASHTAG_POSTS = "hashtag_posts"
     LIVE_STATUS = "live_status"
+    # Marketplace shops (Tiki, Sendo, Lazada): sales estimated from public "sold" counters since the
+    # target's baseline. Where the counter is rounded (Lazada's `1,2k đã bán`), `items_sold`/`revenue`
+    # are the lower bound and these the upper bound; an exact counter writes no upper bound.
+    ITEMS_SOLD_UPPER = "items_sold_upper"
+    REVENUE_UPPER = "revenue_upper"
+    PRICE = "price"  # a product's selling price now, in the currency's base unit
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from simulator import facebook, shopee, shopee_open, tiktok, tiktok_shop
+from simulator import facebook, lazada, sendo, shopee, shopee_open, tiki, tiktok, tiktok_shop
 from simulator.clock import SimClock
 from simulator.faults import FaultRule, inject_faults
 from simulator.faults import register as register_faults
@@ -18,7 +18,7 @@ from simulator.scenario import SCENARIOS, Scenario
 
 # Each platform module offers NAME, register(app) and truth(scenario, elapsed, epoch), and DEMO_ENV
 # where the demo needs credentials; a new platform (simulator/shopee.py, ...) only needs adding here.
-PLATFORMS = (tiktok, tiktok_shop, shopee, shopee_open, facebook)
+PLATFORMS = (tiktok, tiktok_shop, shopee, shopee_open, facebook, tiki, sendo, lazada)
 REQUEST_LOG_SIZE = 10_000
 SIM_PREFIX = "/_sim/"
 

@@ -39,6 +39,10 @@ MODES = (
     "room_finished",  # TikTok webcast envelope 30003 "room has finished"
     "webcast_refused",  # a webcast envelope with a code no parser knows
     "antibot",  # Shopee's gateway verification challenge: error 90309999, action_type 2
+    # Lazada's gate (shared/marketplaces.md): a redirect to the punish page, an rgv587 body, a slider page
+    "punish_redirect",
+    "rgv587",
+    "slider",
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,6 +79,12 @@ ANTI_BOT = {
     "error": 90309999,
     "tracking_id": "fa3814fa-694b-40ed-b19c-a74c78223638",
 }
+RGV587 = {"rgv587_flag": "sm", "url": "/_____tmd_____/punish?x5secdata=xd3f1a8c2b9e&x5step=2&action=captcha"}
+SLIDER_PAGE = (
+    b'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><div id="nocaptcha">'
+    b'<span id="nc_1_n1z" class="nc_iconfont btn_slide"></span></div>'
+    b'<a href="#">Click to feedback &gt;</a></body></html>'
+)
 UNTOLD = frozenset({"like_count", "share_count"})  # zero in unsigned room/info whatever the room has
 
 
@@ -189,6 +199,13 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
         return json_response({**ENVELOPES[mode], "extra": {"now": int(clock.now() * 1000)}})
     if mode == "antibot":
         return json_response(ANTI_BOT)
+    if mode == "rgv587":
+        return json_response(RGV587)
+    if mode == "slider":
+        return web.Response(status=200, body=SLIDER_PAGE, content_type="text/html")
+    if mode == "punish_redirect":
+        host = request.path.split("/")[1]
+        raise web.HTTPFound(f"/{host}/_____tmd_____/punish?x5secdata=xd3f1a8c2b9e&x5step=1")
     if mode == "redirect_foreign":
         raise web.HTTPFound("http://login.example-foreign.invalid/captcha")
     if mode == "redirect_private":

@@ -109,13 +109,13 @@ def test_parse_duration_rejects(text: Any, message: str) -> None:
 def test_unknown_platform() -> None:
     data = {"targets": [target(name="a"), target(name="b"), target(name="c", platform="tiktk")]}
     assert problems(data) == [
-        "targets[2].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)"
+        "targets[2].platform: unknown platform 'tiktk' (known: facebook, lazada, sendo, shopee, tiki, tiktok)"
     ]
 
 
 def test_missing_platform_is_reported_as_unknown_empty_platform() -> None:
     assert problems({"targets": [target(platform=None)]}) == [
-        "targets[0].platform: unknown platform '' (known: facebook, shopee, tiktok)"
+        "targets[0].platform: unknown platform '' (known: facebook, lazada, sendo, shopee, tiki, tiktok)"
     ]
 
 
@@ -260,7 +260,7 @@ def test_section_must_be_a_table() -> None:
 
 def test_unknown_platform_table() -> None:
     assert problems({"platforms": {"tiktk": {"min_interval": "5s"}}}) == [
-        "platforms.tiktk: unknown platform 'tiktk' (known: facebook, shopee, tiktok)"
+        "platforms.tiktk: unknown platform 'tiktk' (known: facebook, lazada, sendo, shopee, tiki, tiktok)"
     ]
 
 
@@ -436,7 +436,7 @@ def test_several_problems_reported_at_once_in_order() -> None:
     data = {
         "collector": {"max_concurrency": "64", "metrics_listen": "nohost", "bogus": 1},
         "http": {"timeout": "0s"},
-        "platforms": {"lazada": {}, "tiktok": {"base_urls": {"web": "ftp://x"}}},
+        "platforms": {"zalo": {}, "tiktok": {"base_urls": {"web": "ftp://x"}}},
         "targets": [
             target(name="a", interval="5s"),
             target(name="a", platform="tiktk"),
@@ -451,11 +451,11 @@ def test_several_problems_reported_at_once_in_order() -> None:
         "COLLECTOR_DATABASE_URL (environment): unsupported driver 'mysql' "
         "(use sqlite+aiosqlite or postgresql+asyncpg)",
         "http.timeout: must be greater than zero, got '0s'",
-        "platforms.lazada: unknown platform 'lazada' (known: facebook, shopee, tiktok)",
+        "platforms.zalo: unknown platform 'zalo' (known: facebook, lazada, sendo, shopee, tiki, tiktok)",
         "platforms.tiktok.base_urls.web: expected an http(s) URL, got 'ftp://x'",
         "targets[0].interval: 5s is faster than platforms.tiktok.min_interval 10s",
         "targets[1].name: duplicate target name 'a' (also targets[0])",
-        "targets[1].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)",
+        "targets[1].platform: unknown platform 'tiktk' (known: facebook, lazada, sendo, shopee, tiki, tiktok)",
         "targets[2].account: missing (required for tiktok live targets)",
         f"targets[2].extra: unknown key for tiktok live (expected one of: {TARGET_KEYS})",
         "extra: unknown key (expected one of: browser, campaigns, collector, http, platforms, targets)",
@@ -545,8 +545,8 @@ def test_demo_config_loads(tmp_path: Path) -> None:
     [shop] = [t for t in config.targets if t.kind == "shop_lives"]
     assert set(shop.secrets) == {"app_key", "app_secret", "shop_cipher", "refresh_token"}
     assert config.platforms["tiktok"].min_interval == 2.0
-    assert {t.platform for t in config.targets} == {"tiktok", "shopee", "facebook"}
-    assert {t.interval for t in config.targets} == {5.0, 15.0, 30.0}
+    assert {t.platform for t in config.targets} == {"tiktok", "shopee", "facebook", "tiki", "sendo", "lazada"}
+    assert {t.interval for t in config.targets} == {5.0, 15.0, 20.0, 30.0}
     # The demo's authorised shop reports on the broadcast its public target watches, for the campaign.
     shop = next(t for t in config.targets if t.kind == "shop_dashboard")
     assert (
@@ -561,9 +561,15 @@ def test_demo_config_without_substitution_is_rejected() -> None:
     found = problems(tomllib.loads(text), demo_env())
     assert found == [
         "platforms.facebook.base_urls.web: expected an http(s) URL, got '{simulator}/www.facebook.com'",
+        "platforms.lazada.base_urls.web: expected an http(s) URL, got '{simulator}/www.lazada.vn'",
+        "platforms.sendo.base_urls.web: expected an http(s) URL, got '{simulator}/www.sendo.vn'",
+        "platforms.sendo.base_urls.detail: expected an http(s) URL, got '{simulator}/detail-api.sendo.vn'",
+        "platforms.sendo.base_urls.shop: expected an http(s) URL, got '{simulator}/shop-home.sendo.vn'",
         "platforms.shopee.base_urls.live: expected an http(s) URL, got '{simulator}/live.shopee.vn'",
         "platforms.shopee.base_urls.creator: expected an http(s) URL, got '{simulator}/creator.shopee.vn'",
         "platforms.shopee.base_urls.short: expected an http(s) URL, got '{simulator}/vn.shp.ee'",
+        "platforms.tiki.base_urls.web: expected an http(s) URL, got '{simulator}/tiki.vn'",
+        "platforms.tiki.base_urls.api: expected an http(s) URL, got '{simulator}/api.tiki.vn'",
         "platforms.tiktok.base_urls.web: expected an http(s) URL, got '{simulator}/www.tiktok.com'",
         "platforms.tiktok.base_urls.webcast: expected an http(s) URL, got '{simulator}/webcast.tiktok.com'",
         "platforms.tiktok.base_urls.partner: expected an http(s) URL, got "
@@ -652,7 +658,7 @@ def test_cli_check_config_bad(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "config error: collector.max_concurrency: expected int, got str '64'",
-        "config error: targets[0].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)",
+        "config error: targets[0].platform: unknown platform 'tiktk' (known: facebook, lazada, sendo, shopee, tiki, tiktok)",
     ]
 
 
@@ -688,7 +694,7 @@ def test_cli_check_config_subprocess(tmp_path: Path) -> None:
     assert bad.stdout == ""
     assert bad.stderr.splitlines() == [
         "config error: collector.max_concurrency: expected int, got str '64'",
-        "config error: targets[0].platform: unknown platform 'tiktk' (known: facebook, shopee, tiktok)",
+        "config error: targets[0].platform: unknown platform 'tiktk' (known: facebook, lazada, sendo, shopee, tiki, tiktok)",
     ]
     good = subprocess.run(
         [*command, "--config", str(ROOT / "config.toml")],
@@ -781,3 +787,21 @@ def test_each_kind_checks_its_own_fields_at_load(fields: dict[str, str], problem
     with pytest.raises(ConfigError) as caught:
         build_config({"targets": [{"name": "t", **fields}]}, adapters=ADAPTERS, source="t", env={"C": "x"})
     assert caught.value.problems == [problem]
+
+
+def test_a_kind_sets_its_own_default_interval_and_an_explicit_one_wins() -> None:
+    data = {
+        "collector": {"default_interval": "30s"},
+        "targets": [
+            target(name="slow", platform="lazada", kind="shop", account=None, shop="ocop-lai-chau"),
+            target(
+                name="set", platform="lazada", kind="shop", account=None, shop="ocop-lai-chau", interval="2h"
+            ),
+            target(name="tt"),
+        ],
+    }
+    config = build_config(data, adapters=ADAPTERS, source="test.toml", env={})
+    assert [t.interval for t in config.targets] == [3600.0, 7200.0, 30.0]
+    assert problems({"targets": [target(platform="lazada", kind="shop", account=None, shop="x y")]}) == [
+        "targets[0].shop: not a Lazada storefront slug or shop URL: 'x y'"
+    ]

@@ -371,6 +371,11 @@ COLLECTOR_HEALTH = [
         "s",
         (("time() - collector_scheduler_heartbeat_timestamp_seconds", "{{instance}}"),),
     ),
+    Chart(
+        "Last configuration reload applied (1) or refused (0)",
+        "short",
+        (("collector_config_last_reload_successful", "{{instance}}"),),
+    ),
     Placeholder(
         "Fleet (placeholder)",
         "Several collectors sharing targets (leases, which replica polls what) belong here once the "
