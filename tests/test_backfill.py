@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -65,13 +64,6 @@ class Rig:
                 ).order_by(SampleRow.observed_at, SampleRow.metric)
             )
             return [tuple(r) for r in rows]  # type: ignore[misc]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/b.db"
-    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

@@ -112,13 +112,6 @@ GAP = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/campaign.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def report(database_url: str, window: Window | None = None, campaign: str = CAMPAIGN) -> dict:
     async def go() -> dict:
         store = Store(database_url, TARGETS)

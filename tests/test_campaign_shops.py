@@ -71,13 +71,6 @@ def report(database_url: str, window: Window) -> dict:
     return asyncio.run(go())
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/shops.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def test_shops_are_platform_columns_with_the_rise_in_the_window(database_url: str) -> None:
     doc = report(database_url, Window(T0, T0 + timedelta(hours=2)))
     platforms = doc["by_platform"]

@@ -92,13 +92,6 @@ navigation_timeout = "10s"
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/event.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def test_event_week_totals_equal_the_export(tmp_path: Path, database_url: str) -> None:
     port = free_port()
     env = {**os.environ, "TEST_SHOPEE_COOKIES": "SPC_EC=organiser-session; SPC_U=1"}

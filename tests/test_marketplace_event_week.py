@@ -65,13 +65,6 @@ timeout = "5s"
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/marketplaces.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def test_event_week_shop_estimates_equal_the_truth(tmp_path: Path, database_url: str) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "COLLECTOR_DATABASE_URL"}

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -13,13 +11,6 @@ from alembic.migration import MigrationContext
 from collector.migrate import alembic_config, upgrade
 from collector.store import create_engine
 from schemas.models import Base
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/m.db"
-    return request.getfixturevalue("postgres_url")
 
 
 async def schema_drift(database_url: str) -> list:

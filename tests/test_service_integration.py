@@ -33,13 +33,6 @@ FROZEN_AT = "650"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/collector.db"
-    return request.getfixturevalue("postgres_url")
-
-
 def export_rows(config: Path, *args: str) -> list[dict[str, str]]:
     result = run_cli("export", "--config", str(config), "--format", "csv", *args)
     assert result.returncode == 0, result.stderr

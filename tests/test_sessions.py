@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 
@@ -21,13 +19,6 @@ T0 = datetime(2025, 9, 9, 12, 0, tzinfo=UTC)
 PUBLIC = TargetConfig("sp-public", "shopee", "live", 10.0, {"session_id": "198817404"})
 DASHBOARD = TargetConfig("sp-shop", "shopee", "shop_dashboard", 10.0, {})
 OTHER_PLATFORM = TargetConfig("tt", "tiktok", "live", 10.0, {"account": "shop_vn"})
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/s.db"
-    return request.getfixturevalue("postgres_url")
 
 
 def report(
