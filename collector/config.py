@@ -134,6 +134,15 @@ class BrowserSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetSettings:
+    """Several `collector run` processes sharing one PostgreSQL database and one set of targets."""
+
+    enabled: bool = False
+    # How long a claim on a target holds without renewal: the most a dead replica's targets wait.
+    lease: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     collector: CollectorSettings
     http: HttpSettings
@@ -142,6 +151,7 @@ class Config:
     source: str = "<defaults>"
     browser: BrowserSettings = BrowserSettings()
     campaigns: Mapping[str, CampaignConfig] = field(default_factory=dict)
+    fleet: FleetSettings = FleetSettings()
 
     def active_targets(self) -> list[TargetConfig]:
         return [t for t in self.targets if t.enabled]
@@ -287,6 +297,22 @@ def _read_http(root: _Reader) -> HttpSettings:
     r.reject_unknown()
     if settings.retries < 0:
         r.problem("retries", "must be 0 or more")
+    return settings
+
+
+def _read_fleet(root: _Reader, collector: CollectorSettings) -> FleetSettings:
+    r = root.table("fleet")
+    d = FleetSettings()
+    settings = FleetSettings(
+        enabled=r.get("enabled", bool, d.enabled),
+        lease=r.convert("lease", d.lease, _positive),
+    )
+    r.reject_unknown()
+    if settings.enabled and not collector.database_url.startswith("postgresql+"):
+        # Leases and the shared politeness budget live in PostgreSQL; SQLite serves one process.
+        r.problem("enabled", "a fleet needs a PostgreSQL database_url (postgresql+asyncpg://…)")
+    if settings.lease < 5:
+        r.problem("lease", f"must be at least 5s (renewed every third of it), got {settings.lease:g}s")
     return settings
 
 
@@ -543,13 +569,14 @@ def build_config(
     collector = _read_collector(root, env)
     http = _read_http(root)
     browser = _read_browser(root)
+    fleet = _read_fleet(root, collector)
     platforms = _read_platforms(root, env, adapters)
     targets = _read_targets(root, collector, platforms, env, adapters)
     campaigns = _read_campaigns(root)
     root.reject_unknown()
     if problems:
         raise ConfigError(problems)
-    return Config(collector, http, platforms, targets, source, browser, campaigns)
+    return Config(collector, http, platforms, targets, source, browser, campaigns, fleet)
 
 
 def load_config(

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models: targets, live sessions and their keys, samples, raw snapshots, backfill jobs, gaps, instances.
+"""SQLAlchemy 2.0 models: targets, live sessions and their keys, samples, raw snapshots, backfill jobs, gaps, instances, fleet leases and shared state.
 
 Schema changes go through Alembic migrations in `schemas/migrations`; these models are their source.
 """
@@ -210,3 +210,50 @@ class InstanceRow(Base):
     config_source: Mapped[str | None] = mapped_column(Text)
     last_reload_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_reload: Mapped[str | None] = mapped_column(Text)  # what the last reload did, or why it was refused
+
+
+class TargetLeaseRow(Base):
+    """Which fleet replica polls a target now (`holder`, an instance id) and until when its claim holds
+    without renewal. A row with no holder, or whose lease has run out, is free to claim."""
+
+    __tablename__ = "target_leases"
+    __table_args__ = (Index("ix_target_leases_holder", "holder"),)
+
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    held_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    takeovers: Mapped[int] = mapped_column(Integer, default=0)  # claims of a lease that ran out
+
+
+class TargetStateRow(Base):
+    """A target's state between polls (the kind's typed state, the backoff), so a target that changes
+    replica, or a restarted collector, carries on where it was: same room, same estimate baseline."""
+
+    __tablename__ = "target_state"
+
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class FleetHostRow(Base):
+    """One platform host's politeness budget, shared by every replica: the next request start any
+    replica may take, and a `Retry-After` hold."""
+
+    __tablename__ = "fleet_hosts"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    next_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    blocked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class FleetPlatformRow(Base):
+    """A platform's circuit breaker and proxy choice, shared by every replica."""
+
+    __tablename__ = "fleet_platforms"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    circuit_open_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    proxy_index: Mapped[int] = mapped_column(Integer, default=0)

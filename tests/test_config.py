@@ -238,7 +238,7 @@ def test_target_fields_are_parsed() -> None:
 
 def test_unknown_top_level_key() -> None:
     assert problems({"colector": {}}) == [
-        "colector: unknown key (expected one of: browser, campaigns, collector, http, platforms, targets)"
+        "colector: unknown key (expected one of: browser, campaigns, collector, fleet, http, platforms, targets)"
     ]
 
 
@@ -458,7 +458,7 @@ def test_several_problems_reported_at_once_in_order() -> None:
         "targets[1].platform: unknown platform 'tiktk' (known: facebook, lazada, sendo, shopee, tiki, tiktok)",
         "targets[2].account: missing (required for tiktok live targets)",
         f"targets[2].extra: unknown key for tiktok live (expected one of: {TARGET_KEYS})",
-        "extra: unknown key (expected one of: browser, campaigns, collector, http, platforms, targets)",
+        "extra: unknown key (expected one of: browser, campaigns, collector, fleet, http, platforms, targets)",
     ]
 
 
@@ -805,3 +805,15 @@ def test_a_kind_sets_its_own_default_interval_and_an_explicit_one_wins() -> None
     assert problems({"targets": [target(platform="lazada", kind="shop", account=None, shop="x y")]}) == [
         "targets[0].shop: not a Lazada storefront slug or shop URL: 'x y'"
     ]
+
+
+def test_fleet_needs_postgresql_and_a_sane_lease() -> None:
+    assert problems({"fleet": {"enabled": True, "lease": "2s"}}) == [
+        "fleet.enabled: a fleet needs a PostgreSQL database_url (postgresql+asyncpg://…)",
+        "fleet.lease: must be at least 5s (renewed every third of it), got 2s",
+    ]
+    pg = {"collector": {"database_url": "postgresql+asyncpg://u@localhost/c"}}
+    config = build_config(
+        {**pg, "fleet": {"enabled": True, "lease": "20s"}}, adapters=ADAPTERS, source="t", env={}
+    )
+    assert (config.fleet.enabled, config.fleet.lease) == (True, 20.0)
