@@ -7,6 +7,7 @@ its samples with the poll's time) and from each replica's /metrics.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import time
@@ -19,7 +20,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.harness import free_port, metric_value, scrape, service, simulator, wait_for, write_config
+from tests.harness import (
+    free_port,
+    metric_value,
+    run_cli,
+    scrape,
+    service,
+    simulator,
+    wait_for,
+    write_config,
+)
 from tests.postgres import plain_dsn
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -90,6 +100,21 @@ def fetch(url: str, sql: str) -> list[asyncpg.Record]:
     return asyncio.run(query())
 
 
+def check_views(config: Path, procs: list[subprocess.Popen[str]]) -> None:
+    """`collector fleet` and `collector status` say who holds what, from any machine with the config."""
+    pids = {str(p.pid) for p in procs}
+    fleet = json.loads(run_cli("fleet", "--config", str(config), "--format", "json").stdout)
+    assert {r["id"].rsplit(":", 1)[1] for r in fleet["replicas"] if r["alive"]} == pids
+    assert [r["targets_held"] for r in fleet["replicas"]] == [3, 3, 3]
+    assert (fleet["targets_enabled"], fleet["targets_held"], fleet["unheld"]) == (9, 9, [])
+    text = run_cli("fleet", "--config", str(config)).stdout
+    assert "9 of 9 enabled targets held by 3 live replicas (lease 6s)" in text
+    status = json.loads(run_cli("status", "--config", str(config), "--format", "json").stdout)
+    holders = {t["held_by"].rsplit(":", 1)[1] for t in status["targets"]}
+    assert holders == pids
+    assert all(t["held_since"] for t in status["targets"])
+
+
 def test_three_replicas_share_survive_kill_9_and_hand_over_on_sigterm(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -103,7 +128,8 @@ def test_three_replicas_share_survive_kill_9_and_hand_over_on_sigterm(
 
         # All three hold a share: 3 each once the fleet has settled.
         assert wait_for(lambda: [held(p) for p in ports] == [3, 3, 3], 40), [held(p) for p in ports]
-        time.sleep(4 * INTERVAL)
+        check_views(configs[0][0], procs)
+        time.sleep(3 * INTERVAL)
 
         # kill -9 one replica: its targets wait for the lease, then the others take them.
         victim, survivors = 0, [1, 2]
