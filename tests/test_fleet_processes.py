@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import time
@@ -100,6 +101,14 @@ def fetch(url: str, sql: str) -> list[asyncpg.Record]:
     return asyncio.run(query())
 
 
+def described(port: int) -> set[str]:
+    """The targets whose series a replica exposes."""
+    return {
+        m.group(1)
+        for m in re.finditer(r'^collector_target_interval_seconds\{[^}]*target="([^"]+)"', scrape(port), re.M)
+    }
+
+
 def check_views(config: Path, procs: list[subprocess.Popen[str]]) -> None:
     """`collector fleet` and `collector status` say who holds what, from any machine with the config."""
     pids = {str(p.pid) for p in procs}
@@ -129,6 +138,9 @@ def test_three_replicas_share_survive_kill_9_and_hand_over_on_sigterm(
         # All three hold a share: 3 each once the fleet has settled.
         assert wait_for(lambda: [held(p) for p in ports] == [3, 3, 3], 40), [held(p) for p in ports]
         check_views(configs[0][0], procs)
+        # Each replica exposes the series of what it holds, and only that: summed, every target once.
+        exposed = [described(p) for p in ports]
+        assert [len(e) for e in exposed] == [3, 3, 3] and len(set().union(*exposed)) == 9
         time.sleep(3 * INTERVAL)
 
         # kill -9 one replica: its targets wait for the lease, then the others take them.
@@ -162,6 +174,7 @@ def test_three_replicas_share_survive_kill_9_and_hand_over_on_sigterm(
         handover = time.monotonic() - stopped_at
         assert handover < LEASE - 1, handover
         assert procs[leaving].wait(20) == 0
+        assert described(ports[last]) == {f"room-{i}" for i in range(9)}
         time.sleep(3 * INTERVAL)
         procs[last].send_signal(signal.SIGTERM)
         assert procs[last].wait(20) == 0
