@@ -180,9 +180,7 @@ class Fleet:
         try:
             await self._step()
         except (SQLAlchemyError, OSError) as exc:
-            lost = self._database_away(exc)
-            if lost:
-                await self.on_change((), lost)
+            self._database_away(exc)
         self.metrics.fleet_leases_held.set(len(self.held))
         self.metrics.fleet_replicas.set(self.replicas)
 
@@ -215,7 +213,11 @@ class Fleet:
         lost = [name for name in self.held if name not in still]
         if lost:
             self.metrics.fleet_leases_lost.inc(len(lost))
-            log.warning("%d leases were taken by other replicas: %s", len(lost), _names(lost))
+            log.warning(
+                "%d leases ran out and were taken by other replicas while this one could not renew them: %s",
+                len(lost),
+                _names(lost),
+            )
             for name in lost:
                 del self.held[name]
             await self.on_change((), lost)
@@ -246,24 +248,16 @@ class Fleet:
         self.metrics.fleet_releases.inc(len(names))
         log.info("released %d targets (%s); holding %d", len(names), why, len(self.held))
 
-    def _database_away(self, exc: BaseException) -> list[str]:
-        """What to stop polling now that the database does not answer."""
+    def _database_away(self, exc: BaseException) -> None:
+        # Keep polling what is held: the spool keeps the samples until the database answers, and while
+        # nobody reaches it nobody can take a lease over. Only a replica cut off alone can end up
+        # polling a target another has taken; its next renewal finds that out and lets the target go.
         if not self._out_of_touch:
             first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            log.warning("fleet: database not reachable (%s)", first)
+            log.warning(
+                "fleet: database not reachable (%s); still polling the %d targets held", first, len(self.held)
+            )
             self._out_of_touch = True
-        # Past two thirds of the lease another replica may soon take our targets: stop polling them
-        # before it can, so no target is ever polled by two replicas.
-        renewed = self._renewed_at
-        if not self.held or (
-            renewed is not None and self.clock.monotonic() - renewed < self.leases.lease * 2 / 3
-        ):
-            return []
-        lost = list(self.held)
-        self.held.clear()
-        self.metrics.fleet_leases_lost.inc(len(lost))
-        log.warning("fleet: stopped polling %d targets until the database answers again", len(lost))
-        return lost
 
     async def stop(self) -> None:
         """Graceful scale-down: hand every held target over at once instead of at lease expiry. Call

@@ -327,7 +327,7 @@ class SelfMetrics:
         )
         self.fleet_leases_lost = Counter(
             "collector_fleet_leases_lost_total",
-            "Targets this replica stopped polling because it could not renew their leases in time.",
+            "Targets this replica stopped polling because another took them while it could not renew.",
             registry=r,
         )
         self.reload_successful.set(1)
