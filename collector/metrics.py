@@ -312,6 +312,11 @@ class SelfMetrics:
         self.fleet_replicas = Gauge(
             "collector_fleet_replicas", "Replicas of the fleet seen alive by this one.", registry=r
         )
+        self.fleet_targets = Gauge(
+            "collector_fleet_targets",
+            "Enabled targets in this replica's configuration: the targets the fleet shares.",
+            registry=r,
+        )
         self.fleet_leases_held = Gauge(
             "collector_fleet_leases_held", "Targets this replica holds a lease on (polls now).", registry=r
         )
