@@ -47,13 +47,6 @@ CIRCUIT_STATE = {"0": ("closed", "green"), "1": ("half-open", "orange"), "2": ("
 Query = tuple[str, str]  # PromQL, legend
 
 
-def per_series(expr: str) -> str:
-    """`expr` once per series across a fleet's replicas. A replica exposes a target's series while it
-    holds the target, so each target has one replica, except for up to a scrape interval after a move,
-    while Prometheus still has the previous holder's last scrape: take the larger value, never both."""
-    return f"max without (instance, pod) ({expr})"
-
-
 @dataclass(frozen=True)
 class Chart:
     """A time series panel."""
@@ -195,8 +188,11 @@ def dashboard(
 
 
 def series(metric: str, selector: str) -> str:
-    """The metric's series matching `selector`, once each across a fleet's replicas."""
-    return per_series(f"{metric}{{{selector}}}")
+    """The metric's series matching `selector`, once each across a fleet's replicas. A replica exposes
+    a target's series while it holds the target, so each has one replica, except for up to a scrape
+    interval after a move, while Prometheus still has the previous holder's last scrape: take the
+    larger value, never both."""
+    return f"max without (instance, pod) ({metric}{{{selector}}})"
 
 
 OBSERVED = f'provenance="observed", {EVENT}'
