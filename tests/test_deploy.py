@@ -365,7 +365,9 @@ def test_the_fleet_is_the_single_instance_with_leases_and_replicas() -> None:
 @pytest.mark.integration  # runs kubectl as a subprocess
 @pytest.mark.parametrize("directory", [SINGLE, FLEET], ids=["single", "fleet"])
 def test_kustomize_builds_the_same(directory: Path) -> None:
-    # kubectl's own kustomize renders what the tests above checked, in the namespace, labelled.
+    # kubectl's own kustomize renders what the tests above checked, in the namespace, labelled. It
+    # needs kustomize v5 (kubectl 1.27 or later: the machines' kubectl package); Debian's
+    # kubernetes-client 1.20 rejects the generator's `options`.
     kubectl = require_tool("kubectl", "kubectl")
     result = subprocess.run(
         [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120
