@@ -368,7 +368,9 @@ def test_kustomize_builds_the_same(directory: Path) -> None:
     # kubectl's own kustomize renders what the tests above checked, in the namespace, labelled. It
     # needs kustomize v5 (kubectl 1.27 or later: the machines' kubectl package); Debian's
     # kubernetes-client 1.20 rejects the generator's `options`.
-    kubectl = require_tool("kubectl", "kubectl")
+    kubectl = require_tool(
+        "kubectl", "kubectl", where="preinstalled on these machines; Debian's kubernetes-client is too old"
+    )
     result = subprocess.run(
         [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120
     )
