@@ -1,0 +1,155 @@
+"""The fleet's shared politeness budget: several FleetBudget handles in one process, one real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from collector.backoff import CircuitBreaker, CircuitState
+from collector.fleet_budget import FleetBudget
+from collector.jobs import JobBook, utcnow
+from collector.limits import HostLimiter, HostRule, ProxyRotation
+from collector.metrics import LiveState, SelfMetrics
+from collector.outcomes import Outcome
+from collector.store import Store
+from tests.harness import free_port
+
+RULES = {"p": HostRule(requests_per_second=20.0, max_concurrency=4)}
+GAP = 1 / 20.0
+PROXIES = {"p": ("http://a:1", "http://b:2", "http://c:3")}
+
+
+class Replica:
+    """What one `collector run` holds of the budget: the shared handle and the local objects it feeds."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.metrics = SelfMetrics(LiveState([]))
+        self.budget = FleetBudget(url, self.metrics, instance=name)
+        self.limiter = HostLimiter(RULES, shared=self.budget)
+        self.breaker = CircuitBreaker({"p": (2, 30.0)}, on_open=self.budget.publish_open)
+        self.proxies = ProxyRotation(PROXIES)
+        self.budget.follow(self.limiter, self.breaker, self.proxies)
+
+    def counter(self, name: str) -> float:
+        return self.metrics.registry.get_sample_value(name, {"platform": "p"}) or 0.0
+
+
+@pytest.fixture
+async def replicas(postgres_url: str) -> AsyncIterator[list[Replica]]:
+    store = Store(postgres_url)
+    await store.prepare()
+    await store.close()
+    fleet = [Replica(postgres_url, f"replica-{i}") for i in range(3)]
+    yield fleet
+    for replica in fleet:
+        await replica.budget.close()
+
+
+async def starts(replica: Replica, count: int, stamps: list[float]) -> None:
+    for _ in range(count):
+        async with replica.limiter.slot("p", "http://h/x"):
+            stamps.append(time.monotonic())
+
+
+@pytest.mark.integration
+async def test_spacing_holds_across_replicas(replicas: list[Replica]) -> None:
+    stamps: list[float] = []
+    await asyncio.gather(*(starts(r, 8, stamps) for r in replicas))
+    stamps.sort()
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    # Turns are exactly GAP apart on the database's clock; what is left is when each replica wakes up.
+    assert len(stamps) == 24
+    assert min(gaps) >= 0.8 * GAP, gaps
+    assert stamps[-1] - stamps[0] >= 23 * GAP * 0.95
+    # Three limiters alone would each start at their own pace: the others' turns made them wait.
+    assert sum(r.counter("collector_fleet_budget_waits_total") for r in replicas) >= 20
+
+
+@pytest.mark.integration
+async def test_a_retry_after_met_by_one_replica_holds_the_host_for_all(replicas: list[Replica]) -> None:
+    met, others = replicas[0], replicas[1:]
+    met.limiter.block("p", "http://h/x", 2.0)
+    for replica in others:
+        deadline = time.monotonic() + 1.0
+        while (held := await replica.budget.blocked_for("p", "h")) <= 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert 1.0 < held <= 2.0
+        await replica.budget.refresh()
+        # What the scheduler's hold_off reads: every target of the platform waits, no slot is taken.
+        assert 1.0 < replica.limiter.platform_blocked_for("p") <= 2.0
+    # A start on another replica gets its turn only after the hold, even with no local hold to see.
+    fresh = Replica(replicas[0].budget.engine.url.render_as_string(hide_password=False), "late-joiner")
+    try:
+        began = time.monotonic()
+        async with fresh.limiter.slot("p", "http://h/x"):
+            waited = time.monotonic() - began
+        assert waited > 1.0
+    finally:
+        await fresh.budget.close()
+
+
+@pytest.mark.integration
+async def test_a_circuit_opened_by_one_replica_is_open_on_all(replicas: list[Replica]) -> None:
+    opener, others = replicas[0], replicas[1:]
+    for _ in range(2):
+        opener.breaker.record("p", Outcome.BLOCKED)
+    assert opener.breaker.state("p") is CircuitState.OPEN
+    await asyncio.sleep(0.3)  # the opening is written in the background
+    for replica in others:
+        assert replica.breaker.state("p") is CircuitState.CLOSED
+        await replica.budget.refresh()
+        assert replica.breaker.state("p") is CircuitState.OPEN
+        assert 28.0 < replica.breaker.wait("p") <= 30.0
+
+
+@pytest.mark.integration
+async def test_a_ban_rotates_the_fleet_proxy_once(replicas: list[Replica]) -> None:
+    moved = await asyncio.gather(*(r.budget.rotate_proxy(r.proxies, "p", 0) for r in replicas))
+    assert sorted(moved) == [False, False, True]
+    assert {r.proxies.current("p") for r in replicas} == {"http://b:2"}
+    # A late report of the same ban (proxy 0) does not move the fleet again; a ban of proxy 1 does.
+    assert await replicas[1].budget.rotate_proxy(replicas[1].proxies, "p", 0) is False
+    assert await replicas[2].budget.rotate_proxy(replicas[2].proxies, "p", 1) is True
+    await replicas[0].budget.refresh()
+    assert replicas[0].proxies.current("p") == "http://c:3"
+
+
+@pytest.mark.integration
+async def test_each_replica_gets_its_share_of_the_host_slots(
+    replicas: list[Replica], postgres_url: str
+) -> None:
+    store = Store(postgres_url)
+    book = JobBook(store)
+    for replica in replicas:
+        await book.instance_alive(replica.budget.instance, utcnow())
+    await store.close()
+    only = replicas[0]
+    await only.budget.refresh()
+    assert only.budget.replicas == 3
+    async with only.limiter.slot("p", "http://h/x"):
+        # max_concurrency 4 over 3 replicas: one request in flight per replica, so a second one waits.
+        second = asyncio.create_task(starts(only, 1, []))
+        await asyncio.sleep(0.5)
+        assert not second.done()
+    await asyncio.wait_for(second, 2.0)
+
+
+async def test_without_postgresql_polling_goes_on_at_the_local_share(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    replica = Replica(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone", "alone")
+    try:
+        with caplog.at_level(logging.WARNING, logger="collector.fleet_budget"):
+            stamps: list[float] = []
+            await asyncio.wait_for(starts(replica, 4, stamps), 5.0)
+        assert len(stamps) == 4
+        assert replica.counter("collector_fleet_budget_fallbacks_total") == 4
+        assert len([r for r in caplog.records if "did not answer" in r.message]) == 1
+        assert min(b - a for a, b in itertools.pairwise(stamps)) >= 0.9 * GAP
+    finally:
+        await replica.budget.close()
