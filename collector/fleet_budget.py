@@ -30,6 +30,9 @@ from collector.metrics import SelfMetrics
 log = logging.getLogger(__name__)
 
 REFRESH_EVERY = 1.0  # how late another replica's 429, circuit or rotation may reach this one's scheduler
+# An opening about to end is left to each replica's own half-open probe: adopting its last moments would
+# only flap a circuit that has just gone half-open here.
+LEAST_CIRCUIT_HOLD = REFRESH_EVERY
 # A database that takes longer than this is treated as away: polling must not wait on it.
 ANSWER_WITHIN = 2.0
 FAILURES = (SQLAlchemyError, OSError, TimeoutError)
@@ -218,7 +221,7 @@ class FleetBudget:
             if platform in followed.limiter.rules:
                 followed.limiter.hold(platform, host, left)
         for platform, left in view.circuits.items():
-            if platform in followed.breaker.thresholds:
+            if platform in followed.breaker.thresholds and left >= LEAST_CIRCUIT_HOLD:
                 followed.breaker.hold_open(platform, left)
         for platform, index in view.proxies.items():
             followed.proxies.adopt(platform, index)

@@ -172,7 +172,8 @@ class ProxyRotation:
     def adopt(self, platform: str, index: int) -> None:
         """Use the proxy the fleet chose (see `index`)."""
         if platform in self.proxies:
-            self._index[platform] = index
+            # Rotations only ever move on: a view read before this replica's own rotation is older.
+            self._index[platform] = max(self._index.get(platform, 0), index)
 
     def rotate(self, platform: str) -> bool:
         if len(self.proxies.get(platform, ())) < 2:

@@ -61,11 +61,12 @@ async def test_spacing_holds_across_replicas(replicas: list[Replica]) -> None:
     stamps: list[float] = []
     await asyncio.gather(*(starts(r, 8, stamps) for r in replicas))
     stamps.sort()
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    # Turns are exactly GAP apart on the database's clock; what is left is when each replica wakes up.
     assert len(stamps) == 24
-    assert min(gaps) >= 0.8 * GAP, gaps
-    assert stamps[-1] - stamps[0] >= 23 * GAP * 0.95
+    # Turns are GAP apart on the database's clock and no start comes before its turn, so the k-th start
+    # is at least k gaps after the first turn. A start may come late (a busy machine), which only the
+    # first one's lateness can hide: that is the tolerance, two gaps.
+    for k, stamp in enumerate(stamps):
+        assert stamp - stamps[0] >= (k - 2) * GAP, (k, [round(s - stamps[0], 3) for s in stamps])
     # Three limiters alone would each start at their own pace: the others' turns made them wait.
     assert sum(r.counter("collector_fleet_budget_waits_total") for r in replicas) >= 20
 
@@ -73,22 +74,22 @@ async def test_spacing_holds_across_replicas(replicas: list[Replica]) -> None:
 @pytest.mark.integration
 async def test_a_retry_after_met_by_one_replica_holds_the_host_for_all(replicas: list[Replica]) -> None:
     met, others = replicas[0], replicas[1:]
-    met.limiter.block("p", "http://h/x", 2.0)
+    met.limiter.block("p", "http://h/x", 5.0)
     for replica in others:
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 2.0
         while (held := await replica.budget.blocked_for("p", "h")) <= 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        assert 1.0 < held <= 2.0
+        assert 2.5 < held <= 5.0
         await replica.budget.refresh()
         # What the scheduler's hold_off reads: every target of the platform waits, no slot is taken.
-        assert 1.0 < replica.limiter.platform_blocked_for("p") <= 2.0
+        assert 2.5 < replica.limiter.platform_blocked_for("p") <= 5.0
     # A start on another replica gets its turn only after the hold, even with no local hold to see.
     fresh = Replica(replicas[0].budget.engine.url.render_as_string(hide_password=False), "late-joiner")
     try:
         began = time.monotonic()
         async with fresh.limiter.slot("p", "http://h/x"):
             waited = time.monotonic() - began
-        assert waited > 1.0
+        assert waited > 2.5
     finally:
         await fresh.budget.close()
 
@@ -99,12 +100,14 @@ async def test_a_circuit_opened_by_one_replica_is_open_on_all(replicas: list[Rep
     for _ in range(2):
         opener.breaker.record("p", Outcome.BLOCKED)
     assert opener.breaker.state("p") is CircuitState.OPEN
-    await asyncio.sleep(0.3)  # the opening is written in the background
     for replica in others:
         assert replica.breaker.state("p") is CircuitState.CLOSED
-        await replica.budget.refresh()
+        deadline = time.monotonic() + 3.0  # the opening is written in the background
+        while replica.breaker.state("p") is CircuitState.CLOSED and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            await replica.budget.refresh()
         assert replica.breaker.state("p") is CircuitState.OPEN
-        assert 28.0 < replica.breaker.wait("p") <= 30.0
+        assert 25.0 < replica.breaker.wait("p") <= 30.0
 
 
 @pytest.mark.integration
