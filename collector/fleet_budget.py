@@ -17,9 +17,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+import asyncpg
+from sqlalchemy.engine import make_url
 
 from collector.backoff import CircuitBreaker
 from collector.config import Config
@@ -35,52 +34,55 @@ REFRESH_EVERY = 1.0  # how late another replica's 429, circuit or rotation may r
 LEAST_CIRCUIT_HOLD = REFRESH_EVERY
 # A database that takes longer than this is treated as away: polling must not wait on it.
 ANSWER_WITHIN = 2.0
-FAILURES = (SQLAlchemyError, OSError, TimeoutError)
+FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
-_SECONDS = "make_interval(secs => CAST(:seconds AS double precision))"
+_SECONDS = "make_interval(secs => $3::float8)"
 # The turn taken is the later of the host's next free start, now and the end of any hold; the next
 # free start moves one gap past it. The wait is computed by the database, against its own clock.
-RESERVE = text(f"""
+RESERVE = f"""
     INSERT INTO fleet_hosts AS h (platform, host, next_start)
-    VALUES (:platform, :host, clock_timestamp() + {_SECONDS})
+    VALUES ($1, $2, clock_timestamp() + {_SECONDS})
     ON CONFLICT (platform, host) DO UPDATE SET next_start =
         GREATEST(h.next_start, clock_timestamp(), COALESCE(h.blocked_until, '-infinity')) + {_SECONDS}
     RETURNING EXTRACT(EPOCH FROM h.next_start - {_SECONDS} - clock_timestamp())::float8
-""")
-BLOCKED_FOR = text("""
+"""
+BLOCKED_FOR = """
     SELECT EXTRACT(EPOCH FROM blocked_until - clock_timestamp())::float8 FROM fleet_hosts
-    WHERE platform = :platform AND host = :host AND blocked_until > clock_timestamp()
-""")
-BLOCK = text(f"""
+    WHERE platform = $1 AND host = $2 AND blocked_until > clock_timestamp()
+"""
+BLOCK = f"""
     INSERT INTO fleet_hosts AS h (platform, host, next_start, blocked_until)
-    VALUES (:platform, :host, clock_timestamp(), clock_timestamp() + {_SECONDS})
+    VALUES ($1, $2, clock_timestamp(), clock_timestamp() + {_SECONDS})
     ON CONFLICT (platform, host) DO UPDATE
     SET blocked_until = GREATEST(COALESCE(h.blocked_until, '-infinity'), EXCLUDED.blocked_until)
-""")
-OPEN_CIRCUIT = text(f"""
+"""
+OPEN_CIRCUIT = """
     INSERT INTO fleet_platforms AS p (platform, circuit_open_until, proxy_index)
-    VALUES (:platform, clock_timestamp() + {_SECONDS}, 0)
+    VALUES ($1, clock_timestamp() + make_interval(secs => $2::float8), 0)
     ON CONFLICT (platform) DO UPDATE
     SET circuit_open_until = GREATEST(COALESCE(p.circuit_open_until, '-infinity'), EXCLUDED.circuit_open_until)
-""")
-ENSURE_PLATFORM = text("""
-    INSERT INTO fleet_platforms (platform, proxy_index) VALUES (:platform, 0) ON CONFLICT DO NOTHING
-""")
+"""
+ENSURE_PLATFORM = "INSERT INTO fleet_platforms (platform, proxy_index) VALUES ($1, 0) ON CONFLICT DO NOTHING"
 # Compare-and-set: only the first replica to report a ban of proxy `used` moves the fleet on.
-ROTATE = text("""
-    UPDATE fleet_platforms SET proxy_index = :used + 1 WHERE platform = :platform AND proxy_index = :used
+ROTATE = """
+    UPDATE fleet_platforms SET proxy_index = $2 + 1 WHERE platform = $1 AND proxy_index = $2
     RETURNING proxy_index
-""")
-PROXY_INDEX = text("SELECT proxy_index FROM fleet_platforms WHERE platform = :platform")
-HOLDS = text("""
+"""
+PROXY_INDEX = "SELECT proxy_index FROM fleet_platforms WHERE platform = $1"
+HOLDS = """
     SELECT platform, host, EXTRACT(EPOCH FROM blocked_until - clock_timestamp())::float8 FROM fleet_hosts
     WHERE blocked_until > clock_timestamp()
-""")
-PLATFORMS = text("""
+"""
+PLATFORMS = """
     SELECT platform, EXTRACT(EPOCH FROM circuit_open_until - clock_timestamp())::float8, proxy_index
     FROM fleet_platforms
-""")
-REPLICAS = text("SELECT id FROM collector_instances WHERE heartbeat_at >= :since")
+"""
+REPLICAS = "SELECT id FROM collector_instances WHERE heartbeat_at >= $1"
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The libpq-style address asyncpg takes, from the collector's SQLAlchemy URL."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @dataclass(slots=True)
@@ -104,16 +106,27 @@ class FleetBudget:
     """One replica's handle on the shared budget (the `SharedSpacing` of its HostLimiter)."""
 
     def __init__(self, database_url: str, metrics: SelfMetrics, instance: str | None = None) -> None:
-        # Its own small pool, autocommitted: one round trip per turn, never queued behind the writer.
-        self.engine: AsyncEngine = create_async_engine(
-            database_url, pool_size=2, max_overflow=4, isolation_level="AUTOCOMMIT"
-        )
+        self.dsn = asyncpg_dsn(database_url)
         self.metrics = metrics
         self.instance = instance or this_process()
         self._replicas = 1
         self._away = False
         self._followed: _Followed | None = None
         self._publishing: set[asyncio.Task[None]] = set()
+        self._pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        """Make the pool (connections are opened on first use, so a database that is away does not
+        stop the start) and read the fleet's state once."""
+        # Its own small pool of plain asyncpg connections: one round trip per turn (autocommitted, the
+        # statement prepared once per connection), never queued behind the writer.
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=0, max_size=4)
+        await self.refresh()
+
+    def _connection(self) -> Any:
+        if self._pool is None:
+            raise RuntimeError("FleetBudget.start() was not awaited")
+        return self._pool.acquire()
 
     @property
     def replicas(self) -> int:
@@ -129,7 +142,7 @@ class FleetBudget:
         if self._away:
             self.metrics.fleet_budget_fallbacks.labels(platform).inc()
             return None
-        wait = await self._ask(RESERVE, platform=platform, host=host, seconds=gap)
+        wait = await self._ask(RESERVE, platform, host, gap)
         if wait is None:
             self.metrics.fleet_budget_fallbacks.labels(platform).inc()
             return None
@@ -141,14 +154,14 @@ class FleetBudget:
     async def blocked_for(self, platform: str, host: str) -> float:
         if self._away:
             return 0.0
-        return float(await self._ask(BLOCKED_FOR, platform=platform, host=host) or 0.0)
+        return float(await self._ask(BLOCKED_FOR, platform, host) or 0.0)
 
     def publish_block(self, platform: str, host: str, seconds: float) -> None:
-        self._publish(BLOCK, platform=platform, host=host, seconds=seconds)
+        self._publish(BLOCK, platform, host, seconds)
 
     def publish_open(self, platform: str, seconds: float) -> None:
         """This replica's failures opened the platform's circuit: hold it open fleet-wide as long."""
-        self._publish(OPEN_CIRCUIT, platform=platform, seconds=seconds)
+        self._publish(OPEN_CIRCUIT, platform, seconds)
 
     async def rotate_proxy(self, proxies: ProxyRotation, platform: str, used: int) -> bool | None:
         """Move the fleet past proxy `used` after a ban, once however many replicas report it; True when
@@ -157,34 +170,34 @@ class FleetBudget:
         if len(proxies.proxies.get(platform, ())) < 2:
             return False
         try:
-            async with asyncio.timeout(ANSWER_WITHIN), self.engine.connect() as conn:
-                await conn.execute(ENSURE_PLATFORM, {"platform": platform})
-                moved = await conn.scalar(ROTATE, {"platform": platform, "used": used})
-                index = moved if moved is not None else await conn.scalar(PROXY_INDEX, {"platform": platform})
+            async with asyncio.timeout(ANSWER_WITHIN), self._connection() as conn:
+                await conn.execute(ENSURE_PLATFORM, platform)
+                moved = await conn.fetchval(ROTATE, platform, used)
+                index = moved if moved is not None else await conn.fetchval(PROXY_INDEX, platform)
         except FAILURES as exc:
             self._lost(exc)
             return None
         proxies.adopt(platform, int(index))
         return moved is not None
 
-    async def _ask(self, statement: Any, **params: Any) -> Any:
+    async def _ask(self, statement: str, *args: Any) -> Any:
         try:
-            async with asyncio.timeout(ANSWER_WITHIN), self.engine.connect() as conn:
-                return await conn.scalar(statement, params)
+            async with asyncio.timeout(ANSWER_WITHIN), self._connection() as conn:
+                return await conn.fetchval(statement, *args)
         except FAILURES as exc:
             self._lost(exc)
             return None
 
-    def _publish(self, statement: Any, **params: Any) -> None:
+    def _publish(self, statement: str, *args: Any) -> None:
         # Written in the background: the poll that met the 429 must not wait on the database.
-        task = asyncio.create_task(self._write(statement, params))
+        task = asyncio.create_task(self._write(statement, args))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
 
-    async def _write(self, statement: Any, params: dict[str, Any]) -> None:
+    async def _write(self, statement: str, args: tuple[Any, ...]) -> None:
         try:
-            async with asyncio.timeout(ANSWER_WITHIN), self.engine.connect() as conn:
-                await conn.execute(statement, params)
+            async with asyncio.timeout(ANSWER_WITHIN), self._connection() as conn:
+                await conn.execute(statement, *args)
         except FAILURES as exc:
             self._lost(exc)
 
@@ -193,14 +206,14 @@ class FleetBudget:
     async def read(self) -> FleetView:
         """The fleet's holds, circuits, proxies and live replicas (raises when PostgreSQL does not answer)."""
         view = FleetView()
-        async with asyncio.timeout(ANSWER_WITHIN), self.engine.connect() as conn:
-            for platform, host, left in await conn.execute(HOLDS):
+        async with asyncio.timeout(ANSWER_WITHIN), self._connection() as conn:
+            for platform, host, left in await conn.fetch(HOLDS):
                 view.holds[(platform, host)] = left
-            for platform, open_for, index in await conn.execute(PLATFORMS):
+            for platform, open_for, index in await conn.fetch(PLATFORMS):
                 if open_for is not None and open_for > 0:
                     view.circuits[platform] = open_for
                 view.proxies[platform] = index
-            alive = set(await conn.scalars(REPLICAS, {"since": utcnow() - STALE_AFTER}))
+            alive = {row[0] for row in await conn.fetch(REPLICAS, utcnow() - STALE_AFTER)}
         view.replicas = len(alive | {self.instance})
         return view
 
@@ -243,7 +256,11 @@ class FleetBudget:
 
     async def close(self) -> None:
         await asyncio.gather(*self._publishing, return_exceptions=True)
-        await self.engine.dispose()
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), ANSWER_WITHIN)
+            except TimeoutError:
+                self._pool.terminate()
 
 
 @asynccontextmanager
@@ -253,7 +270,7 @@ async def fleet_budget(config: Config, metrics: SelfMetrics) -> AsyncIterator[Fl
         yield None
         return
     budget = FleetBudget(config.collector.database_url, metrics)
-    await budget.refresh()
+    await budget.start()
     refresher = asyncio.create_task(budget.run(), name="fleet-budget")
     try:
         yield budget

@@ -45,6 +45,8 @@ async def replicas(postgres_url: str) -> AsyncIterator[list[Replica]]:
     await store.prepare()
     await store.close()
     fleet = [Replica(postgres_url, f"replica-{i}") for i in range(3)]
+    for replica in fleet:
+        await replica.budget.start()
     yield fleet
     for replica in fleet:
         await replica.budget.close()
@@ -72,7 +74,9 @@ async def test_spacing_holds_across_replicas(replicas: list[Replica]) -> None:
 
 
 @pytest.mark.integration
-async def test_a_retry_after_met_by_one_replica_holds_the_host_for_all(replicas: list[Replica]) -> None:
+async def test_a_retry_after_met_by_one_replica_holds_the_host_for_all(
+    replicas: list[Replica], postgres_url: str
+) -> None:
     met, others = replicas[0], replicas[1:]
     met.limiter.block("p", "http://h/x", 5.0)
     for replica in others:
@@ -84,7 +88,8 @@ async def test_a_retry_after_met_by_one_replica_holds_the_host_for_all(replicas:
         # What the scheduler's hold_off reads: every target of the platform waits, no slot is taken.
         assert 2.5 < replica.limiter.platform_blocked_for("p") <= 5.0
     # A start on another replica gets its turn only after the hold, even with no local hold to see.
-    fresh = Replica(replicas[0].budget.engine.url.render_as_string(hide_password=False), "late-joiner")
+    fresh = Replica(postgres_url, "late-joiner")
+    await fresh.budget.start()
     try:
         began = time.monotonic()
         async with fresh.limiter.slot("p", "http://h/x"):
@@ -146,6 +151,7 @@ async def test_without_postgresql_polling_goes_on_at_the_local_share(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     replica = Replica(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone", "alone")
+    await replica.budget.start()
     try:
         with caplog.at_level(logging.WARNING, logger="collector.fleet_budget"):
             stamps: list[float] = []
