@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import urllib.request
 from contextlib import ExitStack
@@ -74,10 +75,15 @@ def test_three_replicas_keep_the_platform_rate_and_a_retry_after_together(
     # Migrated once, so the replicas do not race each other through the first migration.
     asyncio.run(migrate(postgres_url))
     ports = [free_port() for _ in range(3)]
-    with simulator("--freeze-at", FROZEN_AT) as sim, ExitStack() as replicas:
-        for n, port in enumerate(ports):
-            config = replica_config(tmp_path / f"replica-{n}", postgres_url, sim, port)
-            replicas.enter_context(service(config, log_level="warning"))
+    with simulator("--freeze-at", FROZEN_AT) as sim, ExitStack() as stack:
+        replicas = [
+            stack.enter_context(
+                service(
+                    replica_config(tmp_path / f"replica-{n}", postgres_url, sim, port), log_level="warning"
+                )
+            )
+            for n, port in enumerate(ports)
+        ]
 
         def all_sharing() -> bool:
             # Each replica has waited for a turn another one took: all three draw on the shared budget.
@@ -101,9 +107,11 @@ def test_three_replicas_keep_the_platform_rate_and_a_retry_after_together(
         refused = wait_for(lambda: [r for r in sim_requests(sim, asked) if r["status"] == 429], timeout=5)
         assert refused, "no 429 served"
         answered = refused[0]["done"]
-        time.sleep(HOLD + 2.0)
+        time.sleep(HOLD + 1.5)
         after = sim_requests(sim, answered)
         during = [r for r in after if answered + IN_FLIGHT <= r["time"] < answered + HOLD]
         assert during == [], f"{len(during)} requests reached the host during the Retry-After hold"
         resumed = [r for r in after if r["time"] >= answered + HOLD]
         assert resumed, "polling did not resume after the hold"
+        for replica in replicas:  # all at once: each drains and flushes while the others do
+            replica.send_signal(signal.SIGTERM)
