@@ -8,6 +8,7 @@ same limits hold for all replicas together through a `SharedSpacing` (collector/
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -46,22 +47,39 @@ class SharedSpacing(Protocol):
 
 
 class _Slots:
-    """Requests in flight on one host, at most `limit()`; the limit may change while requests run."""
+    """Requests in flight on one host, at most `limit()`; the limit may change while requests run.
+
+    Like asyncio.Semaphore (whose size is fixed): leaving never awaits, so a cancelled poll cannot keep
+    a slot, and a waiter woken for a slot but cancelled before it runs hands the wake on."""
 
     def __init__(self, limit: Callable[[], int]) -> None:
         self.limit = limit
         self.busy = 0
-        self._freed = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def __aenter__(self) -> None:
-        async with self._freed:
-            await self._freed.wait_for(lambda: self.busy < self.limit())
-            self.busy += 1
+        while self.busy >= self.limit():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()
+                raise
+            finally:
+                self._waiters.remove(waiter)
+        self.busy += 1
 
     async def __aexit__(self, *_exc: object) -> None:
-        async with self._freed:
-            self.busy -= 1
-            self._freed.notify()
+        self.busy -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
 
 @dataclass(slots=True)
