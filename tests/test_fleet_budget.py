@@ -18,6 +18,7 @@ from collector.metrics import LiveState, SelfMetrics
 from collector.outcomes import Outcome
 from collector.store import Store
 from tests.harness import free_port
+from tests.postgres import PostgresServer
 
 RULES = {"p": HostRule(requests_per_second=20.0, max_concurrency=4)}
 GAP = 1 / 20.0
@@ -162,3 +163,28 @@ async def test_without_postgresql_polling_goes_on_at_the_local_share(
         assert min(b - a for a, b in itertools.pairwise(stamps)) >= 0.9 * GAP
     finally:
         await replica.budget.close()
+
+
+@pytest.mark.integration
+async def test_polling_goes_on_through_a_database_outage_and_the_fleet_budget_comes_back(
+    replicas: list[Replica], postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    replica = replicas[0]
+    await starts(replica, 3, [])
+    assert replica.counter("collector_fleet_budget_fallbacks_total") == 0
+    with caplog.at_level(logging.WARNING, logger="collector.fleet_budget"):
+        await asyncio.to_thread(postgres_server.stop)
+        try:
+            stamps: list[float] = []
+            await asyncio.wait_for(starts(replica, 5, stamps), 10.0)
+            await replica.budget.refresh()  # the refresher's round meets the outage too: no second warning
+        finally:
+            await asyncio.to_thread(postgres_server.start)
+    assert len(stamps) == 5
+    assert replica.counter("collector_fleet_budget_fallbacks_total") >= 4  # the first may meet the outage
+    assert len([r for r in caplog.records if "did not answer" in r.message]) == 1
+    await replica.budget.refresh()
+    fallbacks = replica.counter("collector_fleet_budget_fallbacks_total")
+    await starts(replica, 3, [])
+    assert replica.counter("collector_fleet_budget_fallbacks_total") == fallbacks  # shared again
+    assert await replica.budget.reserve("p", "h", GAP) is not None
