@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 import urllib.request
@@ -24,6 +25,7 @@ from tests.harness import (
     wait_for,
     write_config,
 )
+from tests.test_proxies import proxies
 
 RATE = 4.0  # the platform's requests_per_second: what the three replicas together may send
 WINDOW = 10.0
@@ -60,10 +62,12 @@ async def migrate(url: str) -> None:
     await store.close()
 
 
-def replica_config(folder: Path, postgres_url: str, sim: str, port: int) -> Path:
+def replica_config(
+    folder: Path, postgres_url: str, sim: str, port: int, platform: str = f"requests_per_second = {RATE}"
+) -> Path:
     folder.mkdir()
     config = write_config(folder / "c.toml", database_url=postgres_url, sim_url=sim, metrics_port=port)
-    text = config.read_text().replace("requests_per_second = 50.0", f"requests_per_second = {RATE}")
+    text = config.read_text().replace("requests_per_second = 50.0", platform)
     config.write_text(text + "\n[fleet]\nenabled = true\n")
     return config
 
@@ -115,3 +119,30 @@ def test_three_replicas_keep_the_platform_rate_and_a_retry_after_together(
         assert resumed, "polling did not resume after the hold"
         for replica in replicas:  # all at once: each drains and flushes while the others do
             replica.send_signal(signal.SIGTERM)
+
+
+@pytest.mark.integration
+def test_a_banned_proxy_is_rotated_away_from_once_for_the_whole_fleet(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    asyncio.run(migrate(postgres_url))
+    ports = [free_port() for _ in range(3)]
+    with proxies(True, False, False) as (banned, good, spare), simulator("--freeze-at", FROZEN_AT) as sim:
+        env = {**os.environ, "TEST_PROXIES": f"{banned.url},{good.url},{spare.url}"}
+        platform = 'requests_per_second = 50.0\nproxies_env = "TEST_PROXIES"'
+        with ExitStack() as stack:
+            for n, port in enumerate(ports):
+                config = replica_config(tmp_path / f"replica-{n}", postgres_url, sim, port, platform)
+                stack.enter_context(service(config, env=env, log_level="warning"))
+
+            def all_through_the_next_proxy() -> list[str] | None:
+                pages = [scrape(p) for p in ports]
+                polled = all(metric_value(m, "livestream_viewers", target="lai-chau-shop") for m in pages)
+                return pages if polled else None
+
+            pages = wait_for(all_through_the_next_proxy, timeout=40)
+    assert pages, "not every replica polled through the second proxy"
+    # Every replica met the ban on its first polls (several at once), yet the fleet moved on once.
+    assert banned.seen and good.seen and not spare.seen
+    rotations = [metric_value(m, "collector_proxy_rotations_total", platform="tiktok") or 0 for m in pages]
+    assert sum(rotations) == 1, rotations
