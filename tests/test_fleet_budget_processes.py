@@ -96,7 +96,7 @@ def test_three_replicas_keep_the_platform_rate_and_a_retry_after_together(
                 for p in ports
             )
 
-        assert wait_for(all_sharing, timeout=30), "the three replicas did not all start polling"
+        assert wait_for(all_sharing, timeout=60), "the three replicas did not all start polling"
 
         # Demand: 5 targets every second on each of 3 replicas, far above RATE.
         start = time.time()
@@ -140,7 +140,7 @@ def test_a_banned_proxy_is_rotated_away_from_once_for_the_whole_fleet(
                 polled = all(metric_value(m, "livestream_viewers", target="lai-chau-shop") for m in pages)
                 return pages if polled else None
 
-            pages = wait_for(all_through_the_next_proxy, timeout=40)
+            pages = wait_for(all_through_the_next_proxy, timeout=60)
     assert pages, "not every replica polled through the second proxy"
     # Every replica met the ban on its first polls (several at once), yet the fleet moved on once.
     assert banned.seen and good.seen and not spare.seen
