@@ -1,5 +1,6 @@
 """Three real `collector run` replicas, one PostgreSQL, the simulator as TikTok: the platform's request
-rate and a Retry-After hold are kept by the fleet as a whole, measured where the requests arrive."""
+rate, a Retry-After hold and a proxy rotation are kept by the fleet as a whole, measured where the
+requests arrive."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ from tests.harness import (
     free_port,
     http_get,
     metric_value,
+    proxies,
     scrape,
     service,
     simulator,
     wait_for,
     write_config,
 )
-from tests.test_proxies import proxies
 
 RATE = 4.0  # the platform's requests_per_second: what the three replicas together may send
 WINDOW = 10.0
