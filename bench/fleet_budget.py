@@ -38,7 +38,10 @@ async def local(_url: str) -> tuple[float, float]:
 
 
 async def shared(url: str, handles: int) -> tuple[float, float]:
-    budgets = [FleetBudget(url, SelfMetrics(LiveState([])), instance=f"bench-{n}") for n in range(handles)]
+    budgets = [
+        FleetBudget(url, SelfMetrics(LiveState([])), lease=30.0, instance=f"bench-{n}")
+        for n in range(handles)
+    ]
     limiters = [HostLimiter(RULES, shared=b) for b in budgets]
     for budget in budgets:
         await budget.start()

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from collector.backoff import CircuitBreaker
 from collector.config import Config
-from collector.jobs import STALE_AFTER, this_process, utcnow
+from collector.jobs import this_process
 from collector.limits import HostLimiter, ProxyRotation
 from collector.metrics import SelfMetrics
 
@@ -77,7 +77,10 @@ PLATFORMS = """
     SELECT platform, EXTRACT(EPOCH FROM circuit_open_until - clock_timestamp())::float8, proxy_index
     FROM fleet_platforms
 """
-REPLICAS = "SELECT id FROM collector_instances WHERE heartbeat_at >= $1"
+# Counted as the lease loop counts them (collector/fleet.py): a heartbeat within one lease.
+REPLICAS = """
+    SELECT id FROM collector_instances WHERE heartbeat_at > clock_timestamp() - make_interval(secs => $1::float8)
+"""
 
 
 def asyncpg_dsn(database_url: str) -> str:
@@ -105,8 +108,11 @@ class _Followed:
 class FleetBudget:
     """One replica's handle on the shared budget (the `SharedSpacing` of its HostLimiter)."""
 
-    def __init__(self, database_url: str, metrics: SelfMetrics, instance: str | None = None) -> None:
+    def __init__(
+        self, database_url: str, metrics: SelfMetrics, *, lease: float, instance: str | None = None
+    ) -> None:
         self.dsn = asyncpg_dsn(database_url)
+        self.lease = lease  # a replica without a heartbeat for this long is gone
         self.metrics = metrics
         self.instance = instance or this_process()
         self._replicas = 1
@@ -213,7 +219,7 @@ class FleetBudget:
                 if open_for is not None and open_for > 0:
                     view.circuits[platform] = open_for
                 view.proxies[platform] = index
-            alive = {row[0] for row in await conn.fetch(REPLICAS, utcnow() - STALE_AFTER)}
+            alive = {row[0] for row in await conn.fetch(REPLICAS, self.lease)}
         view.replicas = len(alive | {self.instance})
         return view
 
@@ -269,7 +275,7 @@ async def fleet_budget(config: Config, metrics: SelfMetrics) -> AsyncIterator[Fl
     if not config.fleet.enabled:
         yield None
         return
-    budget = FleetBudget(config.collector.database_url, metrics)
+    budget = FleetBudget(config.collector.database_url, metrics, lease=config.fleet.lease)
     await budget.start()
     refresher = asyncio.create_task(budget.run(), name="fleet-budget")
     try:

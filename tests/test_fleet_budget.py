@@ -30,7 +30,7 @@ class Replica:
 
     def __init__(self, url: str, name: str) -> None:
         self.metrics = SelfMetrics(LiveState([]))
-        self.budget = FleetBudget(url, self.metrics, instance=name)
+        self.budget = FleetBudget(url, self.metrics, lease=30.0, instance=name)
         self.limiter = HostLimiter(RULES, shared=self.budget)
         self.breaker = CircuitBreaker({"p": (2, 30.0)}, on_open=self.budget.publish_open)
         self.proxies = ProxyRotation(PROXIES)
