@@ -193,8 +193,12 @@ class ProxyRotation:
             # Rotations only ever move on: a view read before this replica's own rotation is older.
             self._index[platform] = max(self._index.get(platform, 0), index)
 
-    def rotate(self, platform: str) -> bool:
+    def rotate(self, platform: str, past: int | None = None) -> bool:
+        """Take the next proxy; given `past` (the index a banned poll used), only if still on it."""
         if len(self.proxies.get(platform, ())) < 2:
             return False
-        self._index[platform] = self._index.get(platform, 0) + 1
+        index = self._index.get(platform, 0)
+        if past is not None and index != past:
+            return False
+        self._index[platform] = index + 1
         return True

@@ -100,8 +100,11 @@ class Poller:
 
     async def _rotate_proxy(self, platform: str, used: int) -> bool:
         """Take the platform's next proxy; in a fleet, once for all replicas banned on proxy `used`."""
-        rotated = await self.fleet.rotate_proxy(self.proxies, platform, used) if self.fleet else None
-        return self.proxies.rotate(platform) if rotated is None else rotated
+        if self.fleet is None:
+            return self.proxies.rotate(platform)
+        rotated = await self.fleet.rotate_proxy(self.proxies, platform, used)
+        # PostgreSQL did not answer: move on here, still once per ban.
+        return self.proxies.rotate(platform, past=used) if rotated is None else rotated
 
     def _count_wait(self, platform: str, seconds: float) -> None:
         self.metrics.rate_limit_waits.labels(platform).inc()

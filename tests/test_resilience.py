@@ -155,6 +155,9 @@ def test_proxy_rotation_moves_to_the_next_proxy() -> None:
     assert rotation.current("tiktok") == "http://b:2"
     assert rotation.rotate("tiktok") and rotation.current("tiktok") == "http://a:1"
     assert rotation.current("shopee") is None and not rotation.rotate("shopee")
+    # Two polls banned on the same proxy move on once when they say which proxy they used.
+    assert rotation.rotate("tiktok", past=2) and not rotation.rotate("tiktok", past=2)
+    assert rotation.current("tiktok") == "http://b:2"
 
 
 def test_guard_allows_only_platform_hosts_and_internal_addresses_only_where_configured() -> None:
