@@ -1,8 +1,9 @@
 """`python -m bench`: every benchmark in this folder."""
 
-from bench import metrics, parse, report, writer
+from bench import fleet_budget, metrics, parse, report, writer
 
 parse.main()
 report.main()
 writer.main()
 metrics.main()
+fleet_budget.main()
