@@ -389,6 +389,20 @@ COLLECTOR_HEALTH = [
             ),
         ),
     ),
+    Chart(
+        "Fleet-wide politeness: time spent waiting for a host's turn",
+        "s",
+        (
+            (
+                f"sum by (platform) (rate(collector_fleet_budget_wait_seconds_total{{{PLATFORM}}}[{RATE}]))",
+                "{{platform}} waiting (s/s)",
+            ),
+            (
+                f"sum by (platform) (rate(collector_fleet_budget_fallbacks_total{{{PLATFORM}}}[{RATE}]))",
+                "{{platform}} spaced locally/s (PostgreSQL away)",
+            ),
+        ),
+    ),
     Row("Storage, browser, scrape"),
     Chart(
         "Spool and write queue depth",
