@@ -23,6 +23,7 @@ from collector.http import HttpClient, OutboundGuard
 from collector.jobs import JobBook, this_process, utcnow
 from collector.metrics import Check, LiveState, SelfMetrics, start_metrics_server
 from collector.migrate import ensure_sqlite_directory
+from collector.partitions import keep_maintained
 from collector.poller import Poller
 from collector.reload import Reloader, ReloadOutcome
 from collector.scheduler import Scheduler
@@ -190,6 +191,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             )
             writer_task = asyncio.create_task(writer.run(), name="writer")
             jobs_task = asyncio.create_task(serve_jobs(backfill, instance, stop), name="backfill-jobs")
+            partitions_task = asyncio.create_task(
+                keep_maintained(store.engine, c.sample_retention), name="sample-partitions"
+            )
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.create_task(reload(), name="reload"))
             listen = config.collector.metrics_listen
             log.info(
@@ -205,9 +209,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 log.info("stopping: no new polls")
                 await scheduler.drain(config.collector.shutdown_grace)
             finally:
-                jobs_task.cancel()
-                writer_task.cancel()
-                await asyncio.gather(jobs_task, writer_task, return_exceptions=True)
+                for task in (jobs_task, writer_task, partitions_task):
+                    task.cancel()
+                await asyncio.gather(jobs_task, writer_task, partitions_task, return_exceptions=True)
                 await writer.flush(time.monotonic() + config.collector.shutdown_grace)
                 await server.cleanup()
     finally:
