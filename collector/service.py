@@ -18,6 +18,7 @@ from collector.adapters import kind_spec, registered_adapters, target_uses_brows
 from collector.api import PollRecord
 from collector.backfill import Backfill, serve_jobs
 from collector.board import CampaignDocuments, board_routes
+from collector.change_filter import store_on_change
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
 from collector.jobs import JobBook, this_process, utcnow
@@ -151,7 +152,8 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             HttpClient(config.http, outbound_guard(config)) as http,
             browser_pool(config, metrics) as browser,
         ):
-            poller = Poller(config, http, live, metrics, writer.submit, browser)
+            sink = store_on_change(writer.submit, c.keep_unchanged_every)
+            poller = Poller(config, http, live, metrics, sink, browser)
             scheduler = Scheduler(
                 targets,
                 poller.poll,

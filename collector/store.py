@@ -228,9 +228,7 @@ class Store:
                     values = {k: row[k] for k in ("value", "provenance", "currency", "session_id")}
                     key = (SampleRow.target_id, SampleRow.metric, SampleRow.observed_at)
                     await conn.execute(
-                        update(SampleRow)
-                        .where(*(c == row[c.key] for c in key))
-                        .values(**values)
+                        update(SampleRow).where(*(c == row[c.key] for c in key)).values(**values)
                     )
             if new_rows:
                 stmt = self._insert(SampleRow).on_conflict_do_nothing(

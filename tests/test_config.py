@@ -342,16 +342,21 @@ def test_bad_collector_values(key: str, value: Any, message: str) -> None:
 
 @pytest.mark.parametrize(("value", "seconds"), [("off", 0.0), (0, 0.0), ("0s", 0.0), ("5m", 300.0)])
 def test_keep_unchanged_every_takes_a_duration_or_off(value: Any, seconds: float) -> None:
-    config = build_config({"collector": {"keep_unchanged_every": value}}, adapters=ADAPTERS, source="t", env={})
+    config = build_config(
+        {"collector": {"keep_unchanged_every": value}}, adapters=ADAPTERS, source="t", env={}
+    )
     assert config.collector.keep_unchanged_every == seconds
 
 
 def test_storage_growth_defaults_keep_every_sample_and_store_unchanged_values_once_a_minute() -> None:
     c = build_config({}, adapters=ADAPTERS, source="t", env={}).collector
     assert (c.sample_retention, c.keep_unchanged_every) == (None, 60.0)
-    assert build_config(
-        {"collector": {"sample_retention": "90d"}}, adapters=ADAPTERS, source="t", env={}
-    ).collector.sample_retention == 90 * 86400.0
+    assert (
+        build_config(
+            {"collector": {"sample_retention": "90d"}}, adapters=ADAPTERS, source="t", env={}
+        ).collector.sample_retention
+        == 90 * 86400.0
+    )
 
 
 def test_jitter_accepts_a_whole_number() -> None:

@@ -18,7 +18,9 @@ async def schema_drift(database_url: str) -> list:
     try:
         async with engine.connect() as conn:
             return await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"include_name": modelled}), Base.metadata)
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"include_name": modelled}), Base.metadata
+                )
             )
     finally:
         await engine.dispose()

@@ -120,7 +120,7 @@ def test_the_migration_keeps_every_row_of_a_populated_samples_table(database_url
             partition_name(day): 3 * sum(at.date() == day for at in times) for day in days
         }
     # The key is what makes a replayed write a no-op, on both backends.
-    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
         run(
             database_url,
             "INSERT INTO samples (target_id, metric, observed_at, value, provenance) "

@@ -53,7 +53,9 @@ def _create_day_partition(day: date) -> None:
 def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:  # read through the index that is dropped next
-        bounds = op.get_bind().execute(sa.text("SELECT min(observed_at), max(observed_at) FROM samples")).one()
+        bounds = (
+            op.get_bind().execute(sa.text("SELECT min(observed_at), max(observed_at) FROM samples")).one()
+        )
     op.rename_table("samples", "samples_unkeyed")
     # Index and constraint names are per schema: free them for the new table.
     op.drop_index("ix_samples_observed_at", table_name="samples_unkeyed")

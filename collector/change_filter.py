@@ -1,0 +1,92 @@
+"""Store on change: a poll's samples that repeat the last stored value of their series stay unwritten.
+
+A series is (target, metric, broadcast). A sample is stored when its value, provenance or currency
+differs from the last stored sample of its series, when the series is new (a new broadcast, a restart),
+or when it is the series' first poll in a new keep-alive period. The periods are aligned to the Unix
+epoch (with the one-minute default: to whole UTC minutes), so every series that is polled within a
+minute has a row in it, and every value it took in that minute is stored. That keeps what the reports
+read exact: the maximum of each minute (charts), the first value after a window start on a whole minute
+and the last value before its end (totals), the last and the highest value of a broadcast. A reader of
+an export rebuilds the polled series as a step function: each value holds until the next row.
+
+Gap detection (`backfill gaps`) reads the times a target has samples at, and calls a stretch of three
+intervals without one a gap; so a target's poll may store nothing only if its previous poll stored
+something: a quiet poll keeps its first sample instead.
+
+Applied between the poller and the writer: the live `/metrics` state sees every value first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from collector.api import PollRecord
+from schemas.types import Sample
+
+Sink = Callable[[PollRecord], None]
+
+
+@dataclass(slots=True)
+class _Stored:
+    """What the last stored sample of a series said, and the keep-alive period it fell in."""
+
+    value: float
+    provenance: str
+    currency: str | None
+    period: int
+
+
+@dataclass(slots=True)
+class _Target:
+    session_key: str | None = None
+    series: dict[str, _Stored] = field(default_factory=dict)  # by metric, within `session_key`
+    stored_last_poll: bool = False  # a target's first poll stores (its series are all new)
+
+
+class ChangeFilter:
+    """Hands each record on with only the samples worth storing; keeps one state per target, for its
+    current broadcast only (a new broadcast starts new series), so memory stays bounded."""
+
+    def __init__(self, keep_unchanged_every: float, sink: Sink) -> None:
+        if keep_unchanged_every <= 0:
+            raise ValueError("keep_unchanged_every must be positive; without it, write every sample")
+        self.keep_unchanged_every = keep_unchanged_every
+        self.sink = sink
+        self._targets: dict[str, _Target] = {}
+
+    def __call__(self, record: PollRecord) -> None:
+        self.sink(self.admit(record))
+
+    def admit(self, record: PollRecord) -> PollRecord:
+        """`record` itself when every sample is to be stored, else a copy with fewer samples."""
+        state = self._targets.setdefault(record.target, _Target())
+        if not record.samples:  # a failed poll: the next one must store for the gaps to stay true
+            state.stored_last_poll = False
+            return record
+        kept = [s for s in record.samples if self._changed(state, s)]
+        if not kept and not state.stored_last_poll:
+            first = record.samples[0]
+            state.series[first.metric.value] = self._stored(first)
+            kept = [first]
+        state.stored_last_poll = bool(kept)
+        return record if len(kept) == len(record.samples) else replace(record, samples=kept)
+
+    def _changed(self, state: _Target, sample: Sample) -> bool:
+        if sample.session_key != state.session_key:
+            state.session_key, state.series = sample.session_key, {}
+        new = self._stored(sample)
+        last = state.series.get(sample.metric.value)
+        if last == new:
+            return False
+        state.series[sample.metric.value] = new
+        return True
+
+    def _stored(self, sample: Sample) -> _Stored:
+        period = int(sample.observed_at.timestamp() // self.keep_unchanged_every)
+        return _Stored(sample.value, sample.provenance.value, sample.currency, period)
+
+
+def store_on_change(sink: Sink, keep_unchanged_every: float) -> Sink:
+    """`sink` behind a change filter; `sink` itself when the setting is off (every sample stored)."""
+    return ChangeFilter(keep_unchanged_every, sink) if keep_unchanged_every > 0 else sink
