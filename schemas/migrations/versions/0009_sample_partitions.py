@@ -50,6 +50,14 @@ def _create_day_partition(day: date) -> None:
     )
 
 
+def _free_names(table: str) -> None:
+    """Drop the renamed table's key and foreign keys (PostgreSQL's default names), so the new table's
+    take the same names; the rows are copied and the old table dropped in this transaction."""
+    op.drop_constraint("samples_pkey", table, type_="primary")
+    for column in ("target_id", "session_id"):
+        op.drop_constraint(f"samples_{column}_fkey", table, type_="foreignkey")
+
+
 def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:  # read through the index that is dropped next
@@ -57,10 +65,10 @@ def upgrade() -> None:
             op.get_bind().execute(sa.text("SELECT min(observed_at), max(observed_at) FROM samples")).one()
         )
     op.rename_table("samples", "samples_unkeyed")
-    # Index and constraint names are per schema: free them for the new table.
+    # Index names are per schema (and PostgreSQL numbers clashing constraint names): free them.
     op.drop_index("ix_samples_observed_at", table_name="samples_unkeyed")
     if postgres:
-        op.drop_constraint("samples_pkey", "samples_unkeyed", type_="primary")
+        _free_names("samples_unkeyed")
     op.create_table(
         "samples",
         sa.Column("target_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -84,7 +92,7 @@ def downgrade() -> None:
     op.rename_table("samples", "samples_keyed")
     op.drop_index("ix_samples_observed_at", table_name="samples_keyed")
     if op.get_bind().dialect.name == "postgresql":
-        op.drop_constraint("samples_pkey", "samples_keyed", type_="primary")
+        _free_names("samples_keyed")
     op.create_table(
         "samples",
         sa.Column(
