@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from collector.adapters import kind_spec, registered_adapters
-from collector.api import PollRecord
+from collector.api import PollRecord, TargetConfig
 from collector.backfill import Backfill
 from collector.campaign import Window, load_rollup
 from collector.campaign_totals import as_dict
@@ -158,3 +158,29 @@ async def _empty(url: str) -> None:
                 await conn.exec_driver_sql(f"DELETE FROM {table}")
     finally:
         await store.close()
+
+
+def test_reprocessing_a_filtered_poll_writes_back_what_it_left_out_and_the_series_reads_the_same(
+    tmp_path,
+) -> None:
+    async def go() -> tuple[dict[str, int], list[tuple[str, float, float]]]:
+        store = Store(
+            f"sqlite+aiosqlite:///{tmp_path}/t.db", [TargetConfig("tt", "tiktok", "live", 15.0, {}, None)]
+        )
+        try:
+            polls = [poll(0, (V, 10), (L, 5)), poll(15, (V, 11), (L, 5))]
+            changes = ChangeFilter(60.0, lambda _r: None)
+            await store.write([changes.admit(p) for p in polls])  # the second poll's likes left out
+            # `backfill reprocess` re-derives the whole second poll from its kept body.
+            counts = await store.replace_samples([polls[1]])
+            rows = [
+                (r.metric, (r.observed_at - T0).total_seconds(), r.value) async for r in store.export_rows()
+            ]
+            return counts, rows
+        finally:
+            await store.close()
+
+    counts, rows = asyncio.run(go())
+    assert counts == {"added": 1, "changed": 0, "unchanged": 1}
+    # Likes read 5 from 0 s on before and after: the row written back repeats the step, it adds no value.
+    assert sorted(rows) == [("likes", 0, 5), ("likes", 15, 5), ("viewers", 0, 10), ("viewers", 15, 11)]
