@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from alembic import command
 from sqlalchemy import text
 
+from collector.api import PollRecord
 from collector.change_filter import store_on_change
 from collector.migrate import alembic_config, upgrade
 from collector.partitions import maintain
@@ -47,11 +48,11 @@ def rows_per_hour() -> None:
     )
     every = None
     for keep in KEEP_ALIVES:
-        stored: list[int] = []
-        sink = store_on_change(lambda r: stored.append(len(r.samples)), keep)
+        handed_on: list[PollRecord] = []
+        sink = store_on_change(handed_on.append, keep)
         for record in records:
             sink(record)
-        per_hour = sum(stored) / hours
+        per_hour = sum(len(r.samples) for r in handed_on) / hours
         every = every or per_hour
         label = f"keep_unchanged_every={keep:g}s" if keep else "off (every value)"
         print(
