@@ -48,11 +48,13 @@ class ChangeFilter:
     """Hands each record on with only the samples worth storing; keeps one state per target, for its
     current broadcast only (a new broadcast starts new series), so memory stays bounded."""
 
-    def __init__(self, keep_unchanged_every: float, sink: Sink) -> None:
+    def __init__(
+        self, keep_unchanged_every: float, sink: Sink, on_left_out: Callable[[int], None] = lambda _n: None
+    ) -> None:
         if keep_unchanged_every <= 0:
             raise ValueError("keep_unchanged_every must be positive; without it, write every sample")
         self.keep_unchanged_every = keep_unchanged_every
-        self.sink = sink
+        self.sink, self.on_left_out = sink, on_left_out
         self._targets: dict[str, _Target] = {}
 
     def __call__(self, record: PollRecord) -> None:
@@ -70,7 +72,10 @@ class ChangeFilter:
             state.series[first.metric.value] = self._stored(first)
             kept = [first]
         state.stored_last_poll = bool(kept)
-        return record if len(kept) == len(record.samples) else replace(record, samples=kept)
+        if len(kept) == len(record.samples):
+            return record
+        self.on_left_out(len(record.samples) - len(kept))
+        return replace(record, samples=kept)
 
     def _changed(self, state: _Target, sample: Sample) -> bool:
         if sample.session_key != state.session_key:
@@ -87,6 +92,10 @@ class ChangeFilter:
         return _Stored(sample.value, sample.provenance.value, sample.currency, period)
 
 
-def store_on_change(sink: Sink, keep_unchanged_every: float) -> Sink:
+def store_on_change(
+    sink: Sink, keep_unchanged_every: float, on_left_out: Callable[[int], None] = lambda _n: None
+) -> Sink:
     """`sink` behind a change filter; `sink` itself when the setting is off (every sample stored)."""
-    return ChangeFilter(keep_unchanged_every, sink) if keep_unchanged_every > 0 else sink
+    if keep_unchanged_every <= 0:
+        return sink
+    return ChangeFilter(keep_unchanged_every, sink, on_left_out)

@@ -152,7 +152,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             HttpClient(config.http, outbound_guard(config)) as http,
             browser_pool(config, metrics) as browser,
         ):
-            sink = store_on_change(writer.submit, c.keep_unchanged_every)
+            sink = store_on_change(writer.submit, c.keep_unchanged_every, metrics.samples_unchanged.inc)
             poller = Poller(config, http, live, metrics, sink, browser)
             scheduler = Scheduler(
                 targets,

@@ -84,10 +84,12 @@ def test_a_new_broadcast_provenance_or_currency_is_a_change() -> None:
 
 def test_the_record_handed_on_is_a_copy_and_the_setting_off_hands_on_every_record_itself() -> None:
     seen: list[PollRecord] = []
-    sink = store_on_change(seen.append, 60.0)
+    left_out: list[int] = []
+    sink = store_on_change(seen.append, 60.0, left_out.append)
     first, second = poll(0, (V, 10), (L, 5)), poll(15, (V, 10), (L, 6))
     sink(first)
     sink(second)
+    assert left_out == [1]  # counted for collector_samples_unchanged_total
     # The caller's record (which the live /metrics state and `collector once` read) keeps every sample.
     assert len(second.samples) == 2 and seen[0] is first
     assert [s.metric for s in seen[1].samples] == [L]
