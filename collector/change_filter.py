@@ -22,25 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from collector.api import PollRecord
-from schemas.types import Sample
+from schemas.types import Metric, Provenance
 
 Sink = Callable[[PollRecord], None]
-
-
-@dataclass(slots=True)
-class _Stored:
-    """What the last stored sample of a series said, and the keep-alive period it fell in."""
-
-    value: float
-    provenance: str
-    currency: str | None
-    period: int
+# What the last stored sample of a series said, and the keep-alive period it fell in: a plain tuple,
+# compared whole, because this runs for every sample the collector takes.
+Stored = tuple[float, Provenance, str | None, int]
 
 
 @dataclass(slots=True)
 class _Target:
     session_key: str | None = None
-    series: dict[str, _Stored] = field(default_factory=dict)  # by metric, within `session_key`
+    series: dict[Metric, Stored] = field(default_factory=dict)  # within `session_key`
     stored_last_poll: bool = False  # a target's first poll stores (its series are all new)
 
 
@@ -66,30 +59,26 @@ class ChangeFilter:
         if not record.samples:  # a failed poll: the next one must store for the gaps to stay true
             state.stored_last_poll = False
             return record
-        kept = [s for s in record.samples if self._changed(state, s)]
+        # A poll stamps its samples with its own time, so one period serves them all.
+        period = int(record.observed_at.timestamp() // self.keep_unchanged_every)
+        series, kept = state.series, []
+        for sample in record.samples:
+            if sample.session_key != state.session_key:
+                state.session_key = sample.session_key
+                series = state.series = {}
+            said = (sample.value, sample.provenance, sample.currency, period)
+            if series.get(sample.metric) != said:
+                series[sample.metric] = said
+                kept.append(sample)
         if not kept and not state.stored_last_poll:
             first = record.samples[0]
-            state.series[first.metric.value] = self._stored(first)
+            series[first.metric] = (first.value, first.provenance, first.currency, period)
             kept = [first]
         state.stored_last_poll = bool(kept)
         if len(kept) == len(record.samples):
             return record
         self.on_left_out(len(record.samples) - len(kept))
         return replace(record, samples=kept)
-
-    def _changed(self, state: _Target, sample: Sample) -> bool:
-        if sample.session_key != state.session_key:
-            state.session_key, state.series = sample.session_key, {}
-        new = self._stored(sample)
-        last = state.series.get(sample.metric.value)
-        if last == new:
-            return False
-        state.series[sample.metric.value] = new
-        return True
-
-    def _stored(self, sample: Sample) -> _Stored:
-        period = int(sample.observed_at.timestamp() // self.keep_unchanged_every)
-        return _Stored(sample.value, sample.provenance.value, sample.currency, period)
 
 
 def store_on_change(
