@@ -3,8 +3,8 @@ and size per row of the day-partitioned `samples` table against the plain table 
 
 Rows per hour: the simulator's event week (tests/event_polls.py: three streamers' daily broadcasts, an
 account never live, two event hashtags) polled every 15 s for three days, through the change filter
-with each keep-alive, counted, and the time the sink takes per sample (off, a bare list append, is the
-baseline). Insert speed: the writer's own PostgreSQL statement (`unnest` arrays,
+with each keep-alive, counted, and the time the sink takes per sample (off: the filter's one check, then a
+list append, is the baseline). Insert speed: the writer's own PostgreSQL statement (`unnest` arrays,
 `ON CONFLICT DO NOTHING`) into a database at revision 0008 (one plain table, a surrogate id and a unique
 key) and one at the head (partitioned by day, the key as primary key, the days made by the service's
 maintenance), rows spread over three days; the two alternate, each round on fresh databases, and the
@@ -23,7 +23,7 @@ from alembic import command
 from sqlalchemy import text
 
 from collector.api import PollRecord
-from collector.change_filter import store_on_change
+from collector.change_filter import ChangeFilter
 from collector.migrate import alembic_config, upgrade
 from collector.partitions import maintain
 from collector.store import POSTGRES_SAMPLE_INSERT, create_engine
@@ -53,7 +53,7 @@ def rows_per_hour() -> None:
         took, stored = [], 0
         for _ in range(ROUNDS):  # the filter starts afresh each round, as after a restart
             handed_on: list[PollRecord] = []
-            sink = store_on_change(handed_on.append, keep)
+            sink = ChangeFilter(keep, handed_on.append)
             started = time.perf_counter()
             for record in records:
                 sink(record)

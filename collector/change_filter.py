@@ -18,7 +18,7 @@ Applied between the poller and the writer: the live `/metrics` state sees every 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from collector.api import PollRecord
@@ -44,17 +44,24 @@ class ChangeFilter:
     def __init__(
         self, keep_unchanged_every: float, sink: Sink, on_left_out: Callable[[int], None] = lambda _n: None
     ) -> None:
-        if keep_unchanged_every <= 0:
-            raise ValueError("keep_unchanged_every must be positive; without it, write every sample")
-        self.keep_unchanged_every = keep_unchanged_every
+        self.keep_unchanged_every = keep_unchanged_every  # 0: off, every sample is stored
         self.sink, self.on_left_out = sink, on_left_out
         self._targets: dict[str, _Target] = {}
 
     def __call__(self, record: PollRecord) -> None:
         self.sink(self.admit(record))
 
+    def forget(self, targets: Iterable[str]) -> None:
+        """Targets this process stops polling (removed or changed by a reload; in a fleet, taken by
+        another replica): what was stored for them meanwhile is not known here, so if they come back
+        their series start afresh."""
+        for name in targets:
+            self._targets.pop(name, None)
+
     def admit(self, record: PollRecord) -> PollRecord:
         """`record` itself when every sample is to be stored, else a copy with fewer samples."""
+        if self.keep_unchanged_every <= 0:
+            return record
         state = self._targets.setdefault(record.target, _Target())
         if not record.samples:  # a failed poll: the next one must store for the gaps to stay true
             state.stored_last_poll = False
@@ -79,12 +86,3 @@ class ChangeFilter:
             return record
         self.on_left_out(len(record.samples) - len(kept))
         return replace(record, samples=kept)
-
-
-def store_on_change(
-    sink: Sink, keep_unchanged_every: float, on_left_out: Callable[[int], None] = lambda _n: None
-) -> Sink:
-    """`sink` behind a change filter; `sink` itself when the setting is off (every sample stored)."""
-    if keep_unchanged_every <= 0:
-        return sink
-    return ChangeFilter(keep_unchanged_every, sink, on_left_out)

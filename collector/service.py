@@ -18,7 +18,7 @@ from collector.adapters import kind_spec, registered_adapters, target_uses_brows
 from collector.api import PollRecord
 from collector.backfill import Backfill, serve_jobs
 from collector.board import CampaignDocuments, board_routes
-from collector.change_filter import store_on_change
+from collector.change_filter import ChangeFilter
 from collector.config import Config
 from collector.http import HttpClient, OutboundGuard
 from collector.jobs import JobBook, this_process, utcnow
@@ -152,8 +152,8 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             HttpClient(config.http, outbound_guard(config)) as http,
             browser_pool(config, metrics) as browser,
         ):
-            sink = store_on_change(writer.submit, c.keep_unchanged_every, metrics.samples_unchanged.inc)
-            poller = Poller(config, http, live, metrics, sink, browser)
+            changes = ChangeFilter(c.keep_unchanged_every, writer.submit, metrics.samples_unchanged.inc)
+            poller = Poller(config, http, live, metrics, changes, browser)
             scheduler = Scheduler(
                 targets,
                 poller.poll,
@@ -176,6 +176,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 metrics.forget_targets(t for t in live.targets if t.name in gone)
                 metrics.describe_targets(t for t in active if t.name in fresh)
                 poller.update_targets(new, gone)
+                changes.forget(gone)
                 live.set_targets(active)
                 store.targets = active
                 backfill.config = new

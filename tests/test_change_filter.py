@@ -14,7 +14,7 @@ from collector.api import PollRecord, TargetConfig
 from collector.backfill import Backfill
 from collector.campaign import Window, load_rollup
 from collector.campaign_totals import as_dict
-from collector.change_filter import ChangeFilter, store_on_change
+from collector.change_filter import ChangeFilter
 from collector.config import build_config
 from collector.jobs import JobBook
 from collector.outcomes import Outcome
@@ -85,15 +85,24 @@ def test_a_new_broadcast_provenance_or_currency_is_a_change() -> None:
 def test_the_record_handed_on_is_a_copy_and_the_setting_off_hands_on_every_record_itself() -> None:
     seen: list[PollRecord] = []
     left_out: list[int] = []
-    sink = store_on_change(seen.append, 60.0, left_out.append)
+    changes = ChangeFilter(60.0, seen.append, left_out.append)
     first, second = poll(0, (V, 10), (L, 5)), poll(15, (V, 10), (L, 6))
-    sink(first)
-    sink(second)
+    changes(first)
+    changes(second)
     assert left_out == [1]  # counted for collector_samples_unchanged_total
     # The caller's record (which the live /metrics state and `collector once` read) keeps every sample.
     assert len(second.samples) == 2 and seen[0] is first
     assert [s.metric for s in seen[1].samples] == [L]
-    assert store_on_change(seen.append, 0.0) == seen.append
+    off = ChangeFilter(0.0, seen.append)
+    assert all(off.admit(r) is r for r in (first, second, poll(30, (V, 10), (L, 6))))
+
+
+def test_a_forgotten_target_starts_its_series_afresh() -> None:
+    # Another replica (or a reload) had the target meanwhile: what it stored is unknown here.
+    changes = ChangeFilter(60.0, lambda _r: None)
+    kept(changes, poll(0, (V, 10), (L, 5)))
+    changes.forget(["tt"])
+    assert kept(changes, poll(15, (V, 10), (L, 5))) == [("viewers", 10), ("likes", 5)]
 
 
 async def _store_event(url: str, records: list[PollRecord], keep: float) -> dict[str, Any]:
@@ -104,7 +113,7 @@ async def _store_event(url: str, records: list[PollRecord], keep: float) -> dict
     await store.prepare()
     try:
         batch: list[PollRecord] = []
-        sink = store_on_change(batch.append, keep)
+        sink = ChangeFilter(keep, batch.append)
         for record in records:
             sink(record)
         for i in range(0, len(batch), 500):
