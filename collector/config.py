@@ -93,6 +93,10 @@ class CollectorSettings:
     batch_size: int = 500
     snapshot_success_every: int = 50
     raw_retention: float = 14 * 86400.0
+    sample_retention: float | None = None  # None keeps every sample; else whole days past it are dropped
+    # An unchanged value is stored again once per this period (0: every value is stored); see
+    # collector.change_filter for why a minute.
+    keep_unchanged_every: float = 60.0
     pending_limit: int = 200_000
     max_backoff: float = 600.0
     spool_dir: str = "data/spool"
@@ -217,6 +221,13 @@ def _positive(value: Any) -> float:
     return seconds
 
 
+def _duration_or_off(value: Any) -> float:
+    """A duration, or `"off"` / `0` for none."""
+    if value == "off" or (isinstance(value, int) and not isinstance(value, bool) and value == 0):
+        return 0.0
+    return parse_duration(value)
+
+
 def _host_port(value: Any) -> HostPort:
     if not isinstance(value, str) or ":" not in value:
         raise ValueError(f'expected "host:port", got {value!r}')
@@ -254,6 +265,8 @@ def _read_collector(root: _Reader, env: Mapping[str, str]) -> CollectorSettings:
         batch_size=r.get("batch_size", int, d.batch_size),
         snapshot_success_every=r.get("snapshot_success_every", int, d.snapshot_success_every),
         raw_retention=r.convert("raw_retention", d.raw_retention, _positive),
+        sample_retention=r.convert("sample_retention", d.sample_retention, _positive),
+        keep_unchanged_every=r.convert("keep_unchanged_every", d.keep_unchanged_every, _duration_or_off),
         pending_limit=r.get("pending_limit", int, d.pending_limit),
         max_backoff=r.convert("max_backoff", d.max_backoff, _positive),
         spool_dir=r.get("spool_dir", str, d.spool_dir),

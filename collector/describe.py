@@ -34,6 +34,10 @@ def describe(config: Config) -> Iterator[tuple[str, str]]:
     yield "collector.batch_size", str(c.batch_size)
     yield "collector.snapshot_success_every", str(c.snapshot_success_every)
     yield "collector.raw_retention", format_duration(c.raw_retention)
+    retention = c.sample_retention
+    yield "collector.sample_retention", format_duration(retention) if retention else "(keep everything)"
+    keep = c.keep_unchanged_every
+    yield "collector.keep_unchanged_every", format_duration(keep) if keep else "off (every value stored)"
     yield "collector.pending_limit", str(c.pending_limit)
     yield "collector.max_backoff", format_duration(c.max_backoff)
     yield "collector.spool_dir", c.spool_dir

@@ -228,6 +228,11 @@ class SelfMetrics:
         self.samples_written = Counter(
             "collector_samples_written_total", "Sample rows written to the database.", registry=r
         )
+        self.samples_unchanged = Counter(
+            "collector_samples_unchanged_total",
+            "Samples not written because they repeat the last stored value of their series (store on change).",
+            registry=r,
+        )
         self.write_failures = Counter(
             "collector_write_failures_total", "Batch writes that failed and will be retried.", registry=r
         )

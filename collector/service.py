@@ -18,6 +18,7 @@ from collector.adapters import kind_spec, registered_adapters, target_uses_brows
 from collector.api import PollRecord
 from collector.backfill import Backfill, serve_jobs
 from collector.board import CampaignDocuments, board_routes
+from collector.change_filter import ChangeFilter
 from collector.config import Config, TargetConfig
 from collector.fleet import Fleet, Leases
 from collector.fleet_budget import fleet_budget
@@ -25,6 +26,7 @@ from collector.http import HttpClient, OutboundGuard
 from collector.jobs import JobBook, this_process, utcnow
 from collector.metrics import Check, LiveState, SelfMetrics, start_metrics_server
 from collector.migrate import ensure_sqlite_directory
+from collector.partitions import keep_maintained
 from collector.poller import Poller
 from collector.reload import Reloader, ReloadOutcome
 from collector.scheduler import Scheduler
@@ -156,7 +158,8 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             # In fleet mode the politeness budget (spacing, holds, circuits, proxies) is shared in PostgreSQL.
             fleet_budget(config, metrics) as budget,
         ):
-            poller = Poller(config, http, live, metrics, writer.submit, browser, budget)
+            changes = ChangeFilter(c.keep_unchanged_every, writer.submit, metrics.samples_unchanged.inc)
+            poller = Poller(config, http, live, metrics, changes, browser, budget)
             scheduler = Scheduler(
                 polled,
                 poller.poll,
@@ -185,6 +188,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 metrics.forget_targets(t for t in live.targets if t.name in gone)
                 metrics.describe_targets(t for t in polled if t.name in fresh)
                 poller.update_targets(new, gone)
+                changes.forget(gone)
                 live.set_targets(polled)
                 store.targets = active
                 backfill.config = new
@@ -198,6 +202,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 """Targets that came to this replica or left it (fleet mode)."""
                 metrics.forget_targets(t for t in live.targets if t.name in lost)
                 poller.update_targets(current[0], lost)
+                changes.forget(lost)
                 metrics.describe_targets(t for t, _ in gained)
                 polled = polled_now(current[0].active_targets())
                 live.set_targets(polled)
@@ -225,6 +230,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             )
             writer_task = asyncio.create_task(writer.run(), name="writer")
             jobs_task = asyncio.create_task(serve_jobs(backfill, instance, stop), name="backfill-jobs")
+            partitions_task = asyncio.create_task(
+                keep_maintained(store.engine, c.sample_retention), name="sample-partitions"
+            )
             fleet_task = None
             if fleet is not None:
                 fleet_task = asyncio.create_task(fleet.run(stop), name="fleet")
@@ -243,7 +251,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 log.info("stopping: no new polls")
                 await scheduler.drain(config.collector.shutdown_grace)
             finally:
-                background = [t for t in (jobs_task, writer_task, fleet_task) if t is not None]
+                background = [
+                    t for t in (jobs_task, writer_task, partitions_task, fleet_task) if t is not None
+                ]
                 for task in background:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)

@@ -210,23 +210,26 @@ class Store:
             if not rows:
                 return counts
             stored = await conn.execute(
-                select(SampleRow.id, SampleRow.target_id, SampleRow.metric, SampleRow.observed_at, SampleRow.value,
+                select(SampleRow.target_id, SampleRow.metric, SampleRow.observed_at, SampleRow.value,
                        SampleRow.provenance, SampleRow.currency)
                 .where(SampleRow.target_id.in_({r["target_id"] for r in rows}))
                 .where(SampleRow.observed_at.in_({r["observed_at"] for r in rows}))
             )  # fmt: skip
-            existing = {(t, m, at): (id_, v, p, c) for id_, t, m, at, v, p, c in stored}
+            existing = {(t, m, at): (v, p, c) for t, m, at, v, p, c in stored}
             new_rows = []
             for row in rows:
                 found = existing.get((row["target_id"], row["metric"], row["observed_at"]))
                 if found is None:
                     new_rows.append(row)
-                elif found[1:] == (row["value"], row["provenance"], row["currency"]):
+                elif found == (row["value"], row["provenance"], row["currency"]):
                     counts["unchanged"] += 1
                 else:
                     counts["changed"] += 1
                     values = {k: row[k] for k in ("value", "provenance", "currency", "session_id")}
-                    await conn.execute(update(SampleRow).where(SampleRow.id == found[0]).values(**values))
+                    key = (SampleRow.target_id, SampleRow.metric, SampleRow.observed_at)
+                    await conn.execute(
+                        update(SampleRow).where(*(c == row[c.key] for c in key)).values(**values)
+                    )
             if new_rows:
                 stmt = self._insert(SampleRow).on_conflict_do_nothing(
                     index_elements=["target_id", "metric", "observed_at"]

@@ -115,18 +115,40 @@ class LiveSessionKeyRow(Base):
     session_key: Mapped[str] = mapped_column(String(64))
 
 
-class SampleRow(Base):
-    __tablename__ = "samples"
-    # The unique key makes a retried or replayed write a no-op instead of a duplicate.
-    __table_args__ = (
-        UniqueConstraint("target_id", "metric", "observed_at", name="uq_samples_target_metric_time"),
-        Index("ix_samples_observed_at", "observed_at"),
+SAMPLE_PARTITION_PREFIX = "samples_p"  # + the UTC day, YYYYMMDD
+SAMPLE_DEFAULT_PARTITION = "samples_default"
+
+
+def modelled(name: str | None, type_: str, _parents: Any) -> bool:
+    """Alembic's `include_name`: everything is compared with the models but the partitions of
+    `samples` (PostgreSQL), which the running service makes and drops (`collector.partitions`)."""
+    return not (
+        type_ == "table"
+        and name is not None
+        and (name == SAMPLE_DEFAULT_PARTITION or name.startswith(SAMPLE_PARTITION_PREFIX))
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id", ondelete="CASCADE"))
-    metric: Mapped[str] = mapped_column(String(32))
-    observed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+class SampleRow(Base):
+    """One reading of one metric of one target at one time.
+
+    The key makes a retried or replayed write a no-op instead of a duplicate. It is the primary key
+    (no surrogate id: over a billion rows a second unique index costs tens of gigabytes and every
+    insert pays for it), and it holds `observed_at`, as every unique key of a partitioned table must:
+    on PostgreSQL the table is range-partitioned by day on `observed_at` (`collector.partitions`).
+    """
+
+    __tablename__ = "samples"
+    __table_args__ = (
+        Index("ix_samples_observed_at", "observed_at"),
+        {"postgresql_partition_by": "RANGE (observed_at)"},
+    )
+
+    target_id: Mapped[int] = mapped_column(
+        ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
     value: Mapped[float] = mapped_column(Double)
     provenance: Mapped[str] = mapped_column(String(16))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("live_sessions.id", ondelete="SET NULL"))

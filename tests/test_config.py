@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SIMULATOR = "http://127.0.0.1:8900"
 DURATION_HINT = '(use e.g. "500ms", "20s", "5m", "1h", "14d")'
 COLLECTOR_KEYS = (
-    "batch_size, database_url, default_interval, flush_interval, jitter, max_backoff, max_concurrency, "
-    "metrics_listen, pending_limit, raw_retention, shutdown_grace, snapshot_success_every, spool_dir, "
-    "spool_max_bytes"
+    "batch_size, database_url, default_interval, flush_interval, jitter, keep_unchanged_every, max_backoff, "
+    "max_concurrency, metrics_listen, pending_limit, raw_retention, sample_retention, shutdown_grace, "
+    "snapshot_success_every, spool_dir, spool_max_bytes"
 )
 CONFIG_TOML_TARGETS = tomllib.loads((ROOT / "config.toml").read_text())["targets"]
 PER_PLATFORM = ", ".join(
@@ -331,10 +331,32 @@ def test_bad_max_concurrency(value: Any, message: str) -> None:
         ("shutdown_grace", "0ms", "must be greater than zero, got '0ms'"),
         ("flush_interval", 1, 'expected a duration string like "30s", got 1'),
         ("raw_retention", "-14d", f"bad duration '-14d' {DURATION_HINT}"),
+        ("sample_retention", "0d", "must be greater than zero, got '0d'"),
+        ("keep_unchanged_every", "sometimes", f"bad duration 'sometimes' {DURATION_HINT}"),
+        ("keep_unchanged_every", 5, 'expected a duration string like "30s", got 5'),
     ],
 )
 def test_bad_collector_values(key: str, value: Any, message: str) -> None:
     assert problems({"collector": {key: value}}) == [f"collector.{key}: {message}"]
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("off", 0.0), (0, 0.0), ("0s", 0.0), ("5m", 300.0)])
+def test_keep_unchanged_every_takes_a_duration_or_off(value: Any, seconds: float) -> None:
+    config = build_config(
+        {"collector": {"keep_unchanged_every": value}}, adapters=ADAPTERS, source="t", env={}
+    )
+    assert config.collector.keep_unchanged_every == seconds
+
+
+def test_storage_growth_defaults_keep_every_sample_and_store_unchanged_values_once_a_minute() -> None:
+    c = build_config({}, adapters=ADAPTERS, source="t", env={}).collector
+    assert (c.sample_retention, c.keep_unchanged_every) == (None, 60.0)
+    assert (
+        build_config(
+            {"collector": {"sample_retention": "90d"}}, adapters=ADAPTERS, source="t", env={}
+        ).collector.sample_retention
+        == 90 * 86400.0
+    )
 
 
 def test_jitter_accepts_a_whole_number() -> None:

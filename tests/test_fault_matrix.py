@@ -70,7 +70,11 @@ def config_for(tmp_path: Path, sim: str, database_url: str, port: int, platform_
     # Merge the tuning keys into the harness's tables rather than repeating them.
     body = path.read_text()
     body = body.replace('timeout = "3s"', 'timeout = "1s"\nretries = 1\nretry_backoff = "100ms"')
-    body = body.replace('shutdown_grace = "5s"', 'shutdown_grace = "5s"\nmax_backoff = "3s"')
+    # The loss checks count stored samples against pages served by a frozen simulator, whose values
+    # never change: store on change would rightly leave most out, so it is off here.
+    body = body.replace(
+        'shutdown_grace = "5s"', 'shutdown_grace = "5s"\nmax_backoff = "3s"\nkeep_unchanged_every = "off"'
+    )
     body = body.replace("requests_per_second = 50.0", "requests_per_second = 50.0\n" + platform_extra)
     path.write_text(body + TWO_TARGETS)
     return path

@@ -65,7 +65,10 @@ def replica_config(root: Path, name: str, url: str, sim: str) -> tuple[Path, int
         home / "config.toml", database_url=url, sim_url=sim, metrics_port=port, targets=TARGETS
     )
     text = config.read_text()
-    config.write_text(text.replace("[http]", f'[fleet]\nenabled = true\nlease = "{LEASE:g}s"\n\n[http]', 1))
+    text = text.replace("[http]", f'[fleet]\nenabled = true\nlease = "{LEASE:g}s"\n\n[http]', 1)
+    # The gaps below are measured between stored samples, so every poll must store its values: store on
+    # change (collector.keep_unchanged_every) would leave out some and widen them by up to one interval.
+    config.write_text(text.replace("[collector]\n", '[collector]\nkeep_unchanged_every = "off"\n', 1))
     return config, port
 
 

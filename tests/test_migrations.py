@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 
 from collector.migrate import alembic_config, upgrade
 from collector.store import create_engine
-from schemas.models import Base
+from schemas.models import Base, modelled
 
 
 async def schema_drift(database_url: str) -> list:
@@ -18,7 +18,9 @@ async def schema_drift(database_url: str) -> list:
     try:
         async with engine.connect() as conn:
             return await conn.run_sync(
-                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"include_name": modelled}), Base.metadata
+                )
             )
     finally:
         await engine.dispose()
