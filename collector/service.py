@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.adapters import kind_spec, registered_adapters, target_uses_browser
-from collector.api import PollRecord
+from collector.api import PollRecord, TargetConfig
 from collector.backfill import Backfill, serve_jobs
 from collector.board import CampaignDocuments, board_routes
 from collector.config import Config
@@ -110,16 +110,36 @@ async def _serve_metrics(
         raise StartupError("collector.metrics_listen", listen_problem(str(listen), exc)) from None
 
 
-async def _prepare(store: Store) -> None:
-    """Migrate and register targets now if the database answers; otherwise the writer retries later."""
+async def _prepare(store: Store) -> bool:
+    """Migrate and register targets now if the database answers (True); otherwise the writer retries later."""
     try:
         await store.prepare()
     except Exception as exc:
         log.warning(
-            "database not reachable at start (%s: %s); collecting into the spool until it is",
-            type(exc).__name__,
-            str(exc).splitlines()[0][:200] if str(exc) else "",
+            "database not reachable at start (%s); collecting into the spool until it is", _brief(exc)
         )
+        return False
+    return True
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+
+
+async def _restore_states(
+    store: Store, writer: BatchWriter, poller: Poller, targets: list[TargetConfig]
+) -> None:
+    """Targets carry on from their stored state (room, estimate baselines, backoff); fresh when the
+    database cannot give it."""
+    try:
+        # Records a previous run left in the spool hold newer states than the database: write them first.
+        if not await writer.flush_once():
+            raise ConnectionError("the records a previous run spooled cannot be written")
+        restored = await poller.restore_states(targets, store.load_target_states)
+    except Exception as exc:
+        log.warning("stored target states not loaded (%s); every target starts fresh", _brief(exc))
+        return
+    log.info("%d of %d targets carry on from their stored state", restored, len(targets))
 
 
 def _health(scheduler: Scheduler, browser: BrowserPool | None) -> str | None:
@@ -139,7 +159,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
     metrics = SelfMetrics(live)
     spool = _open_spool(config, metrics)
     store = Store(c.database_url, targets)
-    await _prepare(store)
+    database_answers = await _prepare(store)
     writer = _writer(config, store, metrics, spool)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -151,6 +171,8 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             browser_pool(config, metrics) as browser,
         ):
             poller = Poller(config, http, live, metrics, writer.submit, browser)
+            if database_answers:
+                await _restore_states(store, writer, poller, targets)
             scheduler = Scheduler(
                 targets,
                 poller.poll,
@@ -254,6 +276,7 @@ async def poll_once(config: Config) -> list[PollRecord]:
             browser_pool(config, metrics) as browser,
         ):
             poller = Poller(config, http, live, metrics, writer.submit, browser)
+            await poller.restore_states(targets, store.load_target_states)
             limit = asyncio.Semaphore(config.collector.max_concurrency)
 
             async def one(target):  # type: ignore[no-untyped-def]
