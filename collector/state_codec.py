@@ -44,7 +44,7 @@ class StateCodec:
         return self._dump(state)
 
     def load(self, data: Any) -> Any:
-        return self._load(data, "")
+        return self._load(data, self.cls.__name__)
 
 
 @cache
