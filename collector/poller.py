@@ -23,7 +23,7 @@ from collector.limits import HostLimiter, HostRule, ProxyRotation
 from collector.metrics import LiveState, SelfMetrics
 from collector.outcomes import AdapterError, Outcome, ParseFailure, PollError
 from collector.reactions import REACTIONS
-from collector.target_state import canonical, envelope, hold_until, restore
+from collector.target_state import canonical, definition_key, envelope, hold_until, restore
 from schemas.types import Sample
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ _UNSTORABLE = b"unstorable"  # `_TargetState.stored` once a dump failed: logged 
 class _TargetState:
     spec: KindSpec
     adapter_state: Any  # the kind's own typed state, created by `KindSpec.new_state`
+    definition: str  # `target_state.definition_key` of the target, computed once
     last_outcome: Outcome | None = None
     failures: int = 0
     successes: int = 0
@@ -106,11 +107,12 @@ class Poller:
             found = restore(target, spec, data)
             if found is None:
                 continue
+            definition = definition_key(target)
             state = self._state[target.name] = _TargetState(
-                spec, found.adapter_state, failures=found.failures
+                spec, found.adapter_state, definition, failures=found.failures
             )
             state.stored = canonical(
-                envelope(target, spec, found.adapter_state, found.failures, found.hold_until)
+                envelope(definition, spec, found.adapter_state, found.failures, found.hold_until)
             )
             hold = (found.hold_until - datetime.now(UTC)).total_seconds() if found.hold_until else 0.0
             self.backoff.restore(target.name, found.failures, hold)
@@ -140,7 +142,7 @@ class Poller:
         state = self._state.get(target.name)
         if state is None:
             spec = self.adapters[target.platform].kinds[target.kind]
-            state = self._state[target.name] = _TargetState(spec, spec.new_state())
+            state = self._state[target.name] = _TargetState(spec, spec.new_state(), definition_key(target))
         return state
 
     def fetcher_for(self, target: TargetConfig) -> HttpFetcher:
@@ -243,7 +245,8 @@ class Poller:
         """The target's state to store, or None when it is what was stored last."""
         failures = self.backoff.failures(target.name)
         try:
-            data = envelope(target, state.spec, state.adapter_state, failures, hold_until(observed_at, delay))
+            hold = hold_until(observed_at, delay)
+            data = envelope(state.definition, state.spec, state.adapter_state, failures, hold)
             dumped = canonical(data)
         except Exception:  # an adapter's state the codec cannot take: the poll's samples still count
             if state.stored != _UNSTORABLE:

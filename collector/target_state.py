@@ -40,12 +40,12 @@ def definition_key(target: TargetConfig) -> str:
 
 
 def envelope(
-    target: TargetConfig, spec: KindSpec, adapter_state: Any, failures: int, hold_until: datetime | None
+    definition: str, spec: KindSpec, adapter_state: Any, failures: int, hold_until: datetime | None
 ) -> dict[str, Any]:
-    """What is stored for the target now."""
+    """What is stored for a target now; `definition` is its `definition_key`."""
     return {
         "format": FORMAT,
-        "definition": definition_key(target),
+        "definition": definition,
         "version": spec.state_version,
         "state": spec.dump_state(adapter_state),
         "failures": failures,

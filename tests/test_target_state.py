@@ -30,7 +30,7 @@ from collector.poller import Poller
 from collector.spool import Spool
 from collector.state_codec import codec_for
 from collector.store import Store
-from collector.target_state import envelope
+from collector.target_state import definition_key, envelope
 from collector.writer import BatchWriter
 from schemas.models import LiveSessionRow, SampleRow
 from schemas.types import Metric
@@ -186,7 +186,7 @@ def stored_for(
     target: TargetConfig, state: Any, failures: int = 0, hold: datetime | None = None
 ) -> dict[str, Any]:
     spec = ADAPTERS[target.platform].kinds[target.kind]
-    return orjson.loads(orjson.dumps(envelope(target, spec, state, failures, hold)))
+    return orjson.loads(orjson.dumps(envelope(definition_key(target), spec, state, failures, hold)))
 
 
 ROOMS = [{"name": n, "platform": "tiktok", "kind": "live", "account": f"@{n}"} for n in "abcdef"]
