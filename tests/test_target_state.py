@@ -27,6 +27,7 @@ from collector.http import HttpClient
 from collector.metrics import LiveState, SelfMetrics
 from collector.outcomes import Outcome
 from collector.poller import Poller
+from collector.service import _restore_states, poll_once
 from collector.spool import Spool
 from collector.state_codec import codec_for
 from collector.store import Store
@@ -381,3 +382,43 @@ def test_a_state_spooled_in_an_outage_is_written_after_and_never_overwrites_a_ne
     postgres_server.start()
     states = asyncio.run(next_start())
     assert {name: data["state"]["room_id"] for name, data in states.items()} == {"a": "a-new", "b": "b-old"}
+
+
+async def test_at_start_a_state_the_previous_run_left_in_the_spool_wins_over_the_database(
+    tmp_path: Path,
+) -> None:
+    config = config_of(ROOMS[:1], database_url=f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    a = config.targets[0]
+    store = Store(config.collector.database_url, config.targets)
+    await store.prepare()
+    await store.write([PollRecord("a", T0, Outcome.OK, state=stored_for(a, RoomState("in-the-database")))])
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20)  # the previous run died before writing this
+    spool.append(
+        PollRecord("a", T0 + timedelta(seconds=15), Outcome.OK, state=stored_for(a, RoomState("spooled")))
+    )
+    spool.close()
+    spool = Spool(tmp_path / "spool", max_bytes=1 << 20)
+    writer = BatchWriter(
+        store, SelfMetrics(LiveState(config.targets)), flush_interval=1.0, batch_size=100,
+        pending_limit=1000, raw_retention=3600.0, spool=spool,
+    )  # fmt: skip
+    try:
+        async with poller_for(config, writer.submit) as poller:
+            await _restore_states(store, writer, poller, config.targets)
+            assert poller._target_state(a).adapter_state == RoomState("spooled")
+    finally:
+        spool.close()
+        await store.close()
+
+
+async def test_collector_once_carries_the_estimate_on_between_runs(tmp_path: Path) -> None:
+    clock = SimClock(freeze_at=4200.0, start=START)
+    async with simulator_in_process(event_week(1), clock) as base:
+        config = shopee_config(base, f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+        await poll_once(config)  # the baseline
+        clock.freeze_at = 8000.0
+        [record] = await poll_once(config)
+    values = {s.metric: s.value for s in record.samples}
+    now, baseline = estimate_truth(8000.0), estimate_truth(4200.0)
+    assert (values[Metric.ITEMS_SOLD], values[Metric.REVENUE]) == (now[0] - baseline[0], now[1] - baseline[1])
+    assert values[Metric.ITEMS_SOLD] > 0
