@@ -308,6 +308,28 @@ class SelfMetrics:
             "Unix time of the last reload that was applied (the start time until one is).",
             registry=r,
         )
+        # Fleet mode (several replicas sharing targets by lease); a single collector leaves them at 0.
+        self.fleet_replicas = Gauge(
+            "collector_fleet_replicas", "Replicas of the fleet seen alive by this one.", registry=r
+        )
+        self.fleet_leases_held = Gauge(
+            "collector_fleet_leases_held", "Targets this replica holds a lease on (polls now).", registry=r
+        )
+        self.fleet_takeovers = Counter(
+            "collector_fleet_lease_takeovers_total",
+            "Targets claimed after another replica's lease on them ran out (that replica died or hung).",
+            registry=r,
+        )
+        self.fleet_releases = Counter(
+            "collector_fleet_lease_releases_total",
+            "Targets handed over: rebalanced to a replica that joined, unconfigured, or at shutdown.",
+            registry=r,
+        )
+        self.fleet_leases_lost = Counter(
+            "collector_fleet_leases_lost_total",
+            "Targets this replica stopped polling because another took them while it could not renew.",
+            registry=r,
+        )
         self.reload_successful.set(1)
         self.reload_timestamp.set_to_current_time()
         self.target_interval = Gauge(
