@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector.adapters import kind_spec, registered_adapters, target_uses_browser
-from collector.api import PollRecord, TargetConfig
+from collector.api import PollRecord
 from collector.backfill import Backfill, serve_jobs
 from collector.board import CampaignDocuments, board_routes
 from collector.config import Config, TargetConfig
@@ -130,15 +130,17 @@ def _brief(exc: BaseException) -> str:
 async def _restore_states(
     store: Store, writer: BatchWriter, poller: Poller, targets: list[TargetConfig]
 ) -> None:
-    """Targets carry on from their stored state (room, estimate baselines, backoff); fresh when the
-    database cannot give it."""
+    """Targets carry on from their stored state (room, estimate baselines, backoff) at start or when a
+    fleet replica gains them; fresh when the database cannot give it."""
+    if not targets:
+        return
     try:
-        # Records a previous run left in the spool hold newer states than the database: write them first.
+        # Records still waiting here (a previous run's spool) hold newer states than the database.
         if not await writer.flush_once():
-            raise ConnectionError("the records a previous run spooled cannot be written")
+            raise ConnectionError("the records waiting in the spool cannot be written")
         restored = await poller.restore_states(targets, store.load_target_states)
     except Exception as exc:
-        log.warning("stored target states not loaded (%s); every target starts fresh", _brief(exc))
+        log.warning("stored target states not loaded (%s); %d targets start fresh", _brief(exc), len(targets))
         return
     log.info("%d of %d targets carry on from their stored state", restored, len(targets))
 
@@ -175,7 +177,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
         ):
             poller = Poller(config, http, live, metrics, writer.submit, browser)
             if database_answers:
-                await _restore_states(store, writer, poller, targets)
+                await _restore_states(store, writer, poller, polled)
             scheduler = Scheduler(
                 polled,
                 poller.poll,
@@ -217,6 +219,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 """Targets that came to this replica or left it (fleet mode)."""
                 metrics.forget_targets(t for t in live.targets if t.name in lost)
                 poller.update_targets(current[0], lost)
+                if lost:  # their next holder loads their state: write it before the leases are released
+                    await writer.flush_once()
+                await _restore_states(store, writer, poller, [t for t, _ in gained])
                 metrics.describe_targets(t for t, _ in gained)
                 polled = polled_now(current[0].active_targets())
                 live.set_targets(polled)
