@@ -21,7 +21,16 @@ import pytest
 from sqlalchemy import select
 
 from collector.adapters import registered_adapters
-from collector.api import MEMORY_ONLY, KindSpec, PollRecord, StateShapeError, TargetConfig
+from collector.api import (
+    MEMORY_ONLY,
+    NO_MARKERS,
+    KindSpec,
+    PollContext,
+    PollRecord,
+    PollResult,
+    StateShapeError,
+    TargetConfig,
+)
 from collector.config import Config, build_config
 from collector.http import HttpClient
 from collector.metrics import LiveState, SelfMetrics
@@ -34,7 +43,7 @@ from collector.store import Store
 from collector.target_state import definition_key, envelope
 from collector.writer import BatchWriter
 from schemas.models import LiveSessionRow, SampleRow
-from schemas.types import Metric
+from schemas.types import Metric, ParseResult, Provenance, Reading
 from scrapers.tiktok.live import RoomState
 from simulator import shopee as shopee_world
 from simulator.clock import SimClock
@@ -160,6 +169,34 @@ def test_a_state_field_the_codec_cannot_store_is_named_when_the_codec_is_built()
 
     with pytest.raises(TypeError, match=r"Loose\.anything: a state field of type"):
         codec_for(Loose)
+
+
+async def test_a_state_the_codec_cannot_take_never_stops_a_poll(caplog: pytest.LogCaptureFixture) -> None:
+    @dataclasses.dataclass
+    class Loose:
+        anything: Any = None
+
+    async def poll(ctx: PollContext[Loose]) -> PollResult:
+        return PollResult(Outcome.OK, ParseResult([Reading(Metric.VIEWERS, 5.0, Provenance.OBSERVED)]))
+
+    class LooseAdapter:
+        name, kinds, default_base_urls, markers = (
+            "tiktok",
+            {"live": KindSpec(poll, new_state=Loose)},
+            {},
+            NO_MARKERS,
+        )
+
+    config = config_of(ROOMS[:1])
+    async with poller_for(config) as poller:
+        poller.adapters = {"tiktok": LooseAdapter()}  # type: ignore[dict-item]
+        records = [await poller.poll(config.targets[0]) for _ in range(2)]
+    assert [(r.outcome, r.state, [s.value for s in r.samples]) for r in records] == [
+        (Outcome.OK, None, [5.0])
+    ] * 2
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "a: state cannot be stored; it will not survive a restart"
+    ]  # once, not every poll
 
 
 # --- restoring into a poller ------------------------------------------------------------------------
