@@ -51,9 +51,8 @@ class BatchWriter:
         self._spooled_only = 0  # records in the spool, not in memory, to read back when memory drains
         self._full_logged = False
         self._spool_failing = False
-        self._flushing = (
-            asyncio.Lock()
-        )  # `run` and a fleet handover may flush at once; batches must not overlap
+        # `run` and a fleet handover may both flush: two flushes must not take the same batch.
+        self._flushing = asyncio.Lock()
         if spool is not None:
             waiting = self._read_back()
             if waiting:
