@@ -171,34 +171,6 @@ def test_a_state_field_the_codec_cannot_store_is_named_when_the_codec_is_built()
         codec_for(Loose)
 
 
-async def test_a_state_the_codec_cannot_take_never_stops_a_poll(caplog: pytest.LogCaptureFixture) -> None:
-    @dataclasses.dataclass
-    class Loose:
-        anything: Any = None
-
-    async def poll(ctx: PollContext[Loose]) -> PollResult:
-        return PollResult(Outcome.OK, ParseResult([Reading(Metric.VIEWERS, 5.0, Provenance.OBSERVED)]))
-
-    class LooseAdapter:
-        name, kinds, default_base_urls, markers = (
-            "tiktok",
-            {"live": KindSpec(poll, new_state=Loose)},
-            {},
-            NO_MARKERS,
-        )
-
-    config = config_of(ROOMS[:1])
-    async with poller_for(config) as poller:
-        poller.adapters = {"tiktok": LooseAdapter()}  # type: ignore[dict-item]
-        records = [await poller.poll(config.targets[0]) for _ in range(2)]
-    assert [(r.outcome, r.state, [s.value for s in r.samples]) for r in records] == [
-        (Outcome.OK, None, [5.0])
-    ] * 2
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
-        "a: state cannot be stored; it will not survive a restart"
-    ]  # once, not every poll
-
-
 # --- restoring into a poller ------------------------------------------------------------------------
 
 
@@ -282,6 +254,34 @@ async def test_a_changed_target_starts_fresh_and_its_old_state_never_comes_back(
         poller.forget_targets(["b"])  # lost to another replica; gained back unchanged: it carries on
         assert await poller.restore_states(changed.targets, load) == 1
         assert poller._target_state(b).adapter_state == RoomState("222")
+
+
+async def test_a_state_the_codec_cannot_take_never_stops_a_poll(caplog: pytest.LogCaptureFixture) -> None:
+    @dataclasses.dataclass
+    class Loose:
+        anything: Any = None
+
+    async def poll(ctx: PollContext[Loose]) -> PollResult:
+        return PollResult(Outcome.OK, ParseResult([Reading(Metric.VIEWERS, 5.0, Provenance.OBSERVED)]))
+
+    class LooseAdapter:
+        name, kinds, default_base_urls, markers = (
+            "tiktok",
+            {"live": KindSpec(poll, new_state=Loose)},
+            {},
+            NO_MARKERS,
+        )
+
+    config = config_of(ROOMS[:1])
+    async with poller_for(config) as poller:
+        poller.adapters = {"tiktok": LooseAdapter()}  # type: ignore[dict-item]
+        records = [await poller.poll(config.targets[0]) for _ in range(2)]
+    assert [(r.outcome, r.state, [s.value for s in r.samples]) for r in records] == [
+        (Outcome.OK, None, [5.0])
+    ] * 2
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "a: state cannot be stored; it will not survive a restart"
+    ]  # once, not every poll
 
 
 # --- a Shopee estimate across two processes, through the real store ---------------------------------
