@@ -1,9 +1,10 @@
 """`python -m bench`: every benchmark in this folder."""
 
-from bench import metrics, parse, report, state, writer
+from bench import fleet_budget, metrics, parse, report, state, writer
 
 parse.main()
 report.main()
 writer.main()
 state.main()
 metrics.main()
+fleet_budget.main()

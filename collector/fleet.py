@@ -186,6 +186,7 @@ class Fleet:
 
     async def _step(self) -> None:
         wanted = self.targets()
+        self.metrics.fleet_targets.set(len(wanted))
         if frozenset(wanted) != self._registered:
             await self.leases.register(wanted)
             self._registered = frozenset(wanted)

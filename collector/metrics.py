@@ -275,6 +275,24 @@ class SelfMetrics:
             ("platform",),
             registry=r,
         )
+        self.fleet_budget_waits = Counter(
+            "collector_fleet_budget_waits_total",
+            "Request starts that waited for their turn in the fleet's shared budget of a host.",
+            ("platform",),
+            registry=r,
+        )
+        self.fleet_budget_wait_seconds = Counter(
+            "collector_fleet_budget_wait_seconds_total",
+            "Seconds request starts waited for their turn in the fleet's shared budget of a host.",
+            ("platform",),
+            registry=r,
+        )
+        self.fleet_budget_fallbacks = Counter(
+            "collector_fleet_budget_fallbacks_total",
+            "Request starts spaced by this replica alone because PostgreSQL did not answer for the fleet.",
+            ("platform",),
+            registry=r,
+        )
         self.circuit_state = Gauge(
             "collector_circuit_state",
             "Per-platform circuit breaker: 0 closed, 1 half-open, 2 open.",
@@ -311,6 +329,11 @@ class SelfMetrics:
         # Fleet mode (several replicas sharing targets by lease); a single collector leaves them at 0.
         self.fleet_replicas = Gauge(
             "collector_fleet_replicas", "Replicas of the fleet seen alive by this one.", registry=r
+        )
+        self.fleet_targets = Gauge(
+            "collector_fleet_targets",
+            "Enabled targets in this replica's configuration: the targets the fleet shares.",
+            registry=r,
         )
         self.fleet_leases_held = Gauge(
             "collector_fleet_leases_held", "Targets this replica holds a lease on (polls now).", registry=r

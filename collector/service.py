@@ -20,6 +20,7 @@ from collector.backfill import Backfill, serve_jobs
 from collector.board import CampaignDocuments, board_routes
 from collector.config import Config, TargetConfig
 from collector.fleet import Fleet, Leases
+from collector.fleet_budget import fleet_budget
 from collector.http import HttpClient, OutboundGuard
 from collector.jobs import JobBook, this_process, utcnow
 from collector.metrics import Check, LiveState, SelfMetrics, start_metrics_server
@@ -174,8 +175,10 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
         async with (
             HttpClient(config.http, outbound_guard(config)) as http,
             browser_pool(config, metrics) as browser,
+            # In fleet mode the politeness budget (spacing, holds, circuits, proxies) is shared in PostgreSQL.
+            fleet_budget(config, metrics) as budget,
         ):
-            poller = Poller(config, http, live, metrics, writer.submit, browser)
+            poller = Poller(config, http, live, metrics, writer.submit, browser, budget)
             if database_answers:
                 await _restore_states(store, writer, poller, polled)
             scheduler = Scheduler(

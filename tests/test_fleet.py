@@ -88,6 +88,7 @@ def test_replicas_split_the_targets_without_overlap(postgres_url: str) -> None:
             assert set().union(*held) == {t.name for t in TARGETS}
             assert a.counter("collector_fleet_replicas") == 3
             assert a.counter("collector_fleet_leases_held") == 4
+            assert a.counter("collector_fleet_targets") == 12
             # Never polled before: each starts at a random phase.
             assert set(a.polling.values()) == {None}
 
@@ -162,6 +163,7 @@ def test_a_target_removed_by_a_reload_is_released(postgres_url: str) -> None:
             a.targets = TARGETS[:10]
             await settle(a, steps=1)
             assert set(a.polling) == {t.name for t in TARGETS[:10]}
+            assert a.counter("collector_fleet_targets") == 10
             async with a.engine.connect() as conn:
                 holders = dict(
                     (
