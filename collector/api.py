@@ -1,11 +1,12 @@
 """The adapter API: all that a platform adapter (`scrapers/`) may use of the core, and nothing more.
 
-A leaf module: it imports only the outcome errors and the data vocabulary, so loading it (or a
-configuration, which needs the kind specs) never imports a fetcher, the store or any platform.
+A leaf module: it imports only the outcome errors, the state codec and the data vocabulary, so loading it
+(or a configuration, which needs the kind specs) never imports a fetcher, the store or any platform.
 
 An adapter declares its page kinds in a table of `KindSpec`s; each kind names its target fields, checks
 them at load (so `check-config` reports every mistake with its key path), creates the typed state it
-keeps between polls of one target, and polls through the fetchers in its `PollContext`.
+keeps between polls of one target (stored, so a restart or another replica carries on), and polls
+through the fetchers in its `PollContext`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from collector.outcomes import (
     Refused,
     Transient,
 )
+from collector.state_codec import MEMORY_ONLY, StateShapeError, codec_for
 from schemas.types import ParseResult, Sample, SessionObservation
 
 __all__ = [
+    "MEMORY_ONLY",
     "NO_MARKERS",
     "Adapter",
     "Blocked",
@@ -56,6 +59,7 @@ __all__ = [
     "RawResponse",
     "Refused",
     "RevealsSecret",
+    "StateShapeError",
     "TargetConfig",
     "Transient",
     "check_status",
@@ -85,6 +89,8 @@ class PollRecord:
     next_due_at: datetime | None = None
     detail: str | None = None  # why a poll failed, for `collector status`
     credentials_expire_at: datetime | None = None  # the target's API token expiry, where known
+    # The target's stored state after this poll (`collector.target_state`), only when it changed.
+    state: dict[str, Any] | None = None
 
 
 class RevealsSecret(Protocol):
@@ -295,6 +301,23 @@ class KindSpec:
     # platforms that punish fast pollers (Lazada's storefront) or counters that move slowly.
     default_interval: float | None = None
     summary: str = ""
+    # Raised when the meaning of the kind's stored state changes while its shape stays the same: a
+    # stored state of another version is not loaded (its target starts fresh). A change of shape
+    # needs no bump; the codec refuses it by itself.
+    state_version: int = 1
+
+    def dump_state(self, state: Any) -> Any:
+        """The kind's state as JSON types (None for a kind without state)."""
+        return None if state is None else codec_for(type(state)).dump(state)
+
+    def load_state(self, data: Any) -> Any:
+        """A dumped state back as the kind's state; StateShapeError when it does not fit the class."""
+        fresh = self.new_state()
+        if fresh is None:
+            if data is not None:
+                raise StateShapeError("", "this kind keeps no state")
+            return None
+        return codec_for(type(fresh)).load(data)
 
     def needs_browser(self, params: Mapping[str, str]) -> bool:
         return self.uses_browser(params) if callable(self.uses_browser) else self.uses_browser

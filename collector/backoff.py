@@ -59,6 +59,13 @@ class TargetBackoff:
     def failures(self, target: str) -> int:
         return self._failures.get(target, 0)
 
+    def restore(self, target: str, failures: int, hold: float) -> None:
+        """Carry on a streak recorded elsewhere (a restart, another replica): `hold` seconds from now."""
+        if failures:
+            self._failures[target] = failures
+        if hold > 0:
+            self._not_before[target] = self.clock.monotonic() + hold
+
 
 class CircuitState(IntEnum):
     CLOSED = 0

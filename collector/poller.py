@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ from collector.limits import HostLimiter, HostRule, ProxyRotation
 from collector.metrics import LiveState, SelfMetrics
 from collector.outcomes import AdapterError, Outcome, ParseFailure, PollError
 from collector.reactions import REACTIONS
+from collector.target_state import canonical, definition_key, envelope, hold_until, restore
 from schemas.types import Sample
 
 if TYPE_CHECKING:
@@ -32,13 +33,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+_UNSTORABLE = b"unstorable"  # `_TargetState.stored` once a dump failed: logged once, not every poll
+
+
 @dataclass(slots=True)
 class _TargetState:
     spec: KindSpec
     adapter_state: Any  # the kind's own typed state, created by `KindSpec.new_state`
+    definition: str  # `target_state.definition_key` of the target, computed once
     last_outcome: Outcome | None = None
     failures: int = 0
     successes: int = 0
+    stored: bytes | None = None  # the state as last handed to the writer (or loaded): unchanged is not sent
 
 
 class Poller:
@@ -84,9 +90,41 @@ class Poller:
         """A reload: poll with the new configuration; `forget` (removed or changed targets) start over."""
         self.config = config
         self.adapters = {**self.adapters, **{t.platform: get_adapter(t.platform) for t in config.targets}}
-        for name in forget:
+        self.forget_targets(forget)
+
+    def forget_targets(self, names: Iterable[str]) -> None:
+        """Drop these targets' state: a changed target starts over; a target gone elsewhere is not ours."""
+        for name in names:
             self._state.pop(name, None)
             self.backoff.forget(name)
+
+    async def restore_states(
+        self, targets: Sequence[TargetConfig], load: Callable[[list[str]], Awaitable[Mapping[str, Any]]]
+    ) -> int:
+        """Load the stored state of `targets` (with e.g. `Store.load_target_states`) before their first
+        poll here; returns how many carry on. A target already polled here keeps its newer state, so
+        call this before scheduling the targets. A state that does not apply starts fresh (logged)."""
+        stored = await load([t.name for t in targets])
+        restored = 0
+        for target in targets:
+            data = stored.get(target.name)
+            if data is None or target.name in self._state:
+                continue
+            spec = self.adapters[target.platform].kinds[target.kind]
+            found = restore(target, spec, data)
+            if found is None:
+                continue
+            definition = definition_key(target)
+            state = self._state[target.name] = _TargetState(
+                spec, found.adapter_state, definition, failures=found.failures
+            )
+            state.stored = canonical(
+                envelope(definition, spec, found.adapter_state, found.failures, found.hold_until)
+            )
+            hold = (found.hold_until - datetime.now(UTC)).total_seconds() if found.hold_until else 0.0
+            self.backoff.restore(target.name, found.failures, hold)
+            restored += 1
+        return restored
 
     def hold_off(self, target: TargetConfig) -> float:
         """Seconds the scheduler must wait before this target's next poll (0: go now)."""
@@ -119,7 +157,7 @@ class Poller:
         state = self._state.get(target.name)
         if state is None:
             spec = self.adapters[target.platform].kinds[target.kind]
-            state = self._state[target.name] = _TargetState(spec, spec.new_state())
+            state = self._state[target.name] = _TargetState(spec, spec.new_state(), definition_key(target))
         return state
 
     def fetcher_for(self, target: TargetConfig) -> HttpFetcher:
@@ -190,6 +228,7 @@ class Poller:
         record.next_due_at = observed_at + timedelta(seconds=max(target.interval, delay))
         record.detail = error.detail[:500] if error else None
         record.credentials_expire_at = expiry
+        record.state = self._changed_state(target, state, observed_at, delay)
         if parsed is not None:
             session_key = parsed.session.key if parsed.session else None
             record.samples = [
@@ -215,6 +254,25 @@ class Poller:
         self._log_transition(target, state, outcome, error)
         self.sink(record)
         return record
+
+    def _changed_state(
+        self, target: TargetConfig, state: _TargetState, observed_at: datetime, delay: float
+    ) -> dict[str, Any] | None:
+        """The target's state to store, or None when it is what was stored last."""
+        failures = self.backoff.failures(target.name)
+        try:
+            hold = hold_until(observed_at, delay)
+            data = envelope(state.definition, state.spec, state.adapter_state, failures, hold)
+            dumped = canonical(data)
+        except Exception:  # an adapter's state the codec cannot take: the poll's samples still count
+            if state.stored != _UNSTORABLE:
+                log.exception("%s: state cannot be stored; it will not survive a restart", target.name)
+            state.stored = _UNSTORABLE
+            return None
+        if dumped == state.stored:
+            return None
+        state.stored = dumped
+        return data
 
     def _snapshots_to_keep(
         self,

@@ -114,16 +114,38 @@ async def _serve_metrics(
         raise StartupError("collector.metrics_listen", listen_problem(str(listen), exc)) from None
 
 
-async def _prepare(store: Store) -> None:
-    """Migrate and register targets now if the database answers; otherwise the writer retries later."""
+async def _prepare(store: Store) -> bool:
+    """Migrate and register targets now if the database answers (True); otherwise the writer retries later."""
     try:
         await store.prepare()
     except Exception as exc:
         log.warning(
-            "database not reachable at start (%s: %s); collecting into the spool until it is",
-            type(exc).__name__,
-            str(exc).splitlines()[0][:200] if str(exc) else "",
+            "database not reachable at start (%s); collecting into the spool until it is", _brief(exc)
         )
+        return False
+    return True
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+
+
+async def _restore_states(
+    store: Store, writer: BatchWriter, poller: Poller, targets: list[TargetConfig]
+) -> None:
+    """Targets carry on from their stored state (room, estimate baselines, backoff) at start or when a
+    fleet replica gains them; fresh when the database cannot give it."""
+    if not targets:
+        return
+    try:
+        # Records still waiting here (a previous run's spool) hold newer states than the database.
+        if not await writer.flush_once():
+            raise ConnectionError("the records waiting in the spool cannot be written")
+        restored = await poller.restore_states(targets, store.load_target_states)
+    except Exception as exc:
+        log.warning("stored target states not loaded (%s); %d targets start fresh", _brief(exc), len(targets))
+        return
+    log.info("%d of %d targets carry on from their stored state", restored, len(targets))
 
 
 def _health(scheduler: Scheduler, browser: BrowserPool | None) -> str | None:
@@ -145,7 +167,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
     metrics = SelfMetrics(live)
     spool = _open_spool(config, metrics)
     store = Store(c.database_url, targets)
-    await _prepare(store)
+    database_answers = await _prepare(store)
     writer = _writer(config, store, metrics, spool)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -160,6 +182,8 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
         ):
             changes = ChangeFilter(c.keep_unchanged_every, writer.submit, metrics.samples_unchanged.inc)
             poller = Poller(config, http, live, metrics, changes, browser, budget)
+            if database_answers:
+                await _restore_states(store, writer, poller, polled)
             scheduler = Scheduler(
                 polled,
                 poller.poll,
@@ -203,6 +227,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 metrics.forget_targets(t for t in live.targets if t.name in lost)
                 poller.update_targets(current[0], lost)
                 changes.forget(lost)
+                if lost:  # their next holder loads their state: write it before the leases are released
+                    await writer.flush_once()
+                await _restore_states(store, writer, poller, [t for t, _ in gained])
                 metrics.describe_targets(t for t, _ in gained)
                 polled = polled_now(current[0].active_targets())
                 live.set_targets(polled)
@@ -306,6 +333,7 @@ async def poll_once(config: Config) -> list[PollRecord]:
             browser_pool(config, metrics) as browser,
         ):
             poller = Poller(config, http, live, metrics, writer.submit, browser)
+            await poller.restore_states(targets, store.load_target_states)
             limit = asyncio.Semaphore(config.collector.max_concurrency)
 
             async def one(target):  # type: ignore[no-untyped-def]

@@ -75,6 +75,7 @@ def encode(r: PollRecord) -> dict[str, Any]:
         "next_due_at": r.next_due_at,
         "detail": r.detail,
         "credentials_expire_at": _out(r.credentials_expire_at),
+        "state": r.state,
     }
 
 
@@ -98,6 +99,7 @@ def decode(d: dict[str, Any]) -> PollRecord:
         iso(d["next_due_at"]) if d.get("next_due_at") else None,
         d.get("detail"),
         iso(d["credentials_expire_at"]) if d.get("credentials_expire_at") else None,
+        d.get("state"),  # absent from records spooled before states were stored
     )
 
 

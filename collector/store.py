@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, case, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from collector import links
 from collector.api import PollRecord, RawResponse, TargetConfig
 from collector.outcomes import Outcome
-from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow, UtcDateTime
+from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow, TargetStateRow, UtcDateTime
 from schemas.types import Metric, Sample, SessionObservation
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,19 @@ SQLITE_SAMPLE_INSERT = (
 POSTGRES_SAMPLE_INSERT = (
     f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}) SELECT * FROM unnest($1::integer[], "
     f"$2::varchar[], $3::timestamptz[], $4::float8[], $5::varchar[], $6::integer[], $7::varchar[]) {_SAMPLE_KEY}"
+)
+
+# A replayed older record (the spool, a replica that died holding the target) never overwrites a newer state.
+_STATE_UPSERT = (
+    "ON CONFLICT (target_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at "
+    "WHERE target_state.updated_at <= excluded.updated_at"
+)
+SQLITE_STATE_UPSERT = (
+    f"INSERT INTO target_state (target_id, state, updated_at) VALUES (?, ?, ?) {_STATE_UPSERT}"
+)
+POSTGRES_STATE_UPSERT = (
+    "INSERT INTO target_state (target_id, state, updated_at) SELECT t, s::json, u FROM "
+    f"unnest($1::integer[], $2::text[], $3::timestamptz[]) AS x(t, s, u) {_STATE_UPSERT}"
 )
 
 
@@ -101,6 +115,11 @@ class ExportRow:
     value: float
     provenance: str
     session_id: str | None
+
+
+def _sqlite_times(times: Iterable[datetime]) -> list[str]:
+    # The text SQLAlchemy's SQLite DateTime writes (naive UTC), so keys compare equal to it.
+    return [at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds") for at in times]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -193,8 +212,22 @@ class Store:
                 await conn.execute(stmt, snapshots)
             if poll_outcomes:
                 await self._record_outcomes(conn, records)
+            await self._upsert_states(conn, records)
         self._session_ids.update(sessions)
         return inserted
+
+    async def load_target_states(self, names: Sequence[str]) -> dict[str, Any]:
+        """The stored state of each of these targets that has one, by target name."""
+        found: dict[str, Any] = {}
+        async with self.engine.connect() as conn:
+            for i in range(0, len(names), 1000):  # under every backend's limit of bound parameters
+                result = await conn.execute(
+                    select(TargetRow.name, TargetStateRow.state)
+                    .join(TargetStateRow, TargetStateRow.target_id == TargetRow.id)
+                    .where(TargetRow.name.in_(names[i : i + 1000]))
+                )
+                found.update((name, state) for name, state in result)
+        return found
 
     async def replace_samples(self, records: Sequence[PollRecord]) -> dict[str, int]:
         """Write re-derived samples over the stored ones with the same key (target, metric, time);
@@ -334,15 +367,32 @@ class Store:
         row["account"] = row["account"] or obs.account
         return key
 
+    async def _upsert_states(self, conn: AsyncConnection, records: Sequence[PollRecord]) -> None:
+        """Each target's newest state in the batch, in one statement."""
+        newest: dict[str, PollRecord] = {}
+        for record in records:
+            if record.state is not None:
+                held = newest.get(record.target)
+                if held is None or record.observed_at >= held.observed_at:
+                    newest[record.target] = record
+        if not newest:
+            return
+        ids = [self.target_ids[name] for name in newest]
+        states = [orjson.dumps(r.state).decode() for r in newest.values()]
+        times = [r.observed_at for r in newest.values()]
+        if self.engine.dialect.name == "sqlite":
+            await conn.exec_driver_sql(
+                SQLITE_STATE_UPSERT, list(zip(ids, states, _sqlite_times(times), strict=True))
+            )
+        else:
+            await conn.exec_driver_sql(POSTGRES_STATE_UPSERT, (ids, states, times))
+
     async def _insert_samples(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
         """The batch's samples in one driver call, past SQLAlchemy's per-value processing; returns how
         many were new (a replayed sample hits the unique key and is skipped)."""
         columns = [[row[c] for row in rows] for c in SAMPLE_COLUMNS]
         if self.engine.dialect.name == "sqlite":
-            # The text SQLAlchemy's SQLite DateTime writes (naive UTC), so keys compare equal to it.
-            columns[2] = [
-                at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds") for at in columns[2]
-            ]
+            columns[2] = _sqlite_times(columns[2])
             result = await conn.exec_driver_sql(SQLITE_SAMPLE_INSERT, list(zip(*columns, strict=True)))
         else:  # one statement over arrays: one round trip, and a status line that counts the new rows
             result = await conn.exec_driver_sql(POSTGRES_SAMPLE_INSERT, tuple(columns))

@@ -51,6 +51,8 @@ class BatchWriter:
         self._spooled_only = 0  # records in the spool, not in memory, to read back when memory drains
         self._full_logged = False
         self._spool_failing = False
+        # `run` and a fleet handover may both flush: two flushes must not take the same batch.
+        self._flushing = asyncio.Lock()
         if spool is not None:
             waiting = self._read_back()
             if waiting:
@@ -130,6 +132,10 @@ class BatchWriter:
 
     async def flush_once(self) -> bool:
         """Write everything pending in batches; False when the database refused (records kept)."""
+        async with self._flushing:
+            return await self._flush_pending()
+
+    async def _flush_pending(self) -> bool:
         if self.spool is not None and self.pending:
             self._sync_spool()
         while self.pending or (self._spooled_only and self.spool is not None):

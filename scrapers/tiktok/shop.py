@@ -20,12 +20,13 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from collector.api import (
+    MEMORY_ONLY,
     FieldProblem,
     HistoryGap,
     HistoryPoint,
@@ -289,12 +290,16 @@ def _expiry(value: str) -> datetime | None:
 @dataclass(slots=True)
 class ShopState:
     """A shop target's live credentials: the access token in use (refreshed ones replace the
-    configured one) and when it expires, where known."""
+    configured one) and when it expires, where known.
 
-    access_token: str | None = None
-    expires_at: datetime | None = None
-    refresh_token: str | None = None
-    loaded: bool = False
+    Memory only: tokens never go to the database, where every report reader could read them. A restarted
+    or moved target starts again from the configured tokens (see README, "Target state").
+    """
+
+    access_token: str | None = field(default=None, metadata=MEMORY_ONLY)
+    expires_at: datetime | None = field(default=None, metadata=MEMORY_ONLY)
+    refresh_token: str | None = field(default=None, metadata=MEMORY_ONLY)
+    loaded: bool = field(default=False, metadata=MEMORY_ONLY)
 
 
 def _secret(ctx: PollContext[ShopState], name: str) -> str | None:
