@@ -38,12 +38,18 @@ demo: $(STAMP)
 run: $(STAMP)
 	$(BIN)/collector run
 
+# pytest-xdist workers, each with its own PostgreSQL, Chromium and temp dirs (ports are all picked free).
+# One per core: the CPU-bound fuzzing fills both, and the subprocess and server tests mostly wait; more
+# workers were no faster on a loaded 2-core machine. worksteal evens out the few long scenario tests.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # Everything but PostgreSQL, Chromium and subprocesses: the loop to run while editing.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m 'not slow'
+	$(PYTEST) -m 'not slow'
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -197,6 +197,25 @@ def wait_for(predicate, timeout: float, interval: float = 0.25):  # type: ignore
     return predicate()
 
 
+def polled_since(port: int, names: list[str], since: float | dict[str, float]) -> dict[str, float] | None:
+    """Each target's last successful poll once every one ended after `since` (one instant, or one per
+    target); None until then."""
+    body = scrape(port)
+    last = {n: metric_value(body, "collector_last_success_timestamp_seconds", target=n) or 0 for n in names}
+    after = since if isinstance(since, dict) else dict.fromkeys(names, since)
+    return last if all(last[n] > after[n] for n in names) else None
+
+
+def wait_for_polls_started_after(port: int, names: list[str], since: float, timeout: float = 60) -> bool:
+    """Every target has finished a poll that started after `since`, so what it stored was served after it.
+
+    A poll that merely ends after `since` may have read its page before (a browser poll takes seconds on
+    a busy machine), and only the end is exposed; but a target's polls never overlap, so the poll after
+    the first one to end after `since` began after it."""
+    first = wait_for(lambda: polled_since(port, names, since), timeout, interval=0.5)
+    return bool(first) and bool(wait_for(lambda: polled_since(port, names, first), timeout, interval=0.5))
+
+
 @asynccontextmanager
 async def simulator_in_process(scenario: Scenario, clock: SimClock) -> AsyncIterator[str]:
     """The simulator app on a free loopback port of this event loop; yields its base URL."""

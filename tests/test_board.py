@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import free_port, http_get, run_cli, service, simulator, wait_for
+from tests.harness import free_port, http_get, polled_since, run_cli, service, simulator, wait_for
 from tests.html_report import chromium_or_skip
-from tests.test_event_week import CAMPAIGN, _all_polled_since, event_config
+from tests.test_event_week import CAMPAIGN, event_config
 from tests.test_fault_matrix import post
 
 # Day one: the TikTok opening live and the first Shopee session are on; then later the same day.
@@ -56,7 +56,7 @@ def test_the_board_shows_the_json_numbers_and_follows_the_simulator(tmp_path: Pa
         names = [line.split('"')[1] for line in config.read_text().splitlines() if line.startswith("name = ")]
         started = time.time()
         with service(config, env=env), sync_playwright() as playwright:
-            assert wait_for(lambda: _all_polled_since(port, names, started), timeout=60, interval=0.5)
+            assert wait_for(lambda: polled_since(port, names, started), timeout=60, interval=0.5)
             assert http_get(f"http://127.0.0.1:{port}/api/campaigns/no-such-campaign")[0] == 404
             assert http_get(f"http://127.0.0.1:{port}/board/{CAMPAIGN}?lang=fr")[0] == 400
             browser = playwright.chromium.launch(executable_path=chromium)
@@ -84,7 +84,7 @@ def test_the_board_shows_the_json_numbers_and_follows_the_simulator(tmp_path: Pa
 
                 stepped = time.time()
                 post(f"{sim}/_sim/clock", {"freeze_at": LATER})
-                assert wait_for(lambda: _all_polled_since(port, names, stepped), timeout=60, interval=0.5)
+                assert wait_for(lambda: polled_since(port, names, stepped), timeout=60, interval=0.5)
                 assert wait_for(
                     lambda: shown() == headline(api(port)) and shown()["live_views"] > first["live_views"],
                     timeout=30,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import free_port, metric_value, run_cli, scrape, service, simulator, truth, wait_for
+from tests.harness import free_port, run_cli, service, simulator, truth, wait_for_polls_started_after
 from tests.html_report import check_html_report
 from tests.test_fault_matrix import post
 
@@ -104,10 +104,9 @@ def test_event_week_totals_equal_the_export(tmp_path: Path, database_url: str) -
                 for step in STEPS:
                     post(f"{sim}/_sim/clock", {"freeze_at": step})
                     stepped = time.time()
-                    polled = wait_for(
-                        lambda s=stepped: _all_polled_since(port, names, s), timeout=60, interval=0.5
+                    assert wait_for_polls_started_after(port, names, stepped), (
+                        f"not every target polled at scenario second {step}"
                     )
-                    assert polled, f"not every target polled at scenario second {step}"
                 served = truth(sim)
             finally:
                 proc.send_signal(signal.SIGTERM)
@@ -178,11 +177,3 @@ def test_event_week_totals_equal_the_export(tmp_path: Path, database_url: str) -
     assert reported == truth_totals
     assert totals["revenue"]["headline_sessions"] == {"reported": len(SHOPEE_SESSIONS), "estimated": 0}
     check_html_report(config, env, tmp_path)
-
-
-def _all_polled_since(port: int, names: list[str], since: float) -> bool:
-    body = scrape(port)
-    return all(
-        (metric_value(body, "collector_last_success_timestamp_seconds", target=name) or 0) > since + 0.2
-        for name in names
-    )

@@ -272,22 +272,36 @@ def test_429_retry_after_is_honoured_for_the_whole_host(tmp_path: Path) -> None:
     assert metric_value(metrics, "collector_polls_total", outcome="ok") >= 2
 
 
+def silence_before_probe(log: list[dict[str, Any]], at_least: float) -> float | None:
+    """The first quiet spell of `at_least` seconds between two platform requests, by the simulator's own
+    timestamps (from the end of every earlier answer to the next arrival); None while there is none."""
+    answered = 0.0
+    for entry in sorted(log, key=lambda e: e["time"]):
+        if answered and entry["time"] - answered >= at_least:
+            return entry["time"] - answered
+        answered = max(answered, entry.get("done", entry["time"]))  # no "done" yet while in flight
+    return None
+
+
 def test_503_burst_retries_opens_the_circuit_and_recovers(tmp_path: Path) -> None:
     port = free_port()
+    reset = 4.0
     with simulator("--freeze-at", "650") as sim:
         set_faults(sim, {"mode": "503", "match": ROOM_INFO})
-        breaker = 'breaker_failures = 3\nbreaker_reset = "4s"'
+        breaker = f'breaker_failures = 3\nbreaker_reset = "{reset:g}s"'
         config = config_for(tmp_path, sim, f"sqlite+aiosqlite:///{tmp_path}/c.db", port, breaker)
         with service(config) as proc:
             opened = wait_for(
                 lambda: metric_value(scrape(port), "collector_circuit_state", platform="tiktok") == 2, 30
             )
             assert opened, "the circuit never opened"
-            metrics = scrape(port)
-            assert metric_value(metrics, "collector_http_retries_total", platform="tiktok") >= 1
-            before = len(request_log(sim))
-            time.sleep(1.5)
-            assert len(request_log(sim)) == before, "requests went out while the circuit was open"
+            assert metric_value(scrape(port), "collector_http_retries_total", platform="tiktok") >= 1
+            # Polls are 1 s apart and back off at most 3 s, so only an open circuit keeps the host quiet for
+            # `reset`; a request let out while it is open would break the silence. The faults stay on until
+            # the probe that ends it has arrived, so a retry still in flight when the circuit opened cannot
+            # be mistaken for one (it gets a 503 too and only moves the start of the silence).
+            silence = wait_for(lambda: silence_before_probe(request_log(sim), reset - 0.05), 30)
+            assert silence, "requests went out while the circuit was open"
             cleared = time.monotonic()
             set_faults(sim)
             assert wait_for(
@@ -298,7 +312,8 @@ def test_503_burst_retries_opens_the_circuit_and_recovers(tmp_path: Path) -> Non
             )
             retries = metric_value(scrape(port), "collector_http_retries_total", platform="tiktok")
             print(
-                f"503 burst: {retries:.0f} retries; recovered {time.monotonic() - cleared:.1f}s after it ended"
+                f"503 burst: {retries:.0f} retries; silent {silence:.2f}s while open; "
+                f"recovered {time.monotonic() - cleared:.1f}s after it ended"
             )
             stop(proc)
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from simulator.scenario import DAY
-from tests.harness import free_port, run_cli, service, simulator, truth, wait_for
-from tests.test_event_week import _all_polled_since
+from tests.harness import free_port, run_cli, service, simulator, truth, wait_for_polls_started_after
 from tests.test_fault_matrix import post
 
 pytestmark = pytest.mark.integration
@@ -76,10 +75,9 @@ def test_event_week_shop_estimates_equal_the_truth(tmp_path: Path, database_url:
                 for step in STEPS:
                     post(f"{sim}/_sim/clock", {"freeze_at": step})
                     stepped = time.time()
-                    polled = wait_for(
-                        lambda s=stepped: _all_polled_since(port, names, s), timeout=60, interval=0.5
+                    assert wait_for_polls_started_after(port, names, stepped), (
+                        f"not every shop polled at scenario second {step}"
                     )
-                    assert polled, f"not every shop polled at scenario second {step}"
                 served = truth(sim)
             finally:
                 proc.send_signal(signal.SIGTERM)
