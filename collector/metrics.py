@@ -99,15 +99,16 @@ class LiveState:
     def __init__(self, targets: Iterable[TargetConfig]) -> None:
         self._targets = {t.name: t for t in targets}
         self._latest: dict[tuple[str, str], _Latest] = {}
-        # metric -> target -> (withdrawn after, value line, observed-timestamp line)
-        self._lines: dict[str, dict[str, tuple[float, str, str]]] = {}
+        self._lines: dict[str, _Lines] = {}
+        # (target, metric, provenance, currency) -> the two lines' label parts: formatted once per series
+        self._prefixes: dict[tuple[str, str, str, str | None], tuple[str, str]] = {}
 
     def set_targets(self, targets: Iterable[TargetConfig]) -> None:
         """A reload: series of targets no longer configured leave /metrics at once; the others are
         formatted again, as their labels (campaign, kind) or stale window may have changed."""
         self._targets = {t.name: t for t in targets}
         self._latest = {key: v for key, v in self._latest.items() if key[0] in self._targets}
-        self._lines = {}
+        self._lines, self._prefixes = {}, {}
         for key, latest in self._latest.items():
             self._format(key, latest)
 
@@ -133,46 +134,79 @@ class LiveState:
                 key = (target, metric.value)
                 if key in self._latest and key not in fresh and metric.value not in NOT_SESSION_SCOPED:
                     del self._latest[key]
-                    self._lines.get(metric.value, {}).pop(target, None)
+                    if lines := self._lines.get(metric.value):
+                        lines.drop(target)
 
     def _format(self, key: tuple[str, str], latest: _Latest) -> None:
         target, metric = key
         config = self._targets.get(target)
         if config is None:
             return
-        labels = {
-            "platform": config.platform,
-            "target": target,
-            "kind": config.kind,
-            "campaign": config.campaign or "",
-            "provenance": latest.provenance,
-        }
-        if metric in MONEY_METRICS:
-            labels["currency"] = latest.currency or "VND"
+        currency = (latest.currency or "VND") if metric in MONEY_METRICS else None
+        prefixes = self._prefixes.get((target, metric, latest.provenance, currency))
+        if prefixes is None:
+            labels = {
+                "platform": config.platform,
+                "target": target,
+                "kind": config.kind,
+                "campaign": config.campaign or "",
+                "provenance": latest.provenance,
+            }
+            if currency is not None:
+                labels["currency"] = currency
+            prefixes = self._prefixes[(target, metric, latest.provenance, currency)] = (
+                f"{PREFIX}_{metric}{{{label_set(**labels)}}} ",
+                f"{OBSERVED}{{{label_set(metric=metric, target=target)}}} ",
+            )
         at = latest.observed_at.timestamp()
-        self._lines.setdefault(metric, {})[target] = (
-            # A value nobody has confirmed for several polls is withdrawn rather than shown as current:
-            # a target failing for hours must not keep last night's viewers on the dashboard.
-            at + stale_after(config),
-            f"{PREFIX}_{metric}{{{label_set(**labels)}}} {floatToGoString(latest.value)}\n",
-            f"{OBSERVED}{{{label_set(metric=metric, target=target)}}} {floatToGoString(at)}\n",
+        lines = self._lines.get(metric) or self._lines.setdefault(metric, _Lines())
+        # A value nobody has confirmed for several polls is withdrawn rather than shown as current:
+        # a target failing for hours must not keep last night's viewers on the dashboard.
+        lines.until[target] = at + stale_after(config)
+        value, observed = (
+            f"{prefixes[0]}{floatToGoString(latest.value)}\n",
+            f"{prefixes[1]}{floatToGoString(at)}\n",
         )
+        lines.values[target], lines.observed[target] = value.encode(), observed.encode()
 
-    def render(self) -> str:
+    def render(self) -> bytes:
         """The live-value families in the text format (the same text in OpenMetrics)."""
+        return b"".join(self.pieces())
+
+    def pieces(self) -> list[bytes]:
+        """`render`'s bytes in pieces, to join once with the rest of a page. Series past their stale
+        time are withdrawn here; while none is, a family is one join of its ready lines."""
         now = time.time()
         out, observed = [], []
         for metric in sorted(self._lines):
-            fresh = [(value, seen) for until, value, seen in self._lines[metric].values() if until >= now]
-            if not fresh:
+            lines = self._lines[metric]
+            if lines.until and min(lines.until.values()) < now:
+                for target in [t for t, until in lines.until.items() if until < now]:
+                    lines.drop(target)
+            if not lines.values:
                 continue
             name = f"{PREFIX}_{metric}"
-            out.append(f"# HELP {name} {_HELP.get(metric, metric)}\n# TYPE {name} gauge\n")
-            out.extend(value for value, _ in fresh)
-            observed.extend(seen for _, seen in fresh)
-        out.append(f"# HELP {OBSERVED} {OBSERVED_HELP}\n# TYPE {OBSERVED} gauge\n")
+            out.append(f"# HELP {name} {_HELP.get(metric, metric)}\n# TYPE {name} gauge\n".encode())
+            out.append(b"".join(lines.values.values()))
+            observed.append(b"".join(lines.observed.values()))
+        out.append(f"# HELP {OBSERVED} {OBSERVED_HELP}\n# TYPE {OBSERVED} gauge\n".encode())
         out.extend(observed)
-        return "".join(out)
+        return out
+
+
+class _Lines:
+    """One live family's series by target: when each is withdrawn, its value line, its observed line."""
+
+    __slots__ = ("observed", "until", "values")
+
+    def __init__(self) -> None:
+        self.until: dict[str, float] = {}
+        self.values: dict[str, bytes] = {}
+        self.observed: dict[str, bytes] = {}
+
+    def drop(self, target: str) -> None:
+        for lines in (self.until, self.values, self.observed):
+            lines.pop(target, None)
 
 
 class SelfMetrics:
@@ -352,11 +386,10 @@ class SelfMetrics:
     def exposition(self, openmetrics: bool = False) -> bytes:
         """The whole page: live values first, then the collector's own families (their `# EOF` ends
         an OpenMetrics page)."""
-        return self.state.render().encode() + self.own_exposition(openmetrics)
-
-    def own_exposition(self, openmetrics: bool = False) -> bytes:
-        ready = "".join(family.render(openmetrics) for family in self._ready).encode()
-        return ready + (generate_openmetrics if openmetrics else generate_latest)(self._bounded)
+        pieces = self.state.pieces()
+        pieces.extend(family.render(openmetrics) for family in self._ready)
+        pieces.append((generate_openmetrics if openmetrics else generate_latest)(self._bounded))
+        return b"".join(pieces)
 
 
 Check = Callable[[], str | None]  # the problem in a few words, or None when all is well

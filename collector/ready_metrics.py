@@ -40,8 +40,8 @@ class ReadyFamily:
         self._children: dict[tuple[str, ...], _Child] = {}
         text_name = self._sample_name
         self._headers = (
-            f"# HELP {text_name} {documentation}\n# TYPE {text_name} {kind}\n",
-            f"# HELP {name} {documentation}\n# TYPE {name} {kind}\n",  # OpenMetrics names the family bare
+            f"# HELP {text_name} {documentation}\n# TYPE {text_name} {kind}\n".encode(),
+            f"# HELP {name} {documentation}\n# TYPE {name} {kind}\n".encode(),  # OpenMetrics: the bare name
         )
 
     def labels(self, *values: str) -> _Child:
@@ -56,10 +56,10 @@ class ReadyFamily:
     def remove(self, *values: str) -> None:
         del self._children[values]  # KeyError when absent, as prometheus-client's
 
-    def render(self, openmetrics: bool = False) -> str:
+    def render(self, openmetrics: bool = False) -> bytes:
         if not self._children:
-            return ""
-        return self._headers[openmetrics] + "".join(child.line for child in self._children.values())
+            return b""
+        return self._headers[openmetrics] + b"".join([child.line for child in self._children.values()])
 
     def collect(self) -> Iterator[Metric]:
         family_type = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
@@ -78,7 +78,7 @@ class _Child:
 
     def set(self, value: float) -> None:
         self.value = float(value)
-        self.line = f"{self.prefix}{floatToGoString(self.value)}\n"
+        self.line = f"{self.prefix}{floatToGoString(self.value)}\n".encode()
 
     def inc(self, amount: float = 1.0) -> None:
         self.set(self.value + amount)
