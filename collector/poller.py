@@ -69,6 +69,8 @@ class Poller:
             {p.name: (p.breaker_failures, p.breaker_reset) for p in platforms.values()},
             on_change=self._circuit_changed,
         )
+        # prometheus-client children by labels: `labels()` takes a lock and builds a key on every call.
+        self._children: dict[tuple[object, ...], Any] = {}
         self.proxies = ProxyRotation(
             {p.name: tuple(s.reveal() for s in p.proxies) for p in platforms.values()}
         )
@@ -115,7 +117,7 @@ class Poller:
             target.platform,
             self.limiter,
             self.proxies.current(target.platform),
-            on_retry=self.metrics.retries.labels(target.platform).inc,
+            on_retry=self._child(self.metrics.retries, target.platform).inc,
             markers=self.adapters[target.platform].markers,
         )
 
@@ -156,8 +158,8 @@ class Poller:
             outcome, parsed, reason = Outcome.ADAPTER_ERROR, None, None
         observed_at = datetime.now(UTC)
         labels = (target.platform, target.kind)
-        self.metrics.poll_duration.labels(*labels).observe(time.monotonic() - started)
-        self.metrics.polls.labels(*labels, outcome.value).inc()
+        self._child(self.metrics.poll_duration, *labels).observe(time.monotonic() - started)
+        self._child(self.metrics.polls, *labels, outcome.value).inc()
         if reason is not None:
             self.metrics.parse_failures.labels(*labels, reason).inc()
 
@@ -199,6 +201,12 @@ class Poller:
         self._log_transition(target, state, outcome, error)
         self.sink(record)
         return record
+
+    def _child(self, family: Any, *labels: str) -> Any:
+        child = self._children.get((family, *labels))
+        if child is None:
+            child = self._children[(family, *labels)] = family.labels(*labels)
+        return child
 
     def _snapshots_to_keep(
         self,
