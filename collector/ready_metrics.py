@@ -56,10 +56,11 @@ class ReadyFamily:
     def remove(self, *values: str) -> None:
         del self._children[values]  # KeyError when absent, as prometheus-client's
 
-    def render(self, openmetrics: bool = False) -> bytes:
+    def lines(self, openmetrics: bool = False) -> list[bytes]:
+        """The family's exposition, a line each, to join with the rest of the page."""
         if not self._children:
-            return b""
-        return self._headers[openmetrics] + b"".join([child.line for child in self._children.values()])
+            return []
+        return [self._headers[openmetrics], *(child.line for child in self._children.values())]
 
     def collect(self) -> Iterator[Metric]:
         family_type = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
