@@ -39,7 +39,7 @@ TARGETS = 200
 POLLS = 1500
 RATE = 300.0  # requests per second, both variants
 IN_FLIGHT = 16
-ROUNDS = 3
+ROUNDS = 5
 
 
 @asynccontextmanager

@@ -9,9 +9,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from aiohttp import web
 from prometheus_client import (
@@ -77,8 +76,7 @@ _HELP = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Latest:
+class _Latest(NamedTuple):  # a tuple: a frozen dataclass's __init__ was a visible part of a poll
     value: float
     observed_at: datetime
     provenance: str
@@ -102,6 +100,7 @@ class LiveState:
         self._lines: dict[str, _Lines] = {}
         # (target, metric, provenance, currency) -> the two lines' label parts: formatted once per series
         self._prefixes: dict[tuple[str, str, str, str | None], tuple[str, str]] = {}
+        self._stamp: tuple[datetime | None, float, str] = (None, 0.0, "")  # the last observed time formatted
 
     def set_targets(self, targets: Iterable[TargetConfig]) -> None:
         """A reload: series of targets no longer configured leave /metrics at once; the others are
@@ -158,15 +157,15 @@ class LiveState:
                 f"{PREFIX}_{metric}{{{label_set(**labels)}}} ",
                 f"{OBSERVED}{{{label_set(metric=metric, target=target)}}} ",
             )
-        at = latest.observed_at.timestamp()
+        if latest.observed_at is not self._stamp[0]:  # a poll's samples share one observed time
+            at = latest.observed_at.timestamp()
+            self._stamp = (latest.observed_at, at, floatToGoString(at))
+        _, at, at_text = self._stamp
         lines = self._lines.get(metric) or self._lines.setdefault(metric, _Lines())
         # A value nobody has confirmed for several polls is withdrawn rather than shown as current:
         # a target failing for hours must not keep last night's viewers on the dashboard.
         lines.until[target] = at + stale_after(config)
-        value, observed = (
-            f"{prefixes[0]}{floatToGoString(latest.value)}\n",
-            f"{prefixes[1]}{floatToGoString(at)}\n",
-        )
+        value, observed = f"{prefixes[0]}{floatToGoString(latest.value)}\n", f"{prefixes[1]}{at_text}\n"
         lines.values[target], lines.observed[target] = value.encode(), observed.encode()
 
     def render(self) -> bytes:

@@ -75,11 +75,14 @@ class _Child:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.set(0.0)
+        self.value = 0.0
+        self.line = f"{prefix}0.0\n".encode()
 
     def set(self, value: float) -> None:
-        self.value = float(value)
-        self.line = f"{self.prefix}{floatToGoString(self.value)}\n".encode()
+        value = float(value)
+        if value != self.value:  # most sets repeat the value (a healthy target's backoff of 0)
+            self.value = value
+            self.line = f"{self.prefix}{floatToGoString(value)}\n".encode()
 
     def inc(self, amount: float = 1.0) -> None:
         self.set(self.value + amount)

@@ -51,7 +51,11 @@ class BatchWriter:
         self._spooled_only = 0  # records in the spool, not in memory, to read back when memory drains
         self._full_logged = False
         self._spool_failing = False
+        # Read at scrape time: setting three gauges per submitted record was a visible part of a poll.
+        metrics.pending.set_function(lambda: len(self.pending))
         if spool is not None:
+            metrics.spool_records.set_function(lambda: spool.depth)
+            metrics.spool_bytes.set_function(lambda: spool.size_bytes)
             waiting = self._read_back()
             if waiting:
                 log.info("replaying %d records kept in the spool by a previous run", waiting)
@@ -63,7 +67,6 @@ class BatchWriter:
         self.pending.extend(loaded)
         # Nothing readable came back (only undecodable lines remain): stop asking until new records.
         self._spooled_only = max(0, self.spool.depth - len(loaded)) if loaded else 0
-        self._update_gauges()
         return self.spool.depth
 
     def submit(self, record: PollRecord) -> None:
@@ -79,7 +82,6 @@ class BatchWriter:
             self._overflow(seq)
         else:
             self.pending.append((seq, record))
-        self._update_gauges()
         # While the database is failing the retry backoff decides when to try again, not the load.
         if len(self.pending) >= self.batch_size and not self._failures:
             self._wake.set()
@@ -106,12 +108,6 @@ class BatchWriter:
                 self.pending_limit,
                 "" if self.spool else " -- there is no spool, so they are dropped",
             )
-
-    def _update_gauges(self) -> None:
-        self.metrics.pending.set(len(self.pending))
-        if self.spool is not None:
-            self.metrics.spool_records.set(self.spool.depth)
-            self.metrics.spool_bytes.set(self.spool.size_bytes)
 
     async def run(self) -> None:
         """Flush forever; cancel it and call `flush` to drain at shutdown."""
@@ -154,7 +150,6 @@ class BatchWriter:
                 except OSError as exc:  # written already; the spool just replays it (idempotently)
                     log.error("spool acknowledgement failed: %s", exc)
             self.metrics.samples_written.inc(written)
-            self._update_gauges()
             if self._failures:
                 log.info("database writes recovered after %d failed attempts", self._failures)
                 self._failures = 0
