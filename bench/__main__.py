@@ -1,6 +1,6 @@
 """`python -m bench`: every benchmark in this folder."""
 
-from bench import metrics, parse, poll, report, scale, writer
+from bench import fleet_budget, metrics, parse, poll, report, scale, writer
 
 parse.main()
 report.main()
@@ -8,3 +8,4 @@ writer.main()
 metrics.main()
 poll.main()
 scale.main()
+fleet_budget.main()

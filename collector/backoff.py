@@ -3,7 +3,8 @@
 The scheduler asks `hold_off` before starting a poll; the poller reports every outcome. A target that
 keeps failing is polled less often (up to `max_backoff`) and back at its own interval after one
 success; `Retry-After` is a floor. When many polls of one platform fail in a row the circuit opens:
-no poll of that platform starts until a single half-open probe succeeds.
+no poll of that platform starts until a single half-open probe succeeds. In a fleet an opening is
+shared: each replica holds the circuit open as long as the one that opened it (collector/fleet_budget.py).
 """
 
 from __future__ import annotations
@@ -79,10 +80,12 @@ class CircuitBreaker:
         thresholds: dict[str, tuple[int, float]],
         on_change: Callable[[str, CircuitState], None] = lambda _p, _s: None,
         clock: Clock = SYSTEM_CLOCK,
+        on_open: Callable[[str, float], None] = lambda _p, _s: None,
     ) -> None:
         self.thresholds = thresholds  # platform -> (consecutive failures to open, seconds before a probe)
         self.on_change = on_change
         self.clock = clock
+        self.on_open = on_open  # this process's own failures opened the circuit for so many seconds
         self._circuits: dict[str, _Circuit] = {}
 
     def state(self, platform: str) -> CircuitState:
@@ -118,6 +121,18 @@ class CircuitBreaker:
             circuit.opened_at = self.clock.monotonic()
             if circuit.state is not CircuitState.OPEN:
                 self._set(platform, circuit, CircuitState.OPEN)
+                self.on_open(platform, self.thresholds[platform][1])
+
+    def hold_open(self, platform: str, seconds: float) -> None:
+        """Open the circuit for at least `seconds` (another replica's failures opened it fleet-wide)."""
+        circuit = self._circuit(platform)
+        opened_at = self.clock.monotonic() + seconds - self.thresholds[platform][1]
+        if circuit.state is CircuitState.OPEN:
+            circuit.opened_at = max(circuit.opened_at, opened_at)
+            return
+        circuit.probing = False
+        circuit.opened_at = opened_at
+        self._set(platform, circuit, CircuitState.OPEN)
 
     def _circuit(self, platform: str) -> _Circuit:
         return self._circuits.setdefault(platform, _Circuit())

@@ -37,11 +37,15 @@ from collector.config import (
     Config,
 )
 from collector.describe import describe
+from collector.fleet_view import holdings, replicas
 from collector.jobs import JobBook
 from collector.report_format import LANGS as REPORT_LANGS
 from collector.report_render import FORMATS as REPORT_FORMATS
 from collector.startup import listen_problem, os_problem
 from collector.views import (
+    fleet_json,
+    fleet_listing,
+    fleet_summary,
     instances_json,
     instances_lines,
     iso_utc,
@@ -145,19 +149,51 @@ def status(config_path: str, fmt: str) -> None:
     async def rows():  # type: ignore[no-untyped-def]
         store = Store(config.collector.database_url)
         try:
-            return await store.target_status(), await JobBook(store).live_instances(datetime.now(UTC))
+            now = datetime.now(UTC)
+            return (
+                await store.target_status(),
+                await JobBook(store).live_instances(now),
+                await holdings(store.engine, now),
+            )
         finally:
             await store.close()
 
     with database_errors(config):
-        found, instances = asyncio.run(rows())
+        found, instances, held = asyncio.run(rows())
     now = datetime.now(UTC)
-    document = status_json(config, found) | {"instances": instances_json(instances)}
-    show(fmt, status_listing(config, found, now), document)
+    document = status_json(config, found, held) | {"instances": instances_json(instances)}
+    show(fmt, status_listing(config, found, now, held if config.fleet.enabled or held else None), document)
     if fmt == "text":
         for line in instances_lines(instances, now):
             click.echo(line)
         _print_credentials([row for row in found if row.name in {t.name for t in config.targets}])
+
+
+@main.command()
+@config_option
+@format_option
+def fleet(config_path: str, fmt: str) -> None:
+    """The replicas of a fleet (`[fleet] enabled = true`): each one's heartbeat and how many targets it
+    holds, and any enabled target no live replica holds. `collector status` shows who holds which."""
+    from collector.store import Store
+
+    config = load_config_or_exit(config_path)
+
+    async def rows():  # type: ignore[no-untyped-def]
+        store = Store(config.collector.database_url)
+        try:
+            now = datetime.now(UTC)
+            return await replicas(store.engine, now), await holdings(store.engine, now)
+        finally:
+            await store.close()
+
+    with database_errors(config):
+        found, held = asyncio.run(rows())
+    now = datetime.now(UTC)
+    show(fmt, fleet_listing(config, found, now), fleet_json(config, found, held, now))
+    if fmt == "text":
+        for line in fleet_summary(config, found, held, now):
+            click.echo(line)
 
 
 def _print_credentials(rows: list) -> None:  # type: ignore[type-arg]

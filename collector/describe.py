@@ -38,6 +38,8 @@ def describe(config: Config) -> Iterator[tuple[str, str]]:
     yield "collector.max_backoff", format_duration(c.max_backoff)
     yield "collector.spool_dir", c.spool_dir
     yield "collector.spool_max_bytes", str(c.spool_max_bytes)
+    yield "fleet.enabled", "true" if config.fleet.enabled else "false"
+    yield "fleet.lease", format_duration(config.fleet.lease)
     yield "http.timeout", format_duration(config.http.timeout)
     yield "http.user_agent", config.http.user_agent
     for name, value in config.http.headers.items():

@@ -1,14 +1,17 @@
 """Per-platform, per-host politeness shared by every poll and every backfill.
 
 Each (platform, host) gets a minimum gap between request starts, a cap on requests in flight, and a
-`blocked_until` set by `Retry-After`: no request to that host starts before it passes.
+`blocked_until` set by `Retry-After`: no request to that host starts before it passes. In a fleet the
+same limits hold for all replicas together through a `SharedSpacing` (collector/fleet_budget.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from collector.clock import SYSTEM_CLOCK, Clock
@@ -20,13 +23,70 @@ class HostRule:
     max_concurrency: int
 
 
+class SharedSpacing(Protocol):
+    """What a limiter asks of a budget that several processes share."""
+
+    @property
+    def replicas(self) -> int:
+        """Processes sharing the budget, this one included (at least 1)."""
+        ...
+
+    async def reserve(self, platform: str, host: str, gap: float) -> float | None:
+        """Take the host's next start; the seconds to wait for it, or None when the shared budget cannot
+        be reached (this process then spaces its own starts)."""
+        ...
+
+    async def blocked_for(self, platform: str, host: str) -> float:
+        """The shared Retry-After hold still running on the host (0 when none, or unknown)."""
+        ...
+
+    def publish_block(self, platform: str, host: str, seconds: float) -> None:
+        """Hold the host for every process (without waiting for the database)."""
+        ...
+
+
+class _Slots:
+    """Requests in flight on one host, at most `limit()`; the limit may change while requests run.
+
+    Like asyncio.Semaphore (whose size is fixed): leaving never awaits, so a cancelled poll cannot keep
+    a slot, and a waiter woken for a slot but cancelled before it runs hands the wake on."""
+
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self.limit = limit
+        self.busy = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def __aenter__(self) -> None:
+        while self.busy >= self.limit():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()
+                raise
+            finally:
+                self._waiters.remove(waiter)
+        self.busy += 1
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.busy -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
 HOST_CACHE = 4096  # URLs whose host is remembered
 
 
 @dataclass(slots=True)
 class _HostState:
-    slots: asyncio.Semaphore
-    gap: float  # seconds between request starts
+    slots: _Slots
     next_start: float = 0.0
     blocked_until: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -38,38 +98,73 @@ class HostLimiter:
         rules: Mapping[str, HostRule],
         on_wait: Callable[[str, float], None] = lambda _p, _s: None,
         clock: Clock = SYSTEM_CLOCK,
+        shared: SharedSpacing | None = None,
     ) -> None:
         self.rules = rules  # by platform
         self.on_wait = on_wait
         self.clock = clock
+        self.shared = shared
         self._hosts: dict[tuple[str, str], _HostState] = {}
         self._host_of: dict[str, str] = {}
 
-    def _state(self, platform: str, url: str) -> _HostState:
+    def _state(self, platform: str, host: str) -> _HostState:
+        state = self._hosts.get((platform, host))
+        if state is None:
+            state = self._hosts[(platform, host)] = _HostState(_Slots(lambda: self._concurrency(platform)))
+        return state
+
+    def _concurrency(self, platform: str) -> int:
+        limit = self.rules[platform].max_concurrency
+        # A fleet splits the host's slots evenly among the replicas it sees, never below one each.
+        return limit if self.shared is None else max(1, limit // self.shared.replicas)
+
+    def slot(self, platform: str, url: str) -> _Slot:
+        """Hold one request slot for `url`'s host (`async with`), waiting out spacing and any Retry-After."""
         host = self._host_of.get(url)
         if host is None:
             if len(self._host_of) >= HOST_CACHE:  # URLs with ids in their path must not grow it forever
                 self._host_of.clear()
             host = self._host_of[url] = urlsplit(url).netloc
-        state = self._hosts.get((platform, host))
-        if state is None:
-            rule = self.rules[platform]
-            state = self._hosts[(platform, host)] = _HostState(
-                asyncio.Semaphore(rule.max_concurrency), gap=1.0 / rule.requests_per_second
-            )
-        return state
+        return _Slot(self, platform, host, self._state(platform, host))
 
-    def slot(self, platform: str, url: str) -> _Slot:
-        """Hold one request slot for `url`'s host (`async with`), waiting out spacing and any Retry-After."""
-        return _Slot(self, platform, self._state(platform, url))
+    async def _take_turn(self, platform: str, host: str, state: _HostState, gap: float) -> None:
+        while True:
+            # Re-checked after every sleep: a 429 that arrives meanwhile pushes the block further.
+            while (wait := max(state.next_start, state.blocked_until) - self.clock.monotonic()) > 0:
+                self.on_wait(platform, wait)
+                await self.clock.sleep(wait)
+            if self.shared is None:
+                state.next_start = self.clock.monotonic() + gap
+                return
+            wait = await self.shared.reserve(platform, host, gap)
+            if wait is None:
+                # The fleet's budget is out of reach: keep to this replica's share of the rate.
+                state.next_start = self.clock.monotonic() + gap * self.shared.replicas
+                return
+            state.next_start = self.clock.monotonic() + gap
+            if wait <= 0:
+                return
+            await self.clock.sleep(wait)
+            # Another replica may have met a 429 while this start waited for its turn.
+            held = await self.shared.blocked_for(platform, host)
+            if held <= 0:
+                return
+            self.hold(platform, host, held)
 
     def block(self, platform: str, url: str, seconds: float) -> None:
-        """Honour `Retry-After`: nothing starts on this host for `seconds`."""
-        state = self._state(platform, url)
+        """Honour `Retry-After`: nothing starts on this host for `seconds` (in a fleet: on any replica)."""
+        host = urlsplit(url).netloc
+        self.hold(platform, host, seconds)
+        if self.shared is not None:
+            self.shared.publish_block(platform, host, seconds)
+
+    def hold(self, platform: str, host: str, seconds: float) -> None:
+        """Nothing starts on `host` for `seconds` here (a hold another replica met comes this way)."""
+        state = self._state(platform, host)
         state.blocked_until = max(state.blocked_until, self.clock.monotonic() + seconds)
 
     def blocked_for(self, platform: str, url: str) -> float:
-        return max(0.0, self._state(platform, url).blocked_until - self.clock.monotonic())
+        return max(0.0, self._state(platform, urlsplit(url).netloc).blocked_until - self.clock.monotonic())
 
     def platform_blocked_for(self, platform: str) -> float:
         """The longest Retry-After still running on any host of the platform."""
@@ -80,28 +175,25 @@ class HostLimiter:
 class _Slot:
     """A class, not an `asynccontextmanager`: a generator per request was a visible part of a poll."""
 
-    __slots__ = ("limiter", "platform", "state")
+    __slots__ = ("host", "limiter", "platform", "state")
 
-    def __init__(self, limiter: HostLimiter, platform: str, state: _HostState) -> None:
-        self.limiter, self.platform, self.state = limiter, platform, state
+    def __init__(self, limiter: HostLimiter, platform: str, host: str, state: _HostState) -> None:
+        self.limiter, self.platform, self.host, self.state = limiter, platform, host, state
 
     async def __aenter__(self) -> None:
-        state, clock = self.state, self.limiter.clock
-        await state.slots.acquire()
+        state = self.state
+        await state.slots.__aenter__()
         try:
             # The lock orders waiters so the gap is kept between consecutive starts, not just on average.
             async with state.lock:
-                # Re-checked after every sleep: a 429 that arrives meanwhile pushes the block further.
-                while (wait := max(state.next_start, state.blocked_until) - clock.monotonic()) > 0:
-                    self.limiter.on_wait(self.platform, wait)
-                    await clock.sleep(wait)
-                state.next_start = clock.monotonic() + state.gap
+                gap = 1.0 / self.limiter.rules[self.platform].requests_per_second
+                await self.limiter._take_turn(self.platform, self.host, state, gap)
         except BaseException:
-            state.slots.release()
+            await state.slots.__aexit__()
             raise
 
     async def __aexit__(self, *_exc: object) -> None:
-        self.state.slots.release()
+        await self.state.slots.__aexit__()
 
 
 class ProxyRotation:
@@ -115,8 +207,22 @@ class ProxyRotation:
         urls = self.proxies.get(platform)
         return urls[self._index.get(platform, 0) % len(urls)] if urls else None
 
-    def rotate(self, platform: str) -> bool:
+    def index(self, platform: str) -> int:
+        """How many rotations the platform has had (the current proxy is this one, modulo the list)."""
+        return self._index.get(platform, 0)
+
+    def adopt(self, platform: str, index: int) -> None:
+        """Use the proxy the fleet chose (see `index`)."""
+        if platform in self.proxies:
+            # Rotations only ever move on: a view read before this replica's own rotation is older.
+            self._index[platform] = max(self._index.get(platform, 0), index)
+
+    def rotate(self, platform: str, past: int | None = None) -> bool:
+        """Take the next proxy; given `past` (the index a banned poll used), only if still on it."""
         if len(self.proxies.get(platform, ())) < 2:
             return False
-        self._index[platform] = self._index.get(platform, 0) + 1
+        index = self._index.get(platform, 0)
+        if past is not None and index != past:
+            return False
+        self._index[platform] = index + 1
         return True

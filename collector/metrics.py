@@ -299,6 +299,24 @@ class SelfMetrics:
             ("platform",),
             registry=r,
         )
+        self.fleet_budget_waits = Counter(
+            "collector_fleet_budget_waits_total",
+            "Request starts that waited for their turn in the fleet's shared budget of a host.",
+            ("platform",),
+            registry=r,
+        )
+        self.fleet_budget_wait_seconds = Counter(
+            "collector_fleet_budget_wait_seconds_total",
+            "Seconds request starts waited for their turn in the fleet's shared budget of a host.",
+            ("platform",),
+            registry=r,
+        )
+        self.fleet_budget_fallbacks = Counter(
+            "collector_fleet_budget_fallbacks_total",
+            "Request starts spaced by this replica alone because PostgreSQL did not answer for the fleet.",
+            ("platform",),
+            registry=r,
+        )
         self.circuit_state = Gauge(
             "collector_circuit_state",
             "Per-platform circuit breaker: 0 closed, 1 half-open, 2 open.",
@@ -329,6 +347,33 @@ class SelfMetrics:
         self.reload_timestamp = Gauge(
             "collector_config_last_reload_success_timestamp_seconds",
             "Unix time of the last reload that was applied (the start time until one is).",
+            registry=r,
+        )
+        # Fleet mode (several replicas sharing targets by lease); a single collector leaves them at 0.
+        self.fleet_replicas = Gauge(
+            "collector_fleet_replicas", "Replicas of the fleet seen alive by this one.", registry=r
+        )
+        self.fleet_targets = Gauge(
+            "collector_fleet_targets",
+            "Enabled targets in this replica's configuration: the targets the fleet shares.",
+            registry=r,
+        )
+        self.fleet_leases_held = Gauge(
+            "collector_fleet_leases_held", "Targets this replica holds a lease on (polls now).", registry=r
+        )
+        self.fleet_takeovers = Counter(
+            "collector_fleet_lease_takeovers_total",
+            "Targets claimed after another replica's lease on them ran out (that replica died or hung).",
+            registry=r,
+        )
+        self.fleet_releases = Counter(
+            "collector_fleet_lease_releases_total",
+            "Targets handed over: rebalanced to a replica that joined, unconfigured, or at shutdown.",
+            registry=r,
+        )
+        self.fleet_leases_lost = Counter(
+            "collector_fleet_leases_lost_total",
+            "Targets this replica stopped polling because another took them while it could not renew.",
             registry=r,
         )
         self.reload_successful.set(1)

@@ -27,6 +27,7 @@ from schemas.types import Sample
 
 if TYPE_CHECKING:
     from collector.browser import BrowserPool
+    from collector.fleet_budget import FleetBudget
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,11 @@ class Poller:
         metrics: SelfMetrics,
         sink: Callable[[PollRecord], None],
         browser: BrowserPool | None = None,
+        fleet: FleetBudget | None = None,
     ) -> None:
         self.config, self.http, self.live, self.metrics, self.sink = config, http, live, metrics, sink
         self.browser = browser
+        self.fleet = fleet  # in fleet mode: the politeness budget all replicas share
         self.adapters: Mapping[str, Adapter] = {t.platform: get_adapter(t.platform) for t in config.targets}
         # Room for a poll's requests (up to three) each retried with backoff, or a page load retried
         # once after a browser crash and an HTTP fallback.
@@ -63,17 +66,21 @@ class Poller:
         self.limiter = HostLimiter(
             {p.name: HostRule(p.requests_per_second, p.max_concurrency) for p in platforms.values()},
             on_wait=self._count_wait,
+            shared=fleet,
         )
         self.backoff = TargetBackoff(config.collector.max_backoff)
         self.breaker = CircuitBreaker(
             {p.name: (p.breaker_failures, p.breaker_reset) for p in platforms.values()},
             on_change=self._circuit_changed,
+            on_open=fleet.publish_open if fleet else lambda _p, _s: None,
         )
         # prometheus-client children by labels: `labels()` takes a lock and builds a key on every call.
         self._children: dict[tuple[object, ...], Any] = {}
         self.proxies = ProxyRotation(
             {p.name: tuple(s.reveal() for s in p.proxies) for p in platforms.values()}
         )
+        if fleet is not None:
+            fleet.follow(self.limiter, self.breaker, self.proxies)
 
     def update_targets(self, config: Config, forget: Iterable[str]) -> None:
         """A reload: poll with the new configuration; `forget` (removed or changed targets) start over."""
@@ -92,6 +99,14 @@ class Poller:
             or max(0.0, self.limiter.platform_blocked_for(target.platform))
             or self.breaker.wait(target.platform)
         )
+
+    async def _rotate_proxy(self, platform: str, used: int) -> bool:
+        """Take the platform's next proxy; in a fleet, once for all replicas banned on proxy `used`."""
+        if self.fleet is None:
+            return self.proxies.rotate(platform)
+        rotated = await self.fleet.rotate_proxy(self.proxies, platform, used)
+        # PostgreSQL did not answer: move on here, still once per ban.
+        return self.proxies.rotate(platform, past=used) if rotated is None else rotated
 
     def _count_wait(self, platform: str, seconds: float) -> None:
         self.metrics.rate_limit_waits.labels(platform).inc()
@@ -124,6 +139,7 @@ class Poller:
     async def poll(self, target: TargetConfig) -> PollRecord:
         """Poll one target; never raises for anything the platform or the page did."""
         state = self._target_state(target)
+        proxy_used = self.proxies.index(target.platform)
         fetcher = self.fetcher_for(target)
         ctx = PollContext(
             target=target,
@@ -168,7 +184,7 @@ class Poller:
             target.name, target.interval, outcome, error.retry_after if error else None
         )
         self.metrics.backoff.labels(target.name).set(delay)
-        if REACTIONS[outcome].rotate_proxy and self.proxies.rotate(target.platform):
+        if REACTIONS[outcome].rotate_proxy and await self._rotate_proxy(target.platform, proxy_used):
             self.metrics.proxy_rotations.labels(target.platform).inc()
             log.info("%s: switched to the next %s proxy", target.name, target.platform)
 

@@ -11,7 +11,7 @@ import asyncio
 import heapq
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 from collector.clock import SYSTEM_CLOCK, Clock, wait_at_most
 from collector.config import TargetConfig
@@ -46,14 +46,14 @@ class Scheduler:
         self._limit = asyncio.Semaphore(max_concurrency)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self.last_heartbeat = self.clock.monotonic()
+        for target in self.targets.values():
+            self._enter(target)
 
     def alive(self, stall_after: float = 10.0) -> bool:
         return self.clock.monotonic() - self.last_heartbeat < stall_after
 
     async def run(self, stop: asyncio.Event) -> None:
         """Schedule until `stop` is set; in-flight polls are left to `drain`."""
-        for target in self.targets.values():
-            self._enter(target)
         due = self._due
         while not stop.is_set():
             self.last_heartbeat = self.clock.monotonic()
@@ -79,22 +79,42 @@ class Scheduler:
             # After a stall (suspend, overload) resume from now instead of firing a burst of catch-ups.
             heapq.heappush(due, (max(when + step, self.clock.monotonic() + step / 2), order, target))
 
-    def _enter(self, target: TargetConfig) -> None:
+    def _enter(self, target: TargetConfig, delay: float | None = None) -> None:
         # Random phases spread the first polls; capped so a 10-minute target still reports early.
-        first = self.clock.monotonic() + self.rng.random() * min(target.interval, FIRST_POLL_SPREAD)
+        if delay is None:
+            delay = self.rng.random() * min(target.interval, FIRST_POLL_SPREAD)
+        first = self.clock.monotonic() + delay
         self._order += 1
         heapq.heappush(self._due, (first, self._order, target))
 
-    def update_targets(self, targets: Sequence[TargetConfig]) -> None:
-        """Schedule a new set of targets (a reload): added ones start at a random phase, removed ones
-        stop after any poll in flight, a changed one starts over; unchanged ones keep their cadence."""
+    def update_targets(
+        self, targets: Sequence[TargetConfig], first_polls: Mapping[str, float | None] | None = None
+    ) -> None:
+        """Schedule a new set of targets (a reload, or targets moving between fleet replicas): added
+        ones start after their delay in `first_polls` or else at a random phase, removed ones stop
+        after any poll in flight, a changed one starts over; unchanged ones keep their cadence."""
         new = {t.name: t for t in targets}
         old, self.targets = self.targets, new
+        first_polls = first_polls or {}
         for name, target in new.items():
             if old.get(name) != target:
-                self._enter(target)
+                self._enter(target, first_polls.get(name))
             else:
                 new[name] = old[name]  # the same object the heap holds
+
+    def due_in(self, names: Collection[str]) -> dict[str, float]:
+        """Seconds until each of `names` is next due (a target handed to another replica keeps them)."""
+        now = self.clock.monotonic()
+        return {
+            t.name: max(0.0, when - now)
+            for when, _, t in self._due
+            if t.name in names and self.targets.get(t.name) is t
+        }
+
+    def busy(self, name: str) -> bool:
+        """Whether a poll of the target is running now."""
+        running = self._inflight.get(name)
+        return running is not None and not running.done()
 
     def _start(self, target: TargetConfig) -> None:
         running = self._inflight.get(target.name)

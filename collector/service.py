@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +18,9 @@ from collector.adapters import kind_spec, registered_adapters, target_uses_brows
 from collector.api import PollRecord
 from collector.backfill import Backfill, serve_jobs
 from collector.board import CampaignDocuments, board_routes
-from collector.config import Config
+from collector.config import Config, TargetConfig
+from collector.fleet import Fleet, Leases
+from collector.fleet_budget import fleet_budget
 from collector.http import HttpClient, OutboundGuard
 from collector.jobs import JobBook, this_process, utcnow
 from collector.metrics import Check, LiveState, SelfMetrics, start_metrics_server
@@ -135,7 +137,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
     targets = config.active_targets()
     c = config.collector
     ensure_sqlite_directory(c.database_url)  # before `_prepare`, which takes any failure for a passing one
-    live = LiveState(targets)
+    # A fleet replica polls only the targets it holds a lease on; it starts with none.
+    polled = [] if config.fleet.enabled else targets
+    live = LiveState(polled)
     metrics = SelfMetrics(live)
     spool = _open_spool(config, metrics)
     store = Store(c.database_url, targets)
@@ -149,10 +153,12 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
         async with (
             HttpClient(config.http, outbound_guard(config)) as http,
             browser_pool(config, metrics) as browser,
+            # In fleet mode the politeness budget (spacing, holds, circuits, proxies) is shared in PostgreSQL.
+            fleet_budget(config, metrics) as budget,
         ):
-            poller = Poller(config, http, live, metrics, writer.submit, browser)
+            poller = Poller(config, http, live, metrics, writer.submit, browser, budget)
             scheduler = Scheduler(
-                targets,
+                polled,
                 poller.poll,
                 max_concurrency=config.collector.max_concurrency,
                 jitter=config.collector.jitter,
@@ -167,18 +173,47 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             documents = CampaignDocuments(store.engine, config)
             backfill = Backfill(config, store, book, poller, kind_spec)
 
+            current = [config]  # the configuration in force, replaced by each applied reload
+
+            def polled_now(active: list[TargetConfig]) -> list[TargetConfig]:
+                return [t for t in active if fleet is None or t.name in fleet.held]
+
             async def apply(new: Config, outcome: ReloadOutcome) -> None:
                 active = new.active_targets()
+                polled = polled_now(active)
                 gone, fresh = (*outcome.removed, *outcome.changed), (*outcome.added, *outcome.changed)
                 metrics.forget_targets(t for t in live.targets if t.name in gone)
-                metrics.describe_targets(t for t in active if t.name in fresh)
+                metrics.describe_targets(t for t in polled if t.name in fresh)
                 poller.update_targets(new, gone)
-                live.set_targets(active)
+                live.set_targets(polled)
                 store.targets = active
                 backfill.config = new
                 documents.config = new
-                scheduler.update_targets(active)
+                current[0] = new
+                scheduler.update_targets(polled)
 
+            async def moved(
+                gained: Sequence[tuple[TargetConfig, float | None]], lost: Collection[str]
+            ) -> None:
+                """Targets that came to this replica or left it (fleet mode)."""
+                metrics.forget_targets(t for t in live.targets if t.name in lost)
+                poller.update_targets(current[0], lost)
+                metrics.describe_targets(t for t, _ in gained)
+                polled = polled_now(current[0].active_targets())
+                live.set_targets(polled)
+                scheduler.update_targets(polled, {t.name: delay for t, delay in gained})
+
+            fleet = (
+                Fleet(
+                    Leases(store.engine, instance, config.fleet.lease, config.source),
+                    lambda: {t.name: t for t in current[0].active_targets()},
+                    moved,
+                    scheduler,
+                    metrics,
+                )
+                if config.fleet.enabled
+                else None
+            )
             reload = _reloading(Reloader(config, registered_adapters(), apply), metrics, book, instance)
             server = await _serve_metrics(
                 config,
@@ -190,6 +225,9 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             )
             writer_task = asyncio.create_task(writer.run(), name="writer")
             jobs_task = asyncio.create_task(serve_jobs(backfill, instance, stop), name="backfill-jobs")
+            fleet_task = None
+            if fleet is not None:
+                fleet_task = asyncio.create_task(fleet.run(stop), name="fleet")
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.create_task(reload(), name="reload"))
             listen = config.collector.metrics_listen
             log.info(
@@ -205,10 +243,14 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 log.info("stopping: no new polls")
                 await scheduler.drain(config.collector.shutdown_grace)
             finally:
-                jobs_task.cancel()
-                writer_task.cancel()
-                await asyncio.gather(jobs_task, writer_task, return_exceptions=True)
+                background = [t for t in (jobs_task, writer_task, fleet_task) if t is not None]
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
                 await writer.flush(time.monotonic() + config.collector.shutdown_grace)
+                if fleet is not None:
+                    # After the flush, so the next holder sees this replica's last polls.
+                    await fleet.stop()
                 await server.cleanup()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

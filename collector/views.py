@@ -6,7 +6,7 @@ so a script can rely on them; the text shows times relative to now.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ from collector.listing import Listing
 
 if TYPE_CHECKING:
     from collector.api import PollRecord
+    from collector.fleet_view import Holding, Replica
     from schemas.models import InstanceRow, TargetRow
 
 
@@ -101,9 +102,12 @@ def _never_polled(target: TargetConfig) -> str:
     return "never polled" if target.enabled else "disabled"
 
 
-def status_json(config: Config, rows: Sequence[TargetRow]) -> dict[str, Any]:
+def status_json(
+    config: Config, rows: Sequence[TargetRow], held: Mapping[str, Holding] | None = None
+) -> dict[str, Any]:
     out = []
     for t, row in _status_pairs(config, rows):
+        holding = (held or {}).get(t.name)
         out.append(
             {
                 "name": t.name,
@@ -116,28 +120,90 @@ def status_json(config: Config, rows: Sequence[TargetRow]) -> dict[str, Any]:
                 "next_due_at": iso_utc(row.next_due_at) if row else None,
                 "detail": row.last_detail if row else None,
                 "credentials_expire_at": iso_utc(row.credentials_expire_at) if row else None,
+                "held_by": holding.holder if holding else None,
+                "held_since": iso_utc(holding.held_since) if holding else None,
             }
         )
     return {"targets": out}
 
 
-def status_listing(config: Config, rows: Sequence[TargetRow], now: datetime) -> Listing:
-    listing = Listing(("target", "platform", "kind", "last outcome", "at", "last success", "next due"))
+def status_listing(
+    config: Config, rows: Sequence[TargetRow], now: datetime, held: Mapping[str, Holding] | None = None
+) -> Listing:
+    """One row per target; with `held` (fleet mode) also the replica polling it and since when."""
+    headers = ("target", "platform", "kind", "last outcome", "at", "last success", "next due")
+    listing = Listing(headers + (("replica", "held") if held is not None else ()))
     for t, row in _status_pairs(config, rows):
-        if row is None:
-            listing.add(t.name, t.platform, t.kind, _never_polled(t), "-", "-", "-")
-            continue
-        listing.add(
-            t.name,
-            t.platform,
-            t.kind,
-            row.last_outcome or _never_polled(t),
-            ago(row.last_outcome_at, now),
-            ago(row.last_success_at, now),
-            ago(row.next_due_at, now),
-            details=[row.last_detail or ""],
-        )
+        cells = [t.name, t.platform, t.kind, _never_polled(t), "-", "-", "-"]
+        if row is not None:
+            cells[3:] = [
+                row.last_outcome or _never_polled(t),
+                ago(row.last_outcome_at, now),
+                ago(row.last_success_at, now),
+                ago(row.next_due_at, now),
+            ]
+        if held is not None:
+            holding = held.get(t.name)
+            cells += [holding.holder, ago(holding.held_since, now)] if holding else ["none", "-"]
+        listing.add(*cells, details=[row.last_detail or ""] if row is not None else [])
     return listing
+
+
+def fleet_json(
+    config: Config, replicas: Sequence[Replica], held: Mapping[str, Holding], now: datetime
+) -> dict[str, Any]:
+    enabled = [t.name for t in config.active_targets()]
+    return {
+        "lease_seconds": config.fleet.lease,
+        "replicas": [
+            {
+                "id": r.id,
+                "alive": _alive(r, config, now),
+                "started_at": iso_utc(r.started_at),
+                "heartbeat_at": iso_utc(r.heartbeat_at),
+                "targets_held": r.targets,
+                "config": r.config_source,
+            }
+            for r in replicas
+        ],
+        "targets_enabled": len(enabled),
+        "targets_held": sum(1 for name in enabled if name in held),
+        "unheld": sorted(name for name in enabled if name not in held),
+    }
+
+
+def fleet_listing(config: Config, replicas: Sequence[Replica], now: datetime) -> Listing:
+    listing = Listing(("replica", "state", "started", "heartbeat", "targets"))
+    for r in replicas:
+        state = "alive" if _alive(r, config, now) else "silent"
+        listing.add(r.id, state, ago(r.started_at, now), ago(r.heartbeat_at, now), str(r.targets))
+    return listing
+
+
+def fleet_summary(
+    config: Config, replicas: Sequence[Replica], held: Mapping[str, Holding], now: datetime
+) -> list[str]:
+    """The line an operator looks for first: is every enabled target held by a live replica?"""
+    enabled = [t.name for t in config.active_targets()]
+    unheld = sorted(name for name in enabled if name not in held)
+    alive = sum(1 for r in replicas if _alive(r, config, now))
+    lines = [
+        "",
+        f"{len(enabled) - len(unheld)} of {len(enabled)} enabled targets held by {alive} live "
+        f"replica{'s' if alive != 1 else ''} (lease {format_duration(config.fleet.lease)})",
+    ]
+    if unheld:
+        shown = ", ".join(unheld[:10]) + (f" and {len(unheld) - 10} more" if len(unheld) > 10 else "")
+        lines.append(f"not held by any replica: {shown}")
+    if not config.fleet.enabled:
+        lines.append(
+            "fleet mode is off in this configuration ([fleet] enabled = false): one process polls all"
+        )
+    return lines
+
+
+def _alive(replica: Replica, config: Config, now: datetime) -> bool:
+    return (now - replica.heartbeat_at).total_seconds() <= config.fleet.lease
 
 
 def _values(record: PollRecord) -> str:

@@ -223,6 +223,8 @@ class TargetLeaseRow(Base):
     holder: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     held_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set by a replica handing the target over: when its next poll was due, so the cadence carries on.
+    next_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     takeovers: Mapped[int] = mapped_column(Integer, default=0)  # claims of a lease that ran out
 
 

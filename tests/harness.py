@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -9,12 +10,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from simulator.app import build_app
@@ -202,3 +206,56 @@ async def simulator_in_process(scenario: Scenario, clock: SimClock) -> AsyncIter
         yield str(server.make_url("")).rstrip("/")
     finally:
         await server.close()
+
+
+class ForwardProxy:
+    """A plain-HTTP forward proxy; a banned one answers 403 like a platform blocking its address."""
+
+    def __init__(self, banned: bool) -> None:
+        self.banned = banned
+        self.seen: list[str] = []
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(str(request.url))
+        if self.banned:
+            return web.Response(status=403, text="Access denied")
+        async with (
+            aiohttp.ClientSession(auto_decompress=False) as session,
+            session.request(request.method, str(request.url), data=await request.read()) as upstream,
+        ):
+            return web.Response(
+                status=upstream.status, body=await upstream.read(), content_type=upstream.content_type
+            )
+
+
+@contextmanager
+def proxies(*banned: bool) -> Iterator[list[ForwardProxy]]:
+    """Run forward proxies in a thread of their own, so the test can drive subprocesses meanwhile."""
+    servers = [ForwardProxy(b) for b in banned]
+    ready, stop = threading.Event(), threading.Event()
+
+    async def serve() -> None:
+        runners = []
+        for server in servers:
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", server.handle)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            runners.append(runner)
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        for runner in runners:
+            await runner.cleanup()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        yield servers
+    finally:
+        stop.set()
+        thread.join(10)

@@ -178,13 +178,30 @@ def test_status_on_a_wide_terminal_is_one_row_per_target_with_the_detail_below(p
     assert rows["ocop-lai-chau"][start:].startswith("ok ")
 
 
+def test_fleet_view_without_a_fleet_says_so_and_lists_every_target_as_unheld(polled: Path) -> None:
+    lines = invoke("fleet", "-c", str(polled)).output.splitlines()
+    assert lines[0].split() == ["REPLICA", "STATE", "STARTED", "HEARTBEAT", "TARGETS"]
+    assert "0 of 2 enabled targets held by 0 live replicas (lease 30s)" in lines
+    assert "not held by any replica: ocop-lai-chau, tag-nongsanlaichau" in lines
+    assert lines[-1].startswith("fleet mode is off in this configuration")
+    document = json.loads(invoke("fleet", "-c", str(polled), "--format", "json").output)
+    assert document == {
+        "lease_seconds": 30.0,
+        "replicas": [],
+        "targets_enabled": 2,
+        "targets_held": 0,
+        "unheld": ["ocop-lai-chau", "tag-nongsanlaichau"],
+    }
+
+
 def test_status_json_has_fixed_keys_and_iso_utc_times(polled: Path) -> None:
     document = json.loads(invoke("status", "-c", str(polled), "--format", "json").output)
     by_name = {t["name"]: t for t in document["targets"]}
     assert set(by_name) == {"ocop-lai-chau", "tag-nongsanlaichau", "facebook-laichau-ocop"}
     keys = {"name", "platform", "kind", "enabled", "last_outcome", "last_outcome_at", "last_success_at"}
-    keys |= {"next_due_at", "detail", "credentials_expire_at"}
+    keys |= {"next_due_at", "detail", "credentials_expire_at", "held_by", "held_since"}
     assert all(set(t) == keys for t in document["targets"])
+    assert all(t["held_by"] is None for t in document["targets"])  # one process, no leases
     assert all(t["credentials_expire_at"] is None for t in document["targets"])  # no API tokens here
     shop, tag, fb = by_name["ocop-lai-chau"], by_name["tag-nongsanlaichau"], by_name["facebook-laichau-ocop"]
     assert (shop["last_outcome"], shop["detail"]) == ("ok", None)

@@ -623,6 +623,7 @@ def test_describe_rows() -> None:
     assert rows["http.proxy"] == "(none)"
     assert rows["collector.raw_retention"] == "14d"
     assert rows["platforms.tiktok.min_interval"] == "10s"
+    assert (rows["fleet.enabled"], rows["fleet.lease"]) == ("false", "30s")
     assert rows["targets.a"] == "tiktok live account=shop_vn every 20s (disabled)"
 
 

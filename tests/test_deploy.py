@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -16,10 +18,12 @@ import pytest
 import yaml
 
 from collector.adapters import registered_adapters
-from collector.config import build_config
+from collector.config import Config, build_config
 from tests.tools import DEPLOY, ROOT, require_tool
 
 KUBERNETES = DEPLOY / "kubernetes"
+# `kubectl apply -k` of each: one collector, and the fleet sharing the targets by lease.
+SINGLE, FLEET = KUBERNETES, KUBERNETES / "fleet"
 VARIABLE = re.compile(r"\$(\w+)")
 
 
@@ -100,7 +104,7 @@ def test_compose_file_follows_the_compose_spec() -> None:
 
 def test_compose_references_files_that_exist_and_checks_every_service() -> None:
     services = compose()["services"]
-    assert set(services) == {"collector", "postgres", "prometheus", "grafana"}
+    assert set(services) == {"collector", "collector-fleet", "postgres", "prometheus", "grafana"}
     build = services["collector"]["build"]
     assert (DEPLOY / build["context"] / build["dockerfile"]).is_file()
     for name, service in services.items():
@@ -116,22 +120,25 @@ def test_compose_references_files_that_exist_and_checks_every_service() -> None:
     assert "collector-data:/var/lib/livestream-collector/data" in services["collector"]["volumes"]
 
 
-@pytest.mark.integration  # runs a tool as a subprocess
-def test_compose_prometheus_config_is_the_deploy_one_with_the_compose_target(tmp_path: Path) -> None:
-    promtool = require_tool("promtool", "prometheus")
-    deployed = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
-    composed = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.compose.yml").read_text(encoding="utf-8"))
-    assert composed["scrape_configs"][0].pop("static_configs") == [{"targets": ["collector:9108"]}]
-    deployed["scrape_configs"][0].pop("static_configs")
-    assert composed == deployed
-    result = subprocess.run(
-        [promtool, "check", "config", "prometheus.compose.yml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=DEPLOY / "prometheus",
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_compose_fleet_profile_runs_three_replicas_of_the_collector_with_the_fleet_config() -> None:
+    services = compose()["services"]
+    single, fleet = services["collector"], services["collector-fleet"]
+    assert fleet["profiles"] == ["fleet"] and "profiles" not in single
+    assert fleet["deploy"]["replicas"] == 3
+    shared = {k: v for k, v in single.items() if k != "volumes"}
+    assert {k: v for k, v in fleet.items() if k not in ("volumes", "profiles", "deploy")} == shared
+    # No named volume on the spool: each replica gets the image's anonymous data volume, its own.
+    (mount,) = fleet["volumes"]
+    source, target, mode = mount.split(":")
+    assert (DEPLOY / source).resolve() == FLEET / "config.toml" and mode == "ro"
+    assert target == "/etc/livestream-collector/config.toml"
+    assert fleet["environment"]["COLLECTOR_DATABASE_URL"].startswith("postgresql+asyncpg://")
+    # The compose PostgreSQL is what the fleet shares; nothing waits for the one collector, so the
+    # fleet can run with it scaled to 0.
+    assert fleet["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert not any("collector" in s.get("depends_on", {}) for s in services.values())
+    shutdown = 2 * collector_config(FLEET).collector.shutdown_grace
+    assert int(fleet["stop_grace_period"].removesuffix("s")) > shutdown + 5
 
 
 @pytest.mark.integration  # runs a tool as a subprocess
@@ -170,8 +177,46 @@ def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert result.returncode == 0 and not result.stdout and not result.stderr, result.stdout + result.stderr
 
 
-def manifests() -> dict[str, dict]:
-    return {p.name: yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(KUBERNETES.glob("*.yaml"))}
+WORKLOADS = {SINGLE: "StatefulSet", FLEET: "Deployment"}
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def kustomize(directory: Path) -> dict[str, dict]:
+    """Kind -> resource, as `kubectl kustomize directory` builds them, for the parts of kustomize these
+    kustomizations use (resources, a ConfigMap generator replacing a base's data); the namespace and
+    common labels are left out. test_kustomize_builds_the_same checks this against the real thing."""
+    kustomization = load(directory / "kustomization.yaml")
+    built: dict[str, dict] = {}
+    for entry in kustomization["resources"]:
+        path = directory / entry
+        for resource in kustomize(path).values() if path.is_dir() else [load(path)]:
+            assert resource["kind"] not in built, f"{directory}: two of {resource['kind']}"
+            built[resource["kind"]] = resource
+    for generator in kustomization.get("configMapGenerator", []):
+        assert generator["behavior"] == "replace" and generator["options"]["disableNameSuffixHash"]
+        assert built["ConfigMap"]["metadata"]["name"] == generator["name"]
+        files = {Path(f).name: (directory / f).read_text(encoding="utf-8") for f in generator["files"]}
+        built["ConfigMap"] = {**built["ConfigMap"], "data": files}
+    return built
+
+
+def pod_of(directory: Path) -> dict:
+    return kustomize(directory)[WORKLOADS[directory]]["spec"]["template"]
+
+
+def container_of(directory: Path) -> dict:
+    (container,) = pod_of(directory)["spec"]["containers"]
+    return container
+
+
+def collector_config(directory: Path) -> Config:
+    config = kustomize(directory)["ConfigMap"]["data"]["config.toml"]
+    secret = load(KUBERNETES / "secret.example.yaml")["stringData"]
+    env = {**secret, **{e["name"]: e["value"] for e in container_of(directory)["env"]}}
+    return build_config(tomllib.loads(config), adapters=registered_adapters(), source=str(directory), env=env)
 
 
 # The fields of the Prometheus Operator's ServiceMonitor used here; kubernetes-validate has schemas for
@@ -209,65 +254,134 @@ SERVICE_MONITOR_SCHEMA = {
 }
 
 
-def test_kubernetes_manifests_follow_their_schemas() -> None:
+@pytest.mark.parametrize(
+    ("directory", "kinds"),
+    [
+        (SINGLE, {"ConfigMap", "StatefulSet", "Service", "ServiceMonitor"}),
+        (FLEET, {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "ServiceMonitor"}),
+    ],
+    ids=["single", "fleet"],
+)
+def test_kubernetes_manifests_follow_their_schemas(directory: Path, kinds: set[str]) -> None:
     import jsonschema
 
     version = kubernetes_validate.latest_version()
-    kinds = {}
-    for name, manifest in manifests().items():
-        if name == "kustomization.yaml":
-            continue
-        kinds[manifest["kind"]] = manifest
+    built = kustomize(directory)
+    assert set(built) == kinds
+    for manifest in [*built.values(), load(KUBERNETES / "secret.example.yaml")]:
         if manifest["kind"] == "ServiceMonitor":
             jsonschema.validate(manifest, SERVICE_MONITOR_SCHEMA)
         else:
             kubernetes_validate.validate(manifest, version, strict=True)
-    assert set(kinds) == {"ConfigMap", "Secret", "StatefulSet", "Service", "ServiceMonitor"}
 
 
-def test_kubernetes_manifests_refer_to_each_other() -> None:
-    by_kind = {m["kind"]: m for name, m in manifests().items() if name != "kustomization.yaml"}
-    kustomization = manifests()["kustomization.yaml"]
-    listed = set(kustomization["resources"])
-    assert listed == {p.name for p in KUBERNETES.glob("*.yaml")} - {
-        "kustomization.yaml",
-        "secret.example.yaml",
-    }
-    pod = by_kind["StatefulSet"]["spec"]["template"]
+@pytest.mark.parametrize("directory", [SINGLE, FLEET], ids=["single", "fleet"])
+def test_kubernetes_manifests_refer_to_each_other(directory: Path) -> None:
+    built = kustomize(directory)
+    workload = built[WORKLOADS[directory]]
+    pod = workload["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     pod_labels = pod["metadata"]["labels"]
-    service = by_kind["Service"]
+    assert workload["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    service = built["Service"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert (
-        by_kind["ServiceMonitor"]["spec"]["selector"]["matchLabels"].items()
+        built["ServiceMonitor"]["spec"]["selector"]["matchLabels"].items()
         <= service["metadata"]["labels"].items()
     )
     port_names = {p["name"] for p in service["spec"]["ports"]}
-    assert {e["port"] for e in by_kind["ServiceMonitor"]["spec"]["endpoints"]} <= port_names
+    assert {e["port"] for e in built["ServiceMonitor"]["spec"]["endpoints"]} <= port_names
     assert {p["name"] for p in container["ports"]} >= port_names
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["envFrom"][0]["secretRef"]["name"] == by_kind["Secret"]["metadata"]["name"]
+    secret = load(KUBERNETES / "secret.example.yaml")
+    assert container["envFrom"][0]["secretRef"]["name"] == secret["metadata"]["name"]
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-    assert volumes["config"]["configMap"]["name"] == by_kind["ConfigMap"]["metadata"]["name"]
-    claims = {c["metadata"]["name"] for c in by_kind["StatefulSet"]["spec"]["volumeClaimTemplates"]}
-    mounted = {m["name"] for m in container["volumeMounts"]}
-    assert mounted == set(volumes) | claims
+    assert volumes["config"]["configMap"]["name"] == built["ConfigMap"]["metadata"]["name"]
+    claims = {c["metadata"]["name"] for c in workload["spec"].get("volumeClaimTemplates", [])}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert set(mounts) == set(volumes) | claims
+    assert mounts["data"] == "/var/lib/livestream-collector/data"  # the spool: WORKDIR/data/spool
     assert "/etc/livestream-collector/config.toml" in container["args"]
 
 
-def test_kubernetes_configmap_holds_a_valid_collector_config() -> None:
-    import tomllib
+@pytest.mark.parametrize("directory", [SINGLE, FLEET], ids=["single", "fleet"])
+def test_kubernetes_gives_sigterm_the_time_to_drain_flush_and_hand_over(directory: Path) -> None:
+    # SIGTERM: in-flight polls get shutdown_grace, the final flush shutdown_grace again, then a fleet
+    # replica releases its leases; a kill before that leaves its targets waiting out the lease.
+    grace = pod_of(directory)["spec"]["terminationGracePeriodSeconds"]
+    assert grace > 2 * collector_config(directory).collector.shutdown_grace + 5
 
-    configmap = manifests()["configmap.yaml"]
-    secret = manifests()["secret.example.yaml"]
-    env = {**secret["stringData"], "COLLECTOR_METRICS_LISTEN": "0.0.0.0:9108"}
-    config = build_config(
-        tomllib.loads(configmap["data"]["config.toml"]),
-        adapters=registered_adapters(),
-        source="configmap",
-        env=env,
-    )
+
+@pytest.mark.parametrize("directory", [SINGLE, FLEET], ids=["single", "fleet"])
+def test_kubernetes_configmap_holds_a_valid_collector_config(directory: Path) -> None:
+    config = collector_config(directory)
     assert config.collector.metrics_listen.host == "0.0.0.0"
     assert config.collector.database_url.startswith("postgresql+asyncpg://")
     assert config.targets
+    assert config.fleet.enabled is (directory == FLEET)
+
+
+@pytest.mark.integration  # runs the collector as a subprocess
+def test_the_fleet_config_passes_collector_check_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(kustomize(FLEET)["ConfigMap"]["data"]["config.toml"], encoding="utf-8")
+    secret = load(KUBERNETES / "secret.example.yaml")["stringData"]
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "collector"), "check-config", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **secret},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "\nfleet.enabled = true\n" in result.stdout, result.stdout
+
+
+def test_the_fleet_is_the_single_instance_with_leases_and_replicas() -> None:
+    # The same targets and settings plus [fleet]; the same container; replicas that a drain takes one
+    # at a time, each with its own throwaway spool (a spool admits one process).
+    single, fleet = collector_config(SINGLE), collector_config(FLEET)
+    assert fleet.fleet.lease == 30.0
+    assert (fleet.collector, fleet.targets, fleet.platforms) == (
+        single.collector,
+        single.targets,
+        single.platforms,
+    )
+    assert container_of(FLEET) == container_of(SINGLE)
+    built = kustomize(FLEET)
+    replicas = built["Deployment"]["spec"]["replicas"]
+    assert replicas == 3
+    budget = built["PodDisruptionBudget"]["spec"]
+    assert budget["selector"]["matchLabels"].items() <= pod_of(FLEET)["metadata"]["labels"].items()
+    assert 0 < budget["maxUnavailable"] < replicas
+    assert built["Deployment"]["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    volumes = {v["name"]: v for v in pod_of(FLEET)["spec"]["volumes"]}
+    assert "emptyDir" in volumes["data"]
+    annotations = pod_of(FLEET)["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(container_of(FLEET)["ports"][0]["containerPort"])
+
+
+@pytest.mark.integration  # runs kubectl as a subprocess
+@pytest.mark.parametrize("directory", [SINGLE, FLEET], ids=["single", "fleet"])
+def test_kustomize_builds_the_same(directory: Path) -> None:
+    # kubectl's own kustomize renders what the tests above checked, in the namespace, labelled. It
+    # needs kustomize v5 (kubectl 1.27 or later: the machines' kubectl package); Debian's
+    # kubernetes-client 1.20 rejects the generator's `options`.
+    kubectl = require_tool(
+        "kubectl", "kubectl", where="preinstalled on these machines; Debian's kubernetes-client is too old"
+    )
+    result = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    rendered = {r["kind"]: r for r in yaml.safe_load_all(result.stdout)}
+    expected = kustomize(directory)
+    assert set(rendered) == set(expected)
+    for kind, resource in rendered.items():
+        metadata = resource["metadata"]
+        assert metadata["namespace"] == "livestream"
+        assert metadata["labels"]["app.kubernetes.io/part-of"] == "livestream-collector"
+        assert metadata["name"] == expected[kind]["metadata"]["name"]
+        assert resource.get("spec") == expected[kind].get("spec"), kind
+        assert resource.get("data") == expected[kind].get("data"), kind

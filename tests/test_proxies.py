@@ -2,78 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
 
 from collector.browser import BrowserPool, find_chromium
 from collector.config import BrowserSettings, HttpSettings, TargetConfig
 from collector.metrics import LiveState, SelfMetrics
-from tests.harness import free_port, metric_value, scrape, service, simulator, wait_for, write_config
+from tests.harness import free_port, metric_value, proxies, scrape, service, simulator, wait_for, write_config
 
 # Starts the simulator and the service as subprocesses, and Chromium.
 pytestmark = pytest.mark.integration
-
-
-class ForwardProxy:
-    """A plain-HTTP forward proxy; a banned one answers 403 like a platform blocking its address."""
-
-    def __init__(self, banned: bool) -> None:
-        self.banned = banned
-        self.seen: list[str] = []
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(str(request.url))
-        if self.banned:
-            return web.Response(status=403, text="Access denied")
-        async with (
-            aiohttp.ClientSession(auto_decompress=False) as session,
-            session.request(request.method, str(request.url), data=await request.read()) as upstream,
-        ):
-            return web.Response(
-                status=upstream.status, body=await upstream.read(), content_type=upstream.content_type
-            )
-
-
-@contextmanager
-def proxies(*banned: bool) -> Iterator[list[ForwardProxy]]:
-    """Run forward proxies in a thread of their own, so the test can drive subprocesses meanwhile."""
-    servers = [ForwardProxy(b) for b in banned]
-    ready, stop = threading.Event(), threading.Event()
-
-    async def serve() -> None:
-        runners = []
-        for server in servers:
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", server.handle)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-            runners.append(runner)
-        ready.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.05)
-        for runner in runners:
-            await runner.cleanup()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    try:
-        yield servers
-    finally:
-        stop.set()
-        thread.join(10)
 
 
 def test_a_banned_proxy_is_rotated_away_from_and_the_next_one_carries_the_polls(tmp_path: Path) -> None:

@@ -139,13 +139,13 @@ requests_per_second = 50.0
     )
 
 
-def prometheus_config(path: Path, collector_port: int) -> Path:
-    """deploy/prometheus/prometheus.yml itself, scraping the test's collector every second."""
+def prometheus_config(path: Path, *collector_ports: int) -> Path:
+    """deploy/prometheus/prometheus.yml itself, scraping the test's collectors every second."""
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(RULES)]
     (job,) = config["scrape_configs"]
-    job["static_configs"] = [{"targets": [f"127.0.0.1:{collector_port}"]}]
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{port}" for port in collector_ports]}]
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 

@@ -121,6 +121,33 @@ async def test_limiter_spaces_requests_caps_concurrency_and_honours_retry_after(
     assert await clock.run(_enter(limiter, "http://other/z")) == entered
 
 
+async def test_a_cancelled_request_never_keeps_a_host_slot() -> None:
+    limiter = HostLimiter({"p": HostRule(requests_per_second=1e6, max_concurrency=1)})
+    entered: list[str] = []
+
+    async def request(name: str, hold: asyncio.Event) -> None:
+        async with limiter.slot("p", "http://h/x"):
+            entered.append(name)
+            await hold.wait()
+
+    release = asyncio.Event()
+    first = asyncio.create_task(request("first", release))
+    waiting = asyncio.create_task(request("cancelled while waiting", release))
+    woken = asyncio.create_task(request("cancelled once woken", release))
+    last = asyncio.create_task(request("last", asyncio.Event()))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    first.cancel()  # leaves its slot: the next waiter is woken...
+    await asyncio.sleep(0)
+    woken.cancel()  # ...and cancelled before it runs: the wake must go on to the last one
+    await asyncio.wait_for(asyncio.wait({last}, timeout=1.0), 2.0)
+    assert entered == ["first", "last"]
+    last.cancel()
+    await asyncio.gather(first, waiting, woken, last, return_exceptions=True)
+    async with asyncio.timeout(1.0), limiter.slot("p", "http://h/x"):
+        pass  # every slot came back
+
+
 def test_proxy_rotation_moves_to_the_next_proxy() -> None:
     rotation = ProxyRotation({"tiktok": ("http://a:1", "http://b:2"), "shopee": ()})
     assert rotation.current("tiktok") == "http://a:1"
@@ -128,6 +155,9 @@ def test_proxy_rotation_moves_to_the_next_proxy() -> None:
     assert rotation.current("tiktok") == "http://b:2"
     assert rotation.rotate("tiktok") and rotation.current("tiktok") == "http://a:1"
     assert rotation.current("shopee") is None and not rotation.rotate("shopee")
+    # Two polls banned on the same proxy move on once when they say which proxy they used.
+    assert rotation.rotate("tiktok", past=2) and not rotation.rotate("tiktok", past=2)
+    assert rotation.current("tiktok") == "http://b:2"
 
 
 def test_guard_allows_only_platform_hosts_and_internal_addresses_only_where_configured() -> None:

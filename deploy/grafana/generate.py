@@ -187,16 +187,28 @@ def dashboard(
     return board
 
 
-VIEWERS = f'livestream_viewers{{provenance="observed", {EVENT}}}'
-VIEWS_BY_PLATFORM = f'sum by (platform) (livestream_views{{provenance="observed", {EVENT}}})'
+def series(metric: str, selector: str) -> str:
+    """The metric's series matching `selector`, once each across a fleet's replicas. A replica exposes
+    a target's series while it holds the target, so each has one replica, except for up to a scrape
+    interval after a move, while Prometheus still has the previous holder's last scrape: take the
+    larger value, never both."""
+    return f"max without (instance, pod) ({metric}{{{selector}}})"
+
+
+OBSERVED = f'provenance="observed", {EVENT}'
+VIEWERS = series("livestream_viewers", OBSERVED)
+VIEWS_BY_PLATFORM = f"sum by (platform) ({series('livestream_views', OBSERVED)})"
 
 EVENT_OVERVIEW = [
     Row("Livestream"),
     Number("Người xem hiện tại (concurrent viewers)", (f"sum({VIEWERS})", "viewers")),
     Number("Lượt xem tích lũy (cumulative views)", (f"sum({VIEWS_BY_PLATFORM})", "views")),
-    Number("Bài đăng hashtag (hashtag posts)", (f"sum(livestream_hashtag_posts{{{EVENT}}})", "posts")),
     Number(
-        "Tổng lượt xem hashtag (total hashtag views)", (f"sum(livestream_hashtag_views{{{EVENT}}})", "views")
+        "Bài đăng hashtag (hashtag posts)", (f"sum({series('livestream_hashtag_posts', EVENT)})", "posts")
+    ),
+    Number(
+        "Tổng lượt xem hashtag (total hashtag views)",
+        (f"sum({series('livestream_hashtag_views', EVENT)})", "views"),
     ),
     Chart(
         "Người xem theo nền tảng (viewers by platform)",
@@ -210,8 +222,14 @@ EVENT_OVERVIEW = [
         "Doanh thu theo nguồn số liệu (revenue by provenance, VND)",
         "short",
         (
-            (f"sum by (provenance, currency) (livestream_revenue{{{EVENT}}})", "{{provenance}} {{currency}}"),
-            (f"sum by (currency) (livestream_revenue_confirmed{{{EVENT}}})", "confirmed {{currency}}"),
+            (
+                f"sum by (provenance, currency) ({series('livestream_revenue', EVENT)})",
+                "{{provenance}} {{currency}}",
+            ),
+            (
+                f"sum by (currency) ({series('livestream_revenue_confirmed', EVENT)})",
+                "confirmed {{currency}}",
+            ),
         ),
         width=8,
     ),
@@ -219,15 +237,15 @@ EVENT_OVERVIEW = [
         "Đơn hàng (orders by provenance)",
         "short",
         (
-            (f"sum by (provenance) (livestream_orders{{{EVENT}}})", "{{provenance}}"),
-            (f"sum(livestream_orders_confirmed{{{EVENT}}})", "confirmed"),
+            (f"sum by (provenance) ({series('livestream_orders', EVENT)})", "{{provenance}}"),
+            (f"sum({series('livestream_orders_confirmed', EVENT)})", "confirmed"),
         ),
         width=8,
     ),
     Chart(
         "Sản phẩm đã bán (items sold by provenance)",
         "short",
-        ((f"sum by (provenance) (livestream_items_sold{{{EVENT}}})", "{{provenance}}"),),
+        ((f"sum by (provenance) ({series('livestream_items_sold', EVENT)})", "{{provenance}}"),),
         width=8,
     ),
     Row("Hashtag"),
@@ -248,18 +266,21 @@ EVENT_OVERVIEW = [
     ),
 ]
 
+# A target's series move with it between a fleet's replicas: one line per series, whichever holds it.
 TARGET_DRILLDOWN = [
     Chart(
         "Người xem (concurrent viewers)",
         "short",
-        ((f"livestream_viewers{{{ONE}}}", "{{target}} ({{provenance}})"),),
+        ((series("livestream_viewers", ONE), "{{target}} ({{provenance}})"),),
     ),
-    States("Trạng thái live (live status)", (f"livestream_live_status{{{ONE}}}", "{{target}}"), LIVE_STATUS),
+    States(
+        "Trạng thái live (live status)", (series("livestream_live_status", ONE), "{{target}}"), LIVE_STATUS
+    ),
     Chart(
         "Lượt xem, thích, bình luận, chia sẻ (views, likes, comments, shares)",
         "short",
         tuple(
-            (f"livestream_{m}{{{ONE}}}", f"{m} {{{{target}}}}")
+            (series(f"livestream_{m}", ONE), f"{m} {{{{target}}}}")
             for m in ("views", "likes", "comments", "shares")
         ),
     ),
@@ -267,23 +288,25 @@ TARGET_DRILLDOWN = [
         "Doanh thu và sản phẩm bán (revenue VND, items sold)",
         "short",
         tuple(
-            (f"livestream_{m}{{{ONE}}}", f"{m} {{{{target}}}} ({{{{provenance}}}})")
+            (series(f"livestream_{m}", ONE), f"{m} {{{{target}}}} ({{{{provenance}}}})")
             for m in ("revenue", "items_sold")
         ),
     ),
     Chart(
         "Lần thu thập thành công gần nhất (last success age)",
         "s",
-        ((f"time() - collector_last_success_timestamp_seconds{{{TARGET}}}", "{{target}}"),),
+        ((f"time() - {series('collector_last_success_timestamp_seconds', TARGET)}", "{{target}}"),),
     ),
     Chart(
         "Giãn cách do lỗi (backoff after failures)",
         "s",
-        ((f"collector_target_backoff_seconds{{{TARGET}}}", "{{target}}"),),
+        ((series("collector_target_backoff_seconds", TARGET), "{{target}}"),),
     ),
 ]
 
 POLLS = f"collector_polls_total{{{PLATFORM}}}"
+# Polls, parse failures and writes add up over a fleet's replicas; the spool, the scheduler and the
+# scrape are each replica's own, one line per `instance`, so a replica in trouble stands out.
 COLLECTOR_HEALTH = [
     Row("Polls"),
     Chart(
@@ -316,7 +339,7 @@ COLLECTOR_HEALTH = [
     Chart(
         "Last success age by target",
         "s",
-        (("time() - collector_last_success_timestamp_seconds", "{{target}}"),),
+        (("time() - max by (target) (collector_last_success_timestamp_seconds)", "{{target}}"),),
     ),
     Chart(
         "Poll duration p95",
@@ -329,7 +352,43 @@ COLLECTOR_HEALTH = [
             ),
         ),
     ),
-    States("Circuit breakers", (f"collector_circuit_state{{{PLATFORM}}}", "{{platform}}"), CIRCUIT_STATE),
+    States(
+        "Circuit breakers (the most open over replicas)",
+        (f"max by (platform) (collector_circuit_state{{{PLATFORM}}})", "{{platform}}"),
+        CIRCUIT_STATE,
+    ),
+    Row("Fleet (replicas sharing the targets by lease)"),
+    Number("Replicas alive", ("max(collector_fleet_replicas)", "replicas")),
+    Number(
+        "Targets held by no replica",
+        ("max(collector_fleet_targets) - sum(collector_fleet_leases_held)", "unheld"),
+    ),
+    Number(
+        "Targets taken over (last hour)",
+        ("sum(increase(collector_fleet_lease_takeovers_total[1h]))", "targets"),
+    ),
+    Number("Leases lost (last hour)", ("sum(increase(collector_fleet_leases_lost_total[1h]))", "targets")),
+    Chart(
+        "Leases held per replica",
+        "short",
+        (("sum by (instance) (collector_fleet_leases_held)", "{{instance}}"),),
+        stacked=True,
+    ),
+    Chart(
+        "Lease takeovers, releases and losses",
+        "short",
+        (
+            (f"sum(rate(collector_fleet_lease_takeovers_total[{RATE}]))", "taken over/s (a replica died)"),
+            (
+                f"sum(rate(collector_fleet_lease_releases_total[{RATE}]))",
+                "handed over/s (rebalance, shutdown)",
+            ),
+            (
+                f"sum by (instance) (rate(collector_fleet_leases_lost_total[{RATE}]))",
+                "lost/s {{instance}} (cut off from the database)",
+            ),
+        ),
+    ),
     Row("Storage, browser, scrape"),
     Chart(
         "Spool and write queue depth",
@@ -344,7 +403,7 @@ COLLECTOR_HEALTH = [
         "Database writes",
         "short",
         (
-            (f"rate(collector_samples_written_total[{RATE}])", "samples/s {{instance}}"),
+            (f"sum(rate(collector_samples_written_total[{RATE}]))", "samples/s"),
             (f"rate(collector_write_failures_total[{RATE}])", "failed batches/s {{instance}}"),
             ("sum by (reason) (increase(collector_dropped_records_total[1h]))", "dropped/h {{reason}}"),
         ),
@@ -375,12 +434,6 @@ COLLECTOR_HEALTH = [
         "Last configuration reload applied (1) or refused (0)",
         "short",
         (("collector_config_last_reload_successful", "{{instance}}"),),
-    ),
-    Placeholder(
-        "Fleet (placeholder)",
-        "Several collectors sharing targets (leases, which replica polls what) belong here once the "
-        "`collector_fleet_*` metrics exist. Add their panels to `COLLECTOR_HEALTH` in "
-        "`deploy/grafana/generate.py` in the same change: a query without data fails the real-scrape test.",
     ),
 ]
 

@@ -3,13 +3,15 @@
 import asyncio
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from schemas.models import Base
 
 config = context.config
+# Replicas of a fleet start together against one database: one migrates, the others wait for it.
+MIGRATION_LOCK = 0x636F6C6C  # "coll"
 
 
 def _run(connection: Connection) -> None:
@@ -20,6 +22,8 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(length=128), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("held_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_poll_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("takeovers", sa.Integer(), nullable=False, server_default="0"),
         sa.ForeignKeyConstraint(["target_id"], ["targets.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("target_id"),
