@@ -3,7 +3,7 @@
 The service's parts as `collector run` wires them (scheduler, poller, writer with its spool into SQLite,
 the /metrics listener), in this process, against the simulator in its own process. Every 15 s `curl`
 (another process) fetches the whole /metrics page. Jitter is 0, so poll k of a target is due k intervals
-after its first: the schedule lag is how late each later poll starts (see `lateness`). Printed: p50/p99/max lag, the
+after its first: the schedule lag is how late each poll starts (see `lateness`), after a warm-up. Printed: p50/p99/max lag, the
 process's CPU (cores), its peak RSS and the writer's backlog (records in memory and spool) at the end.
 There is no baseline to alternate with: the row answers "does one instance keep up".
 """
@@ -33,6 +33,7 @@ from collector.store import Store
 from collector.writer import BatchWriter
 
 INTERVAL = 15.0
+WARMUP = 30.0  # the first polls (room lookups, the first-poll spread) are not the steady state
 DURATION = 60.0
 SIZES = (10_000, 20_000)
 
@@ -67,14 +68,14 @@ def scale_config(sim: str, folder: Path, targets: int, port: int) -> Config:
     return build_config(data, source="bench", adapters=registered_adapters(), env={})
 
 
-def lateness(starts: dict[str, list[float]]) -> list[float]:
-    """How late each poll after a target's first started. Poll k is due k intervals after the first
+def lateness(starts: dict[str, list[float]], since: float) -> list[float]:
+    """How late each poll started at or after `since` was. Poll k is due k intervals after the first
     poll's due time, which the bench does not see: it is taken from the target's most punctual poll."""
     lags = []
     for times in starts.values():
         offsets = [at - k * INTERVAL for k, at in enumerate(times)]
         due = min(offsets)
-        lags.extend(offset - due for offset in offsets[1:])
+        lags.extend(offset - due for offset, at in zip(offsets, times, strict=True) if at >= since)
     return lags
 
 
@@ -119,6 +120,8 @@ async def one_size(sim: str, size: int, port: int) -> None:
                 asyncio.create_task(scheduler.run(stop)),
                 asyncio.create_task(scrape_every(f"http://{c.metrics_listen}/metrics", stop, scrapes)),
             ]
+            await asyncio.sleep(WARMUP)
+            since, polls_before = time.monotonic(), sum(len(times) for times in starts.values())
             wall, cpu = time.perf_counter(), time.process_time()
             await asyncio.sleep(DURATION)
             cores = (time.process_time() - cpu) / (time.perf_counter() - wall)
@@ -131,8 +134,8 @@ async def one_size(sim: str, size: int, port: int) -> None:
             await server.cleanup()
         spool.close()
         await store.close()
-    polls = sum(len(times) for times in starts.values())
-    lags = sorted(lateness(starts))
+    polls = sum(len(times) for times in starts.values()) - polls_before
+    lags = sorted(lateness(starts, since))
     p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))] if lags else float("nan")  # noqa: E731
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{size:>6,} targets: {polls / DURATION:6.0f} polls/s of {size / INTERVAL:.0f} due, lag p50 {p(0.5):5.2f} s p99 {p(0.99):5.2f} s "

@@ -129,12 +129,18 @@ class HostLimiter:
 
     async def _take_turn(self, platform: str, host: str, state: _HostState, gap: float) -> None:
         while True:
+            start = self.clock.monotonic()
             # Re-checked after every sleep: a 429 that arrives meanwhile pushes the block further.
             while (wait := max(state.next_start, state.blocked_until) - self.clock.monotonic()) > 0:
                 self.on_wait(platform, wait)
                 await self.clock.sleep(wait)
+                start = max(state.next_start, state.blocked_until)  # the start this turn waited for
             if self.shared is None:
-                state.next_start = self.clock.monotonic() + gap
+                # Spaced from the start waited for, not from when the event loop got round to it: a
+                # sleep overshoots by a loop iteration, which at hundreds of starts per second would
+                # otherwise cap the host's rate at the loop's pace (a scheduling lag of tens of seconds
+                # at 10,000 targets). Starts keep the rate; a late one is not followed by a longer gap.
+                state.next_start = start + gap
                 return
             wait = await self.shared.reserve(platform, host, gap)
             if wait is None:
