@@ -144,9 +144,8 @@ async def one_size(sim: str, size: int, port: int) -> None:
 
 
 async def measure(sizes: tuple[int, ...]) -> None:
-    print(
-        f"one instance, TikTok live targets every {INTERVAL:g} s for {DURATION:g} s, /metrics every {INTERVAL:g} s"
-    )
+    print(f"one instance, TikTok live targets every {INTERVAL:g} s, /metrics every {INTERVAL:g} s, "
+          f"measured for {DURATION:g} s after {WARMUP:g} s")  # fmt: skip
     async with simulator() as sim:
         for size in sizes:
             with socket.socket() as probe:  # a free port for the /metrics listener
