@@ -80,6 +80,8 @@ class Poller:
             on_change=self._circuit_changed,
             on_open=fleet.publish_open if fleet else lambda _p, _s: None,
         )
+        # prometheus-client children by labels: `labels()` takes a lock and builds a key on every call.
+        self._children: dict[tuple[object, ...], Any] = {}
         self.proxies = ProxyRotation(
             {p.name: tuple(s.reveal() for s in p.proxies) for p in platforms.values()}
         )
@@ -168,7 +170,7 @@ class Poller:
             target.platform,
             self.limiter,
             self.proxies.current(target.platform),
-            on_retry=self.metrics.retries.labels(target.platform).inc,
+            on_retry=self._child(self.metrics.retries, target.platform).inc,
             markers=self.adapters[target.platform].markers,
         )
 
@@ -210,8 +212,8 @@ class Poller:
             outcome, parsed, reason = Outcome.ADAPTER_ERROR, None, None
         observed_at = datetime.now(UTC)
         labels = (target.platform, target.kind)
-        self.metrics.poll_duration.labels(*labels).observe(time.monotonic() - started)
-        self.metrics.polls.labels(*labels, outcome.value).inc()
+        self._child(self.metrics.poll_duration, *labels).observe(time.monotonic() - started)
+        self._child(self.metrics.polls, *labels, outcome.value).inc()
         if reason is not None:
             self.metrics.parse_failures.labels(*labels, reason).inc()
 
@@ -273,6 +275,12 @@ class Poller:
             return None
         state.stored = dumped
         return data
+
+    def _child(self, family: Any, *labels: str) -> Any:
+        child = self._children.get((family, *labels))
+        if child is None:
+            child = self._children[(family, *labels)] = family.labels(*labels)
+        return child
 
     def _snapshots_to_keep(
         self,

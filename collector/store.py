@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, case, event, func, or_, select, update
+from sqlalchemy import Integer, String, Text, case, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeEngine
 
 from collector import links
 from collector.api import PollRecord, RawResponse, TargetConfig
+from collector.batch_sql import batch_statement, sqlite_time
 from collector.outcomes import Outcome
 from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow, TargetStateRow, UtcDateTime
 from schemas.types import Metric, Sample, SessionObservation
@@ -71,39 +73,47 @@ def _session_merge(new: Any) -> dict[str, Any]:
     }
 
 
-def _outcome_update() -> Any:
-    when = bindparam("b_at", type_=UtcDateTime())
+# The parameters of a target's poll status update, one row per target in a batch.
+_OUTCOME_PARAMS: dict[str, TypeEngine[Any]] = {
+    "b_id": Integer(),
+    "b_outcome": String(),
+    "b_at": UtcDateTime(),
+    "b_detail": Text(),
+    "b_due": UtcDateTime(),
+    "b_success": UtcDateTime(),
+    "b_expires": UtcDateTime(),
+}
+
+
+def _outcome_update(new: Mapping[str, Any]) -> Any:
     # A replayed older record must not move a target's status back in time.
-    newer = or_(TargetRow.last_outcome_at.is_(None), TargetRow.last_outcome_at <= when)
+    newer = or_(TargetRow.last_outcome_at.is_(None), TargetRow.last_outcome_at <= new["b_at"])
     return (
         update(TargetRow)
-        .where(TargetRow.id == bindparam("b_id"), newer)
+        .where(TargetRow.id == new["b_id"], newer)
         .values(
-            last_outcome=bindparam("b_outcome"),
-            last_outcome_at=when,
-            last_detail=bindparam("b_detail"),
-            next_due_at=bindparam("b_due", type_=UtcDateTime()),
-            last_success_at=func.coalesce(
-                bindparam("b_success", type_=UtcDateTime()), TargetRow.last_success_at
-            ),
-            credentials_expire_at=func.coalesce(
-                bindparam("b_expires", type_=UtcDateTime()), TargetRow.credentials_expire_at
-            ),
+            last_outcome=new["b_outcome"],
+            last_outcome_at=new["b_at"],
+            last_detail=new["b_detail"],
+            next_due_at=new["b_due"],
+            last_success_at=func.coalesce(new["b_success"], TargetRow.last_success_at),
+            credentials_expire_at=func.coalesce(new["b_expires"], TargetRow.credentials_expire_at),
         )
     )
 
 
-_OUTCOME_UPDATE = _outcome_update()
+# A known broadcast merged by id with the batch's `n_*` values (the upsert's rules).
+_SESSION_PARAMS: dict[str, TypeEngine[Any]] = {
+    f"n_{c.name}": c.type
+    for c in LiveSessionRow.__table__.c
+    if c.name
+    in ("id", "title", "started_at", "ended_at", "last_seen_at", "last_status", "peak_viewers", "account")
+}
 
 
-def _session_update() -> Any:
-    """A known broadcast merged by id with the batch's `n_*` values (the upsert's rules)."""
-    table = LiveSessionRow.__table__
-    new = SimpleNamespace(**{c.name: bindparam(f"n_{c.name}", type_=c.type) for c in table.c})
-    return update(LiveSessionRow).where(LiveSessionRow.id == bindparam("n_id")).values(**_session_merge(new))
-
-
-_SESSION_UPDATE = _session_update()
+def _session_update(new: Mapping[str, Any]) -> Any:
+    merged = _session_merge(SimpleNamespace(**{name[2:]: new[name] for name in _SESSION_PARAMS}))
+    return update(LiveSessionRow).where(LiveSessionRow.id == new["n_id"]).values(**merged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +125,6 @@ class ExportRow:
     value: float
     provenance: str
     session_id: str | None
-
-
-def _sqlite_times(times: Iterable[datetime]) -> list[str]:
-    # The text SQLAlchemy's SQLite DateTime writes (naive UTC), so keys compare equal to it.
-    return [at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds") for at in times]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -149,6 +154,8 @@ class Store:
         self._session_upsert = upsert.on_conflict_do_update(
             index_elements=["platform", "session_key"], set_=_session_merge(upsert.excluded)
         ).returning(LiveSessionRow.id, LiveSessionRow.platform, LiveSessionRow.session_key)
+        self._session_update = batch_statement(_session_update, _SESSION_PARAMS, self.engine.dialect)
+        self._outcome_update = batch_statement(_outcome_update, _OUTCOME_PARAMS, self.engine.dialect)
         self.target_ids: dict[str, int] = {}
         self.target_platforms: dict[str, str] = {}
         self.target_kinds: dict[str, str] = {}
@@ -200,10 +207,8 @@ class Store:
         sessions: dict[tuple[str, str], int] = {}
         async with self.engine.begin() as conn:
             await self._upsert_sessions(conn, records, sessions)
-            rows = [self._sample_row(s, sessions) for r in records for s in r.samples]
-            inserted = 0
-            if rows:
-                inserted = await self._insert_samples(conn, rows)
+            columns = self._sample_columns([s for r in records for s in r.samples], sessions)
+            inserted = await self._insert_samples(conn, columns) if columns[0] else 0
             snapshots = [self._snapshot_row(r, raw, reason) for r in records for raw, reason in r.snapshots]
             if snapshots:
                 stmt = self._insert(RawSnapshotRow).on_conflict_do_nothing(
@@ -239,7 +244,8 @@ class Store:
         sessions: dict[tuple[str, str], int] = {}
         async with self.engine.begin() as conn:
             await self._upsert_sessions(conn, records, sessions)
-            rows = [self._sample_row(s, sessions) for r in records for s in r.samples]
+            columns = self._sample_columns([s for r in records for s in r.samples], sessions)
+            rows = [dict(zip(SAMPLE_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)]
             if not rows:
                 return counts
             stored = await conn.execute(
@@ -310,8 +316,7 @@ class Store:
             else:
                 sessions[key] = session_id
                 by_id.append({f"n_{name}": value for name, value in row.items()} | {"n_id": session_id})
-        if by_id:
-            await conn.execute(_SESSION_UPDATE, by_id)
+        await self._session_update.run(conn, by_id)
         if new:  # executemany: the statement compiles once, the driver batches the rows
             result = await conn.execute(self._session_upsert, new)
             for session_id, platform, key in result:
@@ -382,17 +387,17 @@ class Store:
         times = [r.observed_at for r in newest.values()]
         if self.engine.dialect.name == "sqlite":
             await conn.exec_driver_sql(
-                SQLITE_STATE_UPSERT, list(zip(ids, states, _sqlite_times(times), strict=True))
+                SQLITE_STATE_UPSERT, list(zip(ids, states, [sqlite_time(at) for at in times], strict=True))
             )
         else:
             await conn.exec_driver_sql(POSTGRES_STATE_UPSERT, (ids, states, times))
 
-    async def _insert_samples(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
-        """The batch's samples in one driver call, past SQLAlchemy's per-value processing; returns how
-        many were new (a replayed sample hits the unique key and is skipped)."""
-        columns = [[row[c] for row in rows] for c in SAMPLE_COLUMNS]
+    async def _insert_samples(self, conn: AsyncConnection, columns: list[list[Any]]) -> int:
+        """The batch's samples (one list per column of SAMPLE_COLUMNS) in one driver call, past
+        SQLAlchemy's per-value processing; returns how many were new (a replayed sample hits the
+        unique key and is skipped)."""
         if self.engine.dialect.name == "sqlite":
-            columns[2] = _sqlite_times(columns[2])
+            columns[2] = [sqlite_time(at) for at in columns[2]]
             result = await conn.exec_driver_sql(SQLITE_SAMPLE_INSERT, list(zip(*columns, strict=True)))
         else:  # one statement over arrays: one round trip, and a status line that counts the new rows
             result = await conn.exec_driver_sql(POSTGRES_SAMPLE_INSERT, tuple(columns))
@@ -430,18 +435,25 @@ class Store:
             )
         return session_id  # type: ignore[no-any-return]
 
-    def _sample_row(self, sample: Sample, sessions: dict[tuple[str, str], int]) -> dict[str, Any]:
-        key = (sample.platform, sample.session_key or "")
-        session_id = sessions.get(key) or self._session_ids.get(key) if sample.session_key else None
-        return {
-            "target_id": self.target_ids[sample.target],
-            "metric": sample.metric.value,
-            "observed_at": sample.observed_at,
-            "value": sample.value,
-            "provenance": sample.provenance.value,
-            "session_id": session_id,
-            "currency": sample.currency,
-        }
+    def _sample_columns(self, samples: list[Sample], sessions: dict[tuple[str, str], int]) -> list[list[Any]]:
+        """The samples as one list per column of SAMPLE_COLUMNS: no dict per row on the hot path."""
+        ids = self.target_ids
+
+        def session_id(sample: Sample) -> int | None:
+            if not sample.session_key:
+                return None
+            key = (sample.platform, sample.session_key)
+            return sessions.get(key) or self._session_ids.get(key)
+
+        return [
+            [ids[s.target] for s in samples],
+            [s.metric.value for s in samples],
+            [s.observed_at for s in samples],
+            [s.value for s in samples],
+            [s.provenance.value for s in samples],
+            [session_id(s) for s in samples],
+            [s.currency for s in samples],
+        ]
 
     def _snapshot_row(self, record: PollRecord, raw: RawResponse, reason: str | None) -> dict[str, Any]:
         return {
@@ -473,8 +485,7 @@ class Store:
             }
             for name, r in latest.items()
         ]
-        if rows:  # one executemany of one prepared statement, not a statement built per target
-            await conn.execute(_OUTCOME_UPDATE, rows)
+        await self._outcome_update.run(conn, rows)
 
     async def target_status(self) -> list[TargetRow]:
         async with self.engine.connect() as conn:

@@ -57,17 +57,17 @@ def test_a_reload_that_changes_a_campaign_relabels_the_stored_values() -> None:
     state = LiveState([shop()])
     state.update([sample(Metric.VIEWERS, 10)])
     state.set_targets([shop("after")])
-    (viewers,) = samples_of(parse_text(state.render()), "livestream_viewers")
+    (viewers,) = samples_of(parse_text(state.render().decode()), "livestream_viewers")
     assert (viewers.value, viewers.labels["campaign"]) == (10, "after")
     state.set_targets([])
-    assert samples_of(parse_text(state.render()), "livestream_viewers") == []
+    assert samples_of(parse_text(state.render().decode()), "livestream_viewers") == []
 
 
 def test_an_ended_session_withdraws_its_counters_but_keeps_the_status() -> None:
     state = LiveState([shop()])
     state.update([sample(Metric.VIEWERS, 10), sample(Metric.LIKES, 3)])
     state.update([sample(Metric.LIVE_STATUS, 4.0)])
-    names = {s.name for f in parse_text(state.render()) for s in f.samples}
+    names = {s.name for f in parse_text(state.render().decode()) for s in f.samples}
     assert "livestream_live_status" in names
     assert not names & {"livestream_viewers", "livestream_likes"}
 
