@@ -419,6 +419,13 @@ class SelfMetrics:
             if t.scheduled_start is not None:
                 self.scheduled_start.labels(*labels).set(t.scheduled_start.timestamp())
             self.circuit_state.labels(t.platform)
+            # 0 outside a fleet, like the other collector_fleet_* series.
+            for family in (
+                self.fleet_budget_waits,
+                self.fleet_budget_wait_seconds,
+                self.fleet_budget_fallbacks,
+            ):
+                family.labels(t.platform)
             for outcome in Outcome:
                 self.polls.labels(t.platform, t.kind, outcome.value)
 
