@@ -61,7 +61,7 @@ CLI = [sys.executable, "-m", "collector"]
 TICKS = os.sysconf("SC_CLK_TCK")
 WANTED = re.compile(
     r"^(collector_schedule_lag_seconds_bucket|collector_schedule_lag_seconds_count|collector_polls_total"
-    r"|collector_fleet_leases_held)(?:\{([^}]*)\})? (\S+)$",
+    r"|collector_poll_duration_seconds_sum|collector_fleet_leases_held)(?:\{([^}]*)\})? (\S+)$",
     re.M,
 )
 
@@ -92,6 +92,11 @@ def tree_cpu_seconds(pid: int) -> float:
             if int(child[1]) == pid:
                 total += (int(child[11]) + int(child[12])) / TICKS
     return total
+
+
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the process's main thread (a replica's event loop) spent runnable but waiting for a core."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
 
 
 def rss_mib(pid: int) -> float:
@@ -166,7 +171,7 @@ class Replica:
     port: int
 
     def scrape(self) -> dict[str, float]:
-        """The lag buckets (`le=...`), `polls`, `ok` and `held` from /metrics."""
+        """The lag buckets (`le=...`), `started`, `polls`, `ok`, `poll_seconds` and `held` from /metrics."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=30) as resp:
             page = resp.read().decode()
         out: dict[str, float] = {}
@@ -176,6 +181,8 @@ class Replica:
             elif name == "collector_polls_total":
                 out["ok"] = out.get("ok", 0.0) + (float(value) if 'outcome="ok"' in labels else 0.0)
                 key = "polls"
+            elif name == "collector_poll_duration_seconds_sum":
+                key = "poll_seconds"
             else:
                 key = "started" if name.endswith("_count") else "held"
             out[key] = out.get(key, 0.0) + float(value)
@@ -194,11 +201,15 @@ def wait_listening(replica: Replica, log: Path, timeout: float = 90) -> None:
             time.sleep(0.5)
 
 
-def stop(replica: Replica) -> None:
-    if replica.proc.poll() is None:
-        replica.proc.send_signal(signal.SIGTERM)
+def stop(fleet: Sequence[Replica]) -> None:
+    """SIGTERM to all at once (a run's figures are taken; the handover is not measured here)."""
+    for replica in fleet:
+        if replica.proc.poll() is None:
+            replica.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for replica in fleet:
         try:
-            replica.proc.wait(30)
+            replica.proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             replica.proc.kill()
             replica.proc.wait()
@@ -225,16 +236,20 @@ class Run:
     targets: int
     replicas: int
     fleet: bool
-    window: float
+    window: float  # seconds between the two scrapes
+    cpu_window: float  # seconds between the two readings of the CPU counters
     polls: float  # completed in the window
     ok: float
     started: float
+    poll_seconds: float  # wall time of the completed polls, summed
     lag_p99: float
     within_1s: float  # share of polls started at most 1 s late
     held: list[float]
     replica_cpu: list[float]  # CPU-seconds in the window, each replica
+    replica_wait: list[float]  # seconds each replica's event loop waited for a core in the window
     postgres_cpu: float
     simulator_cpu: float
+    simulator_wait: float
     rss: list[float]  # MiB, each replica at the window's end
     transactions: int
 
@@ -248,7 +263,7 @@ class Run:
         return self.within_1s >= 0.99 and self.started / self.window >= 0.9 * self.due_per_s
 
     def cores(self, seconds: float) -> float:
-        return seconds / self.window
+        return seconds / self.cpu_window
 
 
 def lag_quantile(buckets: dict[float, float], q: float) -> float:
@@ -267,6 +282,42 @@ def lag_quantile(buckets: dict[float, float], q: float) -> float:
     return lower
 
 
+@dataclass
+class Snapshot:
+    """Every counter of a run at one moment; CPU and scrapes are timed apart (a scrape of a loaded
+    replica can take seconds)."""
+
+    scrapes: list[dict[str, float]]
+    scraped_at: float  # monotonic, mid-scrape
+    replica_cpu: list[float]
+    replica_wait: list[float]
+    postgres_cpu: float
+    simulator_cpu: float
+    simulator_wait: float
+    read_at: float  # monotonic, when the CPU counters were read
+    rss: list[float]
+    commits: int
+
+    @classmethod
+    def take(cls, server: PostgresServer, sim_pid: int, database: str, fleet: Sequence[Replica]) -> Snapshot:
+        for replica in fleet:
+            if replica.proc.poll() is not None:
+                raise SystemExit(f"a replica exited with {replica.proc.returncode} during the run")
+        read_at = time.monotonic()
+        cpu = [cpu_seconds(r.proc.pid) for r in fleet]
+        wait = [runqueue_wait_seconds(r.proc.pid) for r in fleet]
+        postgres = tree_cpu_seconds(server._proc.pid)  # type: ignore[union-attr]
+        simulator, simulator_wait = cpu_seconds(sim_pid), runqueue_wait_seconds(sim_pid)
+        before_scrapes = time.monotonic()
+        scrapes = [r.scrape() for r in fleet]
+        scraped_at = (before_scrapes + time.monotonic()) / 2
+        rss = [rss_mib(r.proc.pid) for r in fleet]
+        return cls(
+            scrapes, scraped_at, cpu, wait, postgres, simulator, simulator_wait, read_at, rss,
+            commits(server, database),
+        )  # fmt: skip
+
+
 def measure(
     server: PostgresServer,
     sim: tuple[str, int],
@@ -281,12 +332,11 @@ def measure(
     database = f"bench_{next(RUNS)}"
     server.execute(f"CREATE DATABASE {database}")
     url = server.url_for(database)
-    run_dir = folder / database
     toml = targets_toml(targets)
     fleet_of: list[Replica] = []
     try:
         for i in range(replicas):
-            home, port = run_dir / f"replica-{i}", free_port()
+            home, port = folder / database / f"replica-{i}", free_port()
             config = replica_config(home, url, sim[0], port, fleet, toml)
             with open(home / "collector.log", "w") as out:
                 proc = subprocess.Popen(
@@ -295,51 +345,46 @@ def measure(
                     stderr=subprocess.STDOUT,
                 )
             fleet_of.append(Replica(proc, port))
-            wait_listening(fleet_of[-1], home / "collector.log")
+            time.sleep(0.3)  # a staggered start, as a rollout does
+        for i, replica in enumerate(fleet_of):
+            wait_listening(replica, folder / database / f"replica-{i}" / "collector.log")
         time.sleep(warmup)
-        before = _snapshot(server, sim, database, fleet_of)
+        before = Snapshot.take(server, sim[1], database, fleet_of)
         time.sleep(window)
-        after = _snapshot(server, sim, database, fleet_of)
+        after = Snapshot.take(server, sim[1], database, fleet_of)
     finally:
-        for replica in fleet_of:
-            stop(replica)
+        stop(fleet_of)
         server.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
     def delta(key: str) -> float:
-        return sum(a.get(key, 0.0) - b.get(key, 0.0) for a, b in zip(after[0], before[0], strict=True))
+        return sum(
+            a.get(key, 0.0) - b.get(key, 0.0) for a, b in zip(after.scrapes, before.scrapes, strict=True)
+        )
 
-    buckets = {float(k[3:]): delta(k) for k in after[0][0] if k.startswith("le=")}
+    def deltas(name: str) -> list[float]:
+        return [a - b for a, b in zip(getattr(after, name), getattr(before, name), strict=True)]
+
+    buckets = {float(k[3:]): delta(k) for k in after.scrapes[0] if k.startswith("le=")}
     return Run(
         targets,
         replicas,
         fleet,
-        window,
+        window=after.scraped_at - before.scraped_at,
+        cpu_window=after.read_at - before.read_at,
         polls=delta("polls"),
         ok=delta("ok"),
         started=delta("started"),
+        poll_seconds=delta("poll_seconds"),
         lag_p99=lag_quantile(buckets, 0.99),
         within_1s=buckets[1.0] / buckets[math.inf] if buckets[math.inf] else 0.0,
-        held=[s.get("held", 0.0) for s in after[0]],
-        replica_cpu=[a - b for a, b in zip(after[1], before[1], strict=True)],
-        postgres_cpu=after[2] - before[2],
-        simulator_cpu=after[3] - before[3],
-        rss=after[4],
-        transactions=after[5] - before[5],
-    )
-
-
-def _snapshot(server: PostgresServer, sim: tuple[str, int], database: str, fleet: Sequence[Replica]):  # type: ignore[no-untyped-def]
-    for replica in fleet:
-        if replica.proc.poll() is not None:
-            raise SystemExit(f"a replica exited with {replica.proc.returncode} during the run")
-    postmaster = server._proc.pid  # type: ignore[union-attr]
-    return (
-        [r.scrape() for r in fleet],
-        [cpu_seconds(r.proc.pid) for r in fleet],
-        tree_cpu_seconds(postmaster),
-        cpu_seconds(sim[1]),
-        [rss_mib(r.proc.pid) for r in fleet],
-        commits(server, database),
+        held=[s.get("held", 0.0) for s in after.scrapes],
+        replica_cpu=deltas("replica_cpu"),
+        replica_wait=deltas("replica_wait"),
+        postgres_cpu=after.postgres_cpu - before.postgres_cpu,
+        simulator_cpu=after.simulator_cpu - before.simulator_cpu,
+        simulator_wait=after.simulator_wait - before.simulator_wait,
+        rss=after.rss,
+        transactions=after.commits - before.commits,
     )
 
 
@@ -356,9 +401,11 @@ class _Idle:
         return {}
 
 
-async def lease_loop(url: str, targets: int, seconds: float) -> tuple[float, float, float]:
-    """Transactions and statements per second, and CPU-seconds per second, of one replica's `Fleet`
-    loop holding `targets` leases (after the claim), in this process."""
+async def lease_loop(
+    url: str, postmaster: int, targets: int, seconds: float
+) -> tuple[float, float, float, float]:
+    """Transactions and statements per second of one replica's `Fleet` loop holding `targets` leases
+    (run in this process, after the claim), and CPU-seconds per second here and in PostgreSQL."""
     configs = [TargetConfig(f"live-{i}", "tiktok", "live", INTERVAL, {}, "bench") for i in range(targets)]
     store = Store(url, configs)
     await store.prepare()
@@ -388,15 +435,16 @@ async def lease_loop(url: str, targets: int, seconds: float) -> tuple[float, flo
         await asyncio.sleep(0.2)
     await asyncio.sleep(LEASE / 3)  # past one renewal, so the window sees the steady state
     start = dict(counts)
-    cpu, wall = time.process_time(), time.monotonic()
+    cpu, pg_cpu, wall = time.process_time(), tree_cpu_seconds(postmaster), time.monotonic()
     await asyncio.sleep(seconds)
-    spent, took = time.process_time() - cpu, time.monotonic() - wall
+    spent, pg_spent = time.process_time() - cpu, tree_cpu_seconds(postmaster) - pg_cpu
+    took = time.monotonic() - wall
     stop_event.set()
     await task
     await fleet.stop()
     await store.close()
     per_s = {k: (counts[k] - start[k]) / took for k in counts}
-    return per_s["transactions"], per_s["statements"], spent / took
+    return per_s["transactions"], per_s["statements"], spent / took, pg_spent / took
 
 
 # --- the three parts ------------------------------------------------------------------------------------
@@ -404,16 +452,24 @@ async def lease_loop(url: str, targets: int, seconds: float) -> tuple[float, flo
 
 def _row(label: str, run: Run) -> str:
     cpu = "+".join(f"{run.cores(c):.2f}" for c in run.replica_cpu)
+    wait = "+".join(f"{run.cores(w):.2f}" for w in run.replica_wait)
+    per_poll = 1000 * sum(run.replica_cpu) / max(run.polls, 1)
+    duration = 1000 * run.poll_seconds / max(run.polls, 1)
     return (
-        f"{label:18s} {run.started / run.window:7.0f} {run.due_per_s:6.0f} {run.ok / max(run.polls, 1):6.1%}"
-        f" {run.lag_p99:7.2f} {run.within_1s:7.1%}  {cpu:>14s} {run.cores(run.postgres_cpu):5.2f}"
-        f" {run.cores(run.simulator_cpu):5.2f} {max(run.rss):6.0f}  {'yes' if run.holds else 'NO'}"
+        f"{label:14s} {run.started / run.window:7.0f} {run.due_per_s:5.0f} {run.ok / max(run.polls, 1):6.1%}"
+        f" {duration:6.0f}"
+        f" {run.lag_p99:7.2f} {run.within_1s:6.1%} {cpu:>14s} {wait:>14s} {per_poll:6.2f}"
+        f" {run.cores(run.postgres_cpu):4.2f} {run.cores(run.simulator_cpu):4.2f}/{run.cores(run.simulator_wait):4.2f}"
+        f" {max(run.rss):4.0f}"
+        f"  {'yes' if run.holds else 'NO'}"
     )
 
 
+# cores: CPU-seconds per second; wait: seconds per second a replica's event loop was ready to run but
+# had no core (the machine is shared); poll ms: mean wall time of a poll; ms/poll: replica CPU per poll.
 HEADER = (
-    f"{'':18s} {'polls/s':>7s} {'due/s':>6s} {'ok':>6s} {'p99 lag':>7s} {'<=1s':>7s}  "
-    f"{'replica cores':>14s} {'pg':>5s} {'sim':>5s} {'RSS MiB':>6s}  holds"
+    f"{'':14s} {'polls/s':>7s} {'due/s':>5s} {'ok':>6s} {'poll ms':>6s} {'p99 lag':>7s} {'<=1s':>6s} {'replica cores':>14s}"
+    f" {'replica wait':>14s} {'ms/poll':>6s} {'pg':>4s} {'sim/wait':>9s} {'RSS':>4s}  holds"
 )
 
 
@@ -462,18 +518,15 @@ def _machine(run: Run) -> float:
 def overhead(server: PostgresServer, sim: tuple[str, int], folder: Path, args: argparse.Namespace) -> None:
     count = args.overhead_targets
     server.execute("CREATE DATABASE bench_leases")
-    pg_before = tree_cpu_seconds(server._proc.pid)  # type: ignore[union-attr]
-    started = time.monotonic()
-    transactions, statements, cpu = asyncio.run(
-        lease_loop(server.url_for("bench_leases"), count, args.window)
-    )
-    pg_cpu = (tree_cpu_seconds(server._proc.pid) - pg_before) / (time.monotonic() - started)  # type: ignore[union-attr]
+    postmaster = server._proc.pid  # type: ignore[union-attr]
+    lease_figures = asyncio.run(lease_loop(server.url_for("bench_leases"), postmaster, count, args.window))
+    transactions, statements, cpu, pg_cpu = lease_figures
     server.execute("DROP DATABASE bench_leases WITH (FORCE)")
     print(f"\n3. overhead of the fleet, one replica, {count:,} targets at {INTERVAL:g}s")
     print(
         f"lease loop alone ({count:,} leases held, lease {LEASE:g}s): {transactions:.2f} transactions/s, "
         f"{statements:.2f} statements/s, {cpu * 1000:.1f} ms CPU/s in the replica, "
-        f"PostgreSQL {pg_cpu * 1000:.1f} ms CPU/s (claim included)"
+        f"PostgreSQL {pg_cpu * 1000:.1f} ms CPU/s"
     )
     results: dict[bool, list[Run]] = {False: [], True: []}
     for _ in range(args.rounds):
@@ -511,14 +564,14 @@ PARTS = {"ramp": ramp, "fleet": fleet_sizes, "overhead": overhead}
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench fleet", description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="ramp,fleet,overhead", help="which parts, comma-separated")
-    parser.add_argument("--steps", default="1000,2000,4000,8000", help="target counts of the ramp")
-    parser.add_argument("--fleet-targets", type=int, default=4000, help="target count of the fleet part")
+    parser.add_argument("--steps", default="1000,2000,3000,4000", help="target counts of the ramp")
+    parser.add_argument("--fleet-targets", type=int, default=3000, help="target count of the fleet part")
     parser.add_argument(
         "--overhead-targets", type=int, default=1000, help="target count of the overhead part"
     )
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of the overhead part")
-    parser.add_argument("--warmup", type=float, default=20.0, help="seconds before measuring")
-    parser.add_argument("--window", type=float, default=30.0, help="seconds measured")
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring")
+    parser.add_argument("--window", type=float, default=20.0, help="seconds measured")
     args = parser.parse_args(argv)
     args.steps = [int(s) for s in args.steps.split(",")]
     parts = args.parts.split(",")
