@@ -474,11 +474,19 @@ HEADER = (
 
 
 def ramp(server: PostgresServer, sim: tuple[str, int], folder: Path, args: argparse.Namespace) -> None:
-    print(f"\n1. one fleet replica, {INTERVAL:g}s interval: targets until p99 schedule lag > 1 s")
+    kind = "fleet replica" if args.ramp_fleet else "replica with [fleet] enabled = false"
+    print(f"\n1. one {kind}, {INTERVAL:g}s interval: targets until p99 schedule lag > 1 s")
     print(HEADER)
     for count in args.steps:
         run = measure(
-            server, sim, folder, targets=count, replicas=1, fleet=True, warmup=args.warmup, window=args.window
+            server,
+            sim,
+            folder,
+            targets=count,
+            replicas=1,
+            fleet=args.ramp_fleet,
+            warmup=args.warmup,
+            window=args.window,
         )
         print(_row(f"{count:,} targets", run), flush=True)
         if not run.holds:
@@ -567,6 +575,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench fleet", description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="ramp,fleet,overhead", help="which parts, comma-separated")
     parser.add_argument("--steps", default="1000,2000,3000,4000", help="target counts of the ramp")
+    parser.add_argument(
+        "--ramp-without-fleet",
+        dest="ramp_fleet",
+        action="store_false",
+        help="ramp a replica without the fleet (no leases, no shared budget): the replica's own ceiling",
+    )
     parser.add_argument("--fleet-targets", type=int, default=4000, help="target count of the fleet part")
     parser.add_argument(
         "--overhead-targets", type=int, default=1000, help="target count of the overhead part"
