@@ -45,7 +45,6 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy import event
 
-from collector.clock import SYSTEM_CLOCK
 from collector.config import TargetConfig
 from collector.fleet import Fleet, Leases
 from collector.metrics import LiveState, SelfMetrics
@@ -97,6 +96,12 @@ def tree_cpu_seconds(pid: int) -> float:
 def runqueue_wait_seconds(pid: int) -> float:
     """Time the process's main thread (a replica's event loop) spent runnable but waiting for a core."""
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
+def postmaster(server: PostgresServer) -> int:
+    if server.pid is None:
+        raise SystemExit(f"PostgreSQL stopped during the benchmark:\n{server.log_tail()}")
+    return server.pid
 
 
 def rss_mib(pid: int) -> float:
@@ -306,7 +311,7 @@ class Snapshot:
         read_at = time.monotonic()
         cpu = [cpu_seconds(r.proc.pid) for r in fleet]
         wait = [runqueue_wait_seconds(r.proc.pid) for r in fleet]
-        postgres = tree_cpu_seconds(server._proc.pid)  # type: ignore[union-attr]
+        postgres = tree_cpu_seconds(postmaster(server))
         simulator, simulator_wait = cpu_seconds(sim_pid), runqueue_wait_seconds(sim_pid)
         before_scrapes = time.monotonic()
         scrapes = [r.scrape() for r in fleet]
@@ -402,7 +407,7 @@ class _Idle:
 
 
 async def lease_loop(
-    url: str, postmaster: int, targets: int, seconds: float
+    url: str, postgres_pid: int, targets: int, seconds: float
 ) -> tuple[float, float, float, float]:
     """Transactions and statements per second of one replica's `Fleet` loop holding `targets` leases
     (run in this process, after the claim), and CPU-seconds per second here and in PostgreSQL."""
@@ -427,7 +432,6 @@ async def lease_loop(
         on_change,
         _Idle(),
         SelfMetrics(LiveState([])),
-        clock=SYSTEM_CLOCK,
     )
     stop_event = asyncio.Event()
     task = asyncio.create_task(fleet.run(stop_event))
@@ -435,9 +439,9 @@ async def lease_loop(
         await asyncio.sleep(0.2)
     await asyncio.sleep(LEASE / 3)  # past one renewal, so the window sees the steady state
     start = dict(counts)
-    cpu, pg_cpu, wall = time.process_time(), tree_cpu_seconds(postmaster), time.monotonic()
+    cpu, pg_cpu, wall = time.process_time(), tree_cpu_seconds(postgres_pid), time.monotonic()
     await asyncio.sleep(seconds)
-    spent, pg_spent = time.process_time() - cpu, tree_cpu_seconds(postmaster) - pg_cpu
+    spent, pg_spent = time.process_time() - cpu, tree_cpu_seconds(postgres_pid) - pg_cpu
     took = time.monotonic() - wall
     stop_event.set()
     await task
@@ -528,8 +532,9 @@ def _machine(run: Run) -> float:
 def overhead(server: PostgresServer, sim: tuple[str, int], folder: Path, args: argparse.Namespace) -> None:
     count = args.overhead_targets
     server.execute("CREATE DATABASE bench_leases")
-    postmaster = server._proc.pid  # type: ignore[union-attr]
-    lease_figures = asyncio.run(lease_loop(server.url_for("bench_leases"), postmaster, count, args.window))
+    lease_figures = asyncio.run(
+        lease_loop(server.url_for("bench_leases"), postmaster(server), count, args.window)
+    )
     transactions, statements, cpu, pg_cpu = lease_figures
     server.execute("DROP DATABASE bench_leases WITH (FORCE)")
     print(f"\n3. overhead of the fleet, one replica, {count:,} targets at {INTERVAL:g}s")
