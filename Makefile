@@ -51,8 +51,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PYTEST) -m 'not slow'
 
+# BENCH=fleet runs the fleet capacity benchmark instead (BENCH="fleet --help" for its options).
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

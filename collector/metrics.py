@@ -227,6 +227,12 @@ class SelfMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
             registry=r,
         )
+        self.schedule_lag = Histogram(
+            "collector_schedule_lag_seconds",
+            "How late each poll started after it was due (the scheduler's lateness).",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
         self.parse_failures = Counter(
             "collector_parse_failures_total",
             "Pages that arrived but could not be parsed, by reason.",

@@ -31,6 +31,7 @@ class Scheduler:
         jitter: float,
         on_skip: Callable[[TargetConfig], None],
         hold_off: Callable[[TargetConfig], float] = lambda _t: 0.0,
+        on_lag: Callable[[float], None] = lambda _s: None,
         rng: random.Random | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -39,7 +40,7 @@ class Scheduler:
         self.targets = {t.name: t for t in targets}
         self._due: list[tuple[float, int, TargetConfig]] = []
         self._order = 0
-        self.poll, self.on_skip, self.hold_off = poll, on_skip, hold_off
+        self.poll, self.on_skip, self.hold_off, self.on_lag = poll, on_skip, hold_off, on_lag
         self.jitter = jitter
         self.rng = rng or random.Random()
         self.clock = clock
@@ -74,7 +75,7 @@ class Scheduler:
                 # Backing off or the platform's circuit is open: come back when it may go.
                 heapq.heappush(due, (self.clock.monotonic() + wait, order, target))
                 continue
-            self._start(target)
+            self._start(target, when)
             step = target.interval * (1 + self.rng.uniform(-self.jitter, self.jitter))
             # After a stall (suspend, overload) resume from now instead of firing a burst of catch-ups.
             heapq.heappush(due, (max(when + step, self.clock.monotonic() + step / 2), order, target))
@@ -116,18 +117,20 @@ class Scheduler:
         running = self._inflight.get(name)
         return running is not None and not running.done()
 
-    def _start(self, target: TargetConfig) -> None:
+    def _start(self, target: TargetConfig, due: float) -> None:
         running = self._inflight.get(target.name)
         if running is not None and not running.done():
             self.on_skip(target)
             log.debug("%s: previous poll still running, skipped", target.name)
             return
-        task = asyncio.create_task(self._limited(target), name=f"poll:{target.name}")
+        task = asyncio.create_task(self._limited(target, due), name=f"poll:{target.name}")
         task.add_done_callback(_log_crash)
         self._inflight[target.name] = task
 
-    async def _limited(self, target: TargetConfig) -> None:
+    async def _limited(self, target: TargetConfig, due: float) -> None:
         async with self._limit:
+            # Lateness past the due time: a busy event loop and a full concurrency bound both show here.
+            self.on_lag(self.clock.monotonic() - due)
             await self.poll(target)
 
     async def drain(self, grace: float) -> None:

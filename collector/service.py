@@ -191,6 +191,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                 jitter=config.collector.jitter,
                 on_skip=lambda t: metrics.skipped.labels(t.name).inc(),
                 hold_off=poller.hold_off,
+                on_lag=metrics.schedule_lag.observe,
             )
             metrics.heartbeat.set_function(
                 lambda: time.time() - (time.monotonic() - scheduler.last_heartbeat)

@@ -115,6 +115,11 @@ class PostgresServer:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
     @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs (its backends are its children)."""
+        return self._proc.pid if self.running else None  # type: ignore[union-attr]
+
+    @property
     def running(self) -> bool:
         """True while the postmaster process is alive."""
         return self._proc is not None and self._proc.poll() is None

@@ -207,3 +207,20 @@ async def test_drain_returns_as_soon_as_the_last_poll_finishes() -> None:
     await clock.run(scheduler.drain(60))
     [(started, ended)] = polls
     assert ended == pytest.approx(started + 0.5) and clock.monotonic() == ended
+
+
+async def test_schedule_lag_is_how_long_a_due_poll_waited_for_its_turn() -> None:
+    clock = ManualClock()
+    lags: list[float] = []
+
+    async def poll(_t: TargetConfig) -> None:
+        await clock.sleep(0.3)
+
+    scheduler = Scheduler(
+        [], poll, max_concurrency=1, jitter=0.0, on_skip=lambda _t: None, on_lag=lags.append, clock=clock
+    )
+    # Three targets due at once behind a bound of one: each waits for the polls before it.
+    scheduler.update_targets([target(n, interval=1.0) for n in "abc"], dict.fromkeys("abc", 0.0))
+    await run_until(clock, scheduler, 0.95)
+    await clock.run(scheduler.drain(2))
+    assert lags == pytest.approx([0.0, 0.3, 0.6])
