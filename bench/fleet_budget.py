@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
 
+from bench.postgres import fresh_databases, throwaway_postgres
 from collector.fleet_budget import FleetBudget
 from collector.limits import HostLimiter, HostRule
 from collector.metrics import LiveState, SelfMetrics
@@ -60,19 +60,10 @@ async def timed(run: Callable[[], Awaitable[object]]) -> tuple[float, float]:
 
 
 def main() -> None:
-    try:
-        from tests.postgres import PostgresServer, find_postgres_bindir
-    except ImportError:
-        print("fleet budget rows skipped: run from the repository root", file=sys.stderr)
-        return
-    if find_postgres_bindir() is None:
-        print("fleet budget rows skipped: install Debian's postgresql package")
-        return
-    server = PostgresServer()
-    server.start()
-    try:
-        server.execute("CREATE DATABASE bench_fleet")
-        url = server.url_for("bench_fleet")
+    with throwaway_postgres("fleet budget rows") as server:
+        if server is None:
+            return
+        url = fresh_databases(server, "bench_fleet")()
 
         async def migrate() -> None:
             store = Store(url)
@@ -94,9 +85,6 @@ def main() -> None:
             wall = statistics.median(w for w, _ in rounds)
             cpu = statistics.median(c for _, c in rounds)
             print(f"  {name:26s} {wall * 1e6:9.1f} µs wall {cpu * 1e6:9.1f} µs CPU (this process)")
-    finally:
-        server.stop()
-        server.cleanup()
 
 
 if __name__ == "__main__":

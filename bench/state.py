@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.postgres import fresh_databases, throwaway_postgres
 from bench.writer import BATCH, START
 from collector.adapters import registered_adapters
 from collector.api import PollRecord, TargetConfig
@@ -153,22 +153,9 @@ def main() -> None:
     spool_append()
     with tempfile.TemporaryDirectory() as folder:
         asyncio.run(measure("SQLite", f"sqlite+aiosqlite:///{folder}/bench.db"))
-    try:
-        from tests.postgres import PostgresServer, find_postgres_bindir
-    except ImportError:
-        print("PostgreSQL rows skipped: run from the repository root", file=sys.stderr)
-        return
-    if find_postgres_bindir() is None:
-        print("PostgreSQL rows skipped: install Debian's postgresql package")
-        return
-    server = PostgresServer()
-    server.start()
-    try:
-        server.execute("CREATE DATABASE bench_state")
-        asyncio.run(measure("PostgreSQL", server.url_for("bench_state")))
-    finally:
-        server.stop()
-        server.cleanup()
+    with throwaway_postgres("PostgreSQL rows") as server:
+        if server is not None:
+            asyncio.run(measure("PostgreSQL", fresh_databases(server, "bench_state")()))
 
 
 if __name__ == "__main__":

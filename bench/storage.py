@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from alembic import command
 from sqlalchemy import text
 
+from bench.postgres import fresh_databases, throwaway_postgres
 from collector.api import PollRecord
 from collector.change_filter import ChangeFilter
 from collector.migrate import alembic_config, upgrade
@@ -137,25 +138,9 @@ def insert_speed(fresh_url: Callable[[], str]) -> None:
 
 def main() -> None:
     rows_per_hour()
-    from tests.postgres import PostgresServer, find_postgres_bindir
-
-    if find_postgres_bindir() is None:
-        print("PostgreSQL rows skipped: install Debian's postgresql package")
-        return
-    server = PostgresServer()
-    server.start()
-    try:
-        count = iter(range(1_000_000))
-
-        def fresh() -> str:
-            name = f"bench_storage_{next(count)}"
-            server.execute(f"CREATE DATABASE {name}")
-            return server.url_for(name)
-
-        insert_speed(fresh)
-    finally:
-        server.stop()
-        server.cleanup()
+    with throwaway_postgres("PostgreSQL rows") as server:
+        if server is not None:
+            insert_speed(fresh_databases(server, "bench_storage"))
 
 
 if __name__ == "__main__":

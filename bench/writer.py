@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from bench.postgres import fresh_databases, throwaway_postgres
 from collector.api import PollRecord, TargetConfig
 from collector.metrics import LiveState, SelfMetrics
 from collector.outcomes import Outcome
@@ -133,28 +133,9 @@ def main() -> None:
     print(f"samples written per second ({SAMPLES:,} samples, {TARGETS:,} targets, batches of {BATCH})")
     with tempfile.TemporaryDirectory() as folder:
         measure("SQLite", sqlite_urls(Path(folder)))
-    try:
-        from tests.postgres import PostgresServer, find_postgres_bindir
-    except ImportError:
-        print("PostgreSQL rows skipped: run from the repository root", file=sys.stderr)
-        return
-    if find_postgres_bindir() is None:
-        print("PostgreSQL rows skipped: install Debian's postgresql package")
-        return
-    server = PostgresServer()
-    server.start()
-    try:
-        count = iter(range(1_000_000))
-
-        def fresh() -> str:
-            name = f"bench_{next(count)}"
-            server.execute(f"CREATE DATABASE {name}")
-            return server.url_for(name)
-
-        measure("PostgreSQL", fresh)
-    finally:
-        server.stop()
-        server.cleanup()
+    with throwaway_postgres("PostgreSQL rows") as server:
+        if server is not None:
+            measure("PostgreSQL", fresh_databases(server, "bench"))
 
 
 if __name__ == "__main__":

@@ -110,8 +110,16 @@ def truth(sim_url: str) -> dict:
 
 
 def write_config(
-    path: Path, *, database_url: str, sim_url: str, metrics_port: int, targets: str = DEMO_TARGETS
+    path: Path,
+    *,
+    database_url: str,
+    sim_url: str,
+    metrics_port: int,
+    targets: str = DEMO_TARGETS,
+    fleet_lease: float | None = None,
 ) -> Path:
+    """A config polling the simulator; with `fleet_lease`, a fleet replica holding leases that long."""
+    fleet = f'[fleet]\nenabled = true\nlease = "{fleet_lease:g}s"\n' if fleet_lease is not None else ""
     path.write_text(
         f"""
 [collector]
@@ -121,7 +129,7 @@ metrics_listen = "127.0.0.1:{metrics_port}"
 default_interval = "1s"
 flush_interval = "200ms"
 shutdown_grace = "5s"
-
+{fleet}
 [http]
 timeout = "3s"
 

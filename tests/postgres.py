@@ -60,6 +60,19 @@ def plain_dsn(url: str) -> str:
     return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
 
 
+def query(url: str, sql: str) -> list[asyncpg.Record]:
+    """Rows of one statement, read straight from the server (as an operator's psql would)."""
+
+    async def run() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(plain_dsn(url))
+        try:
+            return await conn.fetch(sql)
+        finally:
+            await conn.close()
+
+    return _run_async(run())
+
+
 def _free_port() -> int:
     """Ask the kernel for an unused loopback port."""
     with socket.socket() as sock:

@@ -80,10 +80,14 @@ def replica_config(
 ) -> Path:
     folder.mkdir()
     config = write_config(
-        folder / "c.toml", database_url=postgres_url, sim_url=sim, metrics_port=port, targets=TARGETS
+        folder / "c.toml",
+        database_url=postgres_url,
+        sim_url=sim,
+        metrics_port=port,
+        targets=TARGETS,
+        fleet_lease=30.0,
     )
-    text = config.read_text().replace("requests_per_second = 50.0", platform)
-    config.write_text(text + "\n[fleet]\nenabled = true\n")
+    config.write_text(config.read_text().replace("requests_per_second = 50.0", platform))
     return config
 
 

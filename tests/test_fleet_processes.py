@@ -6,7 +6,6 @@ its samples with the poll's time) and from each replica's /metrics.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import signal
@@ -18,7 +17,6 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from tests.harness import (
@@ -31,7 +29,7 @@ from tests.harness import (
     wait_for,
     write_config,
 )
-from tests.postgres import plain_dsn
+from tests.postgres import query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,13 +60,17 @@ def replica_config(root: Path, name: str, url: str, sim: str) -> tuple[Path, int
     home.mkdir()
     port = free_port()
     config = write_config(
-        home / "config.toml", database_url=url, sim_url=sim, metrics_port=port, targets=TARGETS
+        home / "config.toml",
+        database_url=url,
+        sim_url=sim,
+        metrics_port=port,
+        targets=TARGETS,
+        fleet_lease=LEASE,
     )
-    text = config.read_text()
-    text = text.replace("[http]", f'[fleet]\nenabled = true\nlease = "{LEASE:g}s"\n\n[http]', 1)
     # The gaps below are measured between stored samples, so every poll must store its values: store on
     # change (collector.keep_unchanged_every) would leave out some and widen them by up to one interval.
-    config.write_text(text.replace("[collector]\n", '[collector]\nkeep_unchanged_every = "off"\n', 1))
+    text = config.read_text().replace("[collector]\n", '[collector]\nkeep_unchanged_every = "off"\n', 1)
+    config.write_text(text)
     return config, port
 
 
@@ -77,31 +79,11 @@ def held(port: int) -> int:
 
 
 def poll_times(url: str) -> dict[str, list[datetime]]:
-    async def query() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(plain_dsn(url))
-        try:
-            return await conn.fetch(
-                "SELECT DISTINCT t.name, s.observed_at FROM samples s JOIN targets t ON t.id = s.target_id "
-                "ORDER BY 1, 2"
-            )
-        finally:
-            await conn.close()
-
     times: dict[str, list[datetime]] = defaultdict(list)
-    for row in asyncio.run(query()):
+    sql = "SELECT DISTINCT t.name, s.observed_at FROM samples s JOIN targets t ON t.id = s.target_id ORDER BY 1, 2"
+    for row in query(url, sql):
         times[row["name"]].append(row["observed_at"])
     return times
-
-
-def fetch(url: str, sql: str) -> list[asyncpg.Record]:
-    async def query() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(plain_dsn(url))
-        try:
-            return await conn.fetch(sql)
-        finally:
-            await conn.close()
-
-    return asyncio.run(query())
 
 
 def described(port: int) -> set[str]:
@@ -150,7 +132,7 @@ def test_three_replicas_share_survive_kill_9_and_hand_over_on_sigterm(
         victim, survivors = 0, [1, 2]
         victims_targets = {
             r["name"]
-            for r in fetch(
+            for r in query(
                 postgres_url,
                 "SELECT t.name FROM target_leases l JOIN targets t ON t.id = l.target_id "
                 f"WHERE l.holder LIKE '%:{procs[victim].pid}'",
@@ -202,15 +184,15 @@ def test_three_replicas_share_survive_kill_9_and_hand_over_on_sigterm(
     assert max(others) <= INTERVAL * (1 + JITTER) + TAKEOVER_SLACK, worst_gap  # the SIGTERM handover
 
     # One session row per broadcast, though three replicas took turns on every room.
-    sessions = fetch(postgres_url, "SELECT platform, session_key FROM live_sessions")
-    per_target = fetch(
+    sessions = query(postgres_url, "SELECT platform, session_key FROM live_sessions")
+    per_target = query(
         postgres_url,
         "SELECT t.name, count(DISTINCT s.session_id) AS n FROM samples s JOIN targets t ON t.id = s.target_id "
         "WHERE s.session_id IS NOT NULL GROUP BY t.name",
     )
     assert len(sessions) == len({(r["platform"], r["session_key"]) for r in sessions}) <= len(ACCOUNTS)
     assert {r["n"] for r in per_target} == {1}
-    duplicates = fetch(
+    duplicates = query(
         postgres_url,
         "SELECT target_id, metric, observed_at FROM samples GROUP BY 1, 2, 3 HAVING count(*) > 1",
     )

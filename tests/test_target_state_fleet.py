@@ -3,18 +3,16 @@ on from its first baseline: one zero (the baseline poll), never a restart, one s
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from simulator import shopee as shopee_world
 from tests.harness import free_port, metric_value, scrape, service, simulator, wait_for, write_config
-from tests.postgres import plain_dsn
+from tests.postgres import query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,22 +39,14 @@ fetch = "http"
 interval = "1s"
 """
     config = write_config(
-        home / "config.toml", database_url=url, sim_url=sim, metrics_port=port, targets=shopee
+        home / "config.toml",
+        database_url=url,
+        sim_url=sim,
+        metrics_port=port,
+        targets=shopee,
+        fleet_lease=LEASE,
     )
-    text = config.read_text()
-    config.write_text(text.replace("[http]", f'[fleet]\nenabled = true\nlease = "{LEASE:g}s"\n\n[http]', 1))
     return config, port
-
-
-def fetch(url: str, sql: str) -> list[asyncpg.Record]:
-    async def query() -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(plain_dsn(url))
-        try:
-            return await conn.fetch(sql)
-        finally:
-            await conn.close()
-
-    return asyncio.run(query())
 
 
 def holds(port: int) -> bool:
@@ -86,7 +76,7 @@ def test_an_estimate_carries_on_across_kill_9_and_a_graceful_handover(
 
     sold = [
         r["value"]
-        for r in fetch(
+        for r in query(
             postgres_url,
             "SELECT s.value FROM samples s JOIN targets t ON t.id = s.target_id "
             "WHERE t.name = 'sp' AND s.metric = 'items_sold' ORDER BY s.observed_at",
@@ -94,6 +84,6 @@ def test_an_estimate_carries_on_across_kill_9_and_a_graceful_handover(
     ]
     assert len(sold) >= 8 and sold[0] == 0 and sold[-1] > 0, sold
     assert sold == sorted(sold), sold  # a restarted estimate would drop back to 0
-    assert len(fetch(postgres_url, "SELECT id FROM live_sessions")) == 1
-    [state] = fetch(postgres_url, "SELECT state::text FROM target_state")
+    assert len(query(postgres_url, "SELECT id FROM live_sessions")) == 1
+    [state] = query(postgres_url, "SELECT state::text FROM target_state")
     assert f'"session":"{SESSION}"' in state["state"].replace(" ", "")
