@@ -160,8 +160,11 @@ def test_reprocess_and_gaps_from_the_cli_in_a_pipe(tmp_path: Path) -> None:
     assert gaps.returncode == 0, gaps.stderr
     header, *lines = exported.stdout.splitlines()
     assert header == "started_at,ended_at,platform,target,seconds,status,detail"
-    # One gap between the two polls; the room live before it has ended since: its final counters are known.
-    assert len(lines) == 1, exported.stdout
-    gap = lines[0]
-    assert ",tiktok,shop," in gap and ",partial,final counters of " in gap
+    # The gap the sleep made, and another between the two later `once` runs when starting one takes
+    # longer than three intervals (a loaded machine); the room live before them has ended since, so
+    # its final counters are known for each.
+    assert 1 <= len(lines) <= 2, exported.stdout
+    assert float(lines[0].split(",")[4]) >= 4  # the sleep's, first
+    for gap in lines:
+        assert ",tiktok,shop," in gap and ",partial,final counters of " in gap
     assert listed.stdout.splitlines()[0].split() == ["JOB", "KIND", "STATUS", "PROGRESS", "CREATED"]
