@@ -3,7 +3,7 @@ the fleet capacity benchmark (replicas, PostgreSQL and the simulator as processe
 
 import sys
 
-from bench import fleet, fleet_budget, metrics, parse, poll, report, scale, state, storage, writer
+from bench import browser, fleet, fleet_budget, metrics, parse, poll, report, scale, state, storage, writer
 
 if sys.argv[1:2] == ["fleet"]:
     fleet.main(sys.argv[2:])
@@ -14,6 +14,7 @@ else:
     state.main()
     metrics.main()
     poll.main()
+    browser.main()
     scale.main()
     fleet_budget.main()
     storage.main()
