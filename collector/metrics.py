@@ -379,7 +379,7 @@ class SelfMetrics:
         )
         self.fleet_releases = Counter(
             "collector_fleet_lease_releases_total",
-            "Targets handed over: rebalanced to a replica that joined, unconfigured, or at shutdown.",
+            "Targets handed over to other replicas: rebalanced to one that joined, or unconfigured by a reload.",
             registry=r,
         )
         self.fleet_leases_lost = Counter(

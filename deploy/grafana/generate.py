@@ -381,7 +381,7 @@ COLLECTOR_HEALTH = [
             (f"sum(rate(collector_fleet_lease_takeovers_total[{RATE}]))", "taken over/s (a replica died)"),
             (
                 f"sum(rate(collector_fleet_lease_releases_total[{RATE}]))",
-                "handed over/s (rebalance, shutdown)",
+                "handed over/s (rebalance, reload)",
             ),
             (
                 f"sum by (instance) (rate(collector_fleet_leases_lost_total[{RATE}]))",
