@@ -159,10 +159,12 @@ class Fleet:
         schedule: Schedule,
         metrics: SelfMetrics,
         *,
+        ensure_targets: Callable[[], Awaitable[None]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         tick: float = TICK,
     ) -> None:
         self.leases, self.targets, self.on_change = leases, targets, on_change
+        self.ensure_targets = ensure_targets  # creates the targets' rows, which leases refer to
         self.schedule, self.metrics, self.clock, self.tick = schedule, metrics, clock, tick
         self.held: dict[str, datetime] = {}  # name -> held since (the database's time)
         self.replicas = 1
@@ -188,6 +190,8 @@ class Fleet:
         wanted = self.targets()
         self.metrics.fleet_targets.set(len(wanted))
         if frozenset(wanted) != self._registered:
+            if self.ensure_targets is not None:
+                await self.ensure_targets()
             await self.leases.register(wanted)
             self._registered = frozenset(wanted)
         gone = [name for name in self.held if name not in wanted]  # removed by a reload

@@ -243,6 +243,7 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
                     moved,
                     scheduler,
                     metrics,
+                    ensure_targets=store.ensure_targets,
                 )
                 if config.fleet.enabled
                 else None

@@ -173,6 +173,14 @@ class Store:
         await self.sync_targets(self.targets, datetime.now(UTC))
         self._ready = True
 
+    async def ensure_targets(self) -> None:
+        """Every configured target has its row: a fleet leases only targets that do, so one added by a
+        reload, or configured while the database was away, must not wait for a write to create it."""
+        if self._ready:
+            await self.sync_targets(self.targets, datetime.now(UTC))
+        else:
+            await self.prepare()
+
     async def close(self) -> None:
         await self.engine.dispose()
 

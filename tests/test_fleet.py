@@ -202,3 +202,22 @@ def test_through_a_database_outage_a_replica_keeps_polling_what_it_holds(
             assert a.counter("collector_fleet_leases_lost_total") == 0
 
     asyncio.run(scenario())
+
+
+def test_a_target_added_by_a_reload_gets_its_row_and_is_claimed(postgres_url: str) -> None:
+    # Leases refer to target rows, which a single collector creates on its first write; a fleet
+    # replica creates them itself, or a new target would wait for a poll that never comes.
+    async def scenario() -> None:
+        async with replicas(postgres_url, "a") as (a,):
+            store = Store(postgres_url, TARGETS)
+            a.fleet.ensure_targets = store.ensure_targets
+            try:
+                await settle(a)
+                added = TargetConfig("t99", "tiktok", "live", 10.0, {"account": "new_shop"})
+                store.targets = a.targets = [*TARGETS, added]
+                await settle(a, steps=2)
+                assert set(a.polling) == {t.name for t in store.targets}
+            finally:
+                await store.close()
+
+    asyncio.run(scenario())
