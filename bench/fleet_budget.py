@@ -2,7 +2,8 @@
 
 A request start through `HostLimiter.slot` with the budget in PostgreSQL (one autocommitted upsert on
 the host's row, the database's clock, over a plain asyncpg connection) against the same limiter alone, in the same process; then three
-budget handles taking turns on the same host at once (the row lock they queue on). The rate limit is
+budget handles taking turns on the same host at once (the row lock they queue on), one start at a time
+each and eight at once each (a reservation then takes a block of turns for the starts waiting). The rate limit is
 set so high that no start waits for its turn: what is timed is the bookkeeping, not the spacing.
 Variants alternate round by round and the medians are printed. Needs Debian's postgresql package (a
 throwaway server on 127.0.0.1 is started and removed).
@@ -37,7 +38,7 @@ async def local(_url: str) -> tuple[float, float]:
     return await timed(lambda: through(limiter, STARTS))
 
 
-async def shared(url: str, handles: int) -> tuple[float, float]:
+async def shared(url: str, handles: int, in_flight: int = 1) -> tuple[float, float]:
     budgets = [
         FleetBudget(url, SelfMetrics(LiveState([])), lease=30.0, instance=f"bench-{n}")
         for n in range(handles)
@@ -47,7 +48,10 @@ async def shared(url: str, handles: int) -> tuple[float, float]:
         await budget.start()
     await asyncio.gather(*(through(limiter, 10) for limiter in limiters))  # connections opened
     try:
-        return await timed(lambda: asyncio.gather(*(through(lim, STARTS // handles) for lim in limiters)))
+        each = STARTS // (handles * in_flight)
+        return await timed(
+            lambda: asyncio.gather(*(through(lim, each) for lim in limiters for _ in range(in_flight)))
+        )
     finally:
         for budget in budgets:
             await budget.close()
@@ -75,6 +79,7 @@ def main() -> None:
             "baseline: local limiter": local,
             "PostgreSQL, 1 replica": lambda u: shared(u, 1),
             "PostgreSQL, 3 replicas": lambda u: shared(u, 3),
+            "PostgreSQL, 3 x 8 at once": lambda u: shared(u, 3, 8),
         }
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         for _ in range(ROUNDS):

@@ -34,27 +34,30 @@ REFRESH_EVERY = 1.0  # how late another replica's 429, circuit or rotation may r
 LEAST_CIRCUIT_HOLD = REFRESH_EVERY
 # A database that takes longer than this is treated as away: polling must not wait on it.
 ANSWER_WITHIN = 2.0
+HOLDS_CHANNEL = "collector_fleet_holds"
 FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 _SECONDS = "make_interval(secs => $3::float8)"
-# The turn taken is the later of the host's next free start, now and the end of any hold; the next
-# free start moves one gap past it. The wait is computed by the database, against its own clock.
+# The first turn taken is the later of the host's next free start, now and the end of any hold; the
+# block's $4 turns follow it a gap apart and the next free start moves past them. The wait is computed
+# by the database, against its own clock.
 RESERVE = f"""
     INSERT INTO fleet_hosts AS h (platform, host, next_start)
-    VALUES ($1, $2, clock_timestamp() + {_SECONDS})
+    VALUES ($1, $2, clock_timestamp() + $4::int4 * {_SECONDS})
     ON CONFLICT (platform, host) DO UPDATE SET next_start =
-        GREATEST(h.next_start, clock_timestamp(), COALESCE(h.blocked_until, '-infinity')) + {_SECONDS}
-    RETURNING EXTRACT(EPOCH FROM h.next_start - {_SECONDS} - clock_timestamp())::float8
+        GREATEST(h.next_start, clock_timestamp(), COALESCE(h.blocked_until, '-infinity')) + $4::int4 * {_SECONDS}
+    RETURNING EXTRACT(EPOCH FROM h.next_start - $4::int4 * {_SECONDS} - clock_timestamp())::float8
 """
-BLOCKED_FOR = """
-    SELECT EXTRACT(EPOCH FROM blocked_until - clock_timestamp())::float8 FROM fleet_hosts
-    WHERE platform = $1 AND host = $2 AND blocked_until > clock_timestamp()
-"""
+# Written and announced in one statement: the other replicas hear of the hold at once (`_on_hold`).
 BLOCK = f"""
-    INSERT INTO fleet_hosts AS h (platform, host, next_start, blocked_until)
-    VALUES ($1, $2, clock_timestamp(), clock_timestamp() + {_SECONDS})
-    ON CONFLICT (platform, host) DO UPDATE
-    SET blocked_until = GREATEST(COALESCE(h.blocked_until, '-infinity'), EXCLUDED.blocked_until)
+    WITH held AS (
+        INSERT INTO fleet_hosts AS h (platform, host, next_start, blocked_until)
+        VALUES ($1, $2, clock_timestamp(), clock_timestamp() + {_SECONDS})
+        ON CONFLICT (platform, host) DO UPDATE
+        SET blocked_until = GREATEST(COALESCE(h.blocked_until, '-infinity'), EXCLUDED.blocked_until)
+        RETURNING 1
+    )
+    SELECT pg_notify('{HOLDS_CHANNEL}', concat_ws(E'\\t', $1::text, $2::text, $3::float8::text)) FROM held
 """
 OPEN_CIRCUIT = """
     INSERT INTO fleet_platforms AS p (platform, circuit_open_until, proxy_index)
@@ -120,6 +123,7 @@ class FleetBudget:
         self._followed: _Followed | None = None
         self._publishing: set[asyncio.Task[None]] = set()
         self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
 
     async def start(self) -> None:
         """Make the pool (connections are opened on first use, so a database that is away does not
@@ -144,23 +148,20 @@ class FleetBudget:
 
     # --- the request path -----------------------------------------------------------------------
 
-    async def reserve(self, platform: str, host: str, gap: float) -> float | None:
+    async def reserve(self, platform: str, host: str, gap: float, turns: int = 1) -> float | None:
         if self._away:
             self.metrics.fleet_budget_fallbacks.labels(platform).inc()
             return None
-        wait = await self._ask(RESERVE, platform, host, gap)
+        wait = await self._ask(RESERVE, platform, host, gap, turns)
         if wait is None:
             self.metrics.fleet_budget_fallbacks.labels(platform).inc()
             return None
-        if wait > 0:
-            self.metrics.fleet_budget_waits.labels(platform).inc()
-            self.metrics.fleet_budget_wait_seconds.labels(platform).inc(wait)
+        # Each turn of the block waits its own time: the first `wait`, each next one a gap more.
+        waiting = [w for i in range(turns) if (w := wait + i * gap) > 0]
+        if waiting:
+            self.metrics.fleet_budget_waits.labels(platform).inc(len(waiting))
+            self.metrics.fleet_budget_wait_seconds.labels(platform).inc(sum(waiting))
         return float(wait)
-
-    async def blocked_for(self, platform: str, host: str) -> float:
-        if self._away:
-            return 0.0
-        return float(await self._ask(BLOCKED_FOR, platform, host) or 0.0)
 
     def publish_block(self, platform: str, host: str, seconds: float) -> None:
         self._publish(BLOCK, platform, host, seconds)
@@ -232,6 +233,7 @@ class FleetBudget:
         if self._away:
             self._away = False
             log.info("fleet budget: PostgreSQL answers again; request spacing is fleet-wide again")
+        await self._listen()
         self._replicas = view.replicas
         followed = self._followed
         if followed is None:
@@ -244,6 +246,26 @@ class FleetBudget:
                 followed.breaker.hold_open(platform, left)
         for platform, index in view.proxies.items():
             followed.proxies.adopt(platform, index)
+
+    async def _listen(self) -> None:
+        """Hear other replicas' holds as they are written. A turn reserved before a hold is checked
+        against the local limiter when its time comes (collector/limits.py), so that must know of the
+        hold within the time a request is in flight, not at the next refresh; until this connection is
+        (re)made, holds arrive with the refresh."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            conn = await asyncpg.connect(self.dsn, timeout=ANSWER_WITHIN)
+            await conn.add_listener(HOLDS_CHANNEL, self._on_hold)
+        except FAILURES as exc:
+            log.debug("fleet budget: not listening for holds (%s)", exc)
+            return
+        self._listener = conn
+
+    def _on_hold(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        platform, host, seconds = payload.split("\t")
+        if self._followed is not None and platform in self._followed.limiter.rules:
+            self._followed.limiter.hold(platform, host, float(seconds))
 
     async def run(self) -> None:
         while True:
@@ -262,6 +284,8 @@ class FleetBudget:
 
     async def close(self) -> None:
         await asyncio.gather(*self._publishing, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.terminate()
         if self._pool is not None:
             try:
                 await asyncio.wait_for(self._pool.close(), ANSWER_WITHIN)

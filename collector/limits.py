@@ -31,13 +31,9 @@ class SharedSpacing(Protocol):
         """Processes sharing the budget, this one included (at least 1)."""
         ...
 
-    async def reserve(self, platform: str, host: str, gap: float) -> float | None:
-        """Take the host's next start; the seconds to wait for it, or None when the shared budget cannot
-        be reached (this process then spaces its own starts)."""
-        ...
-
-    async def blocked_for(self, platform: str, host: str) -> float:
-        """The shared Retry-After hold still running on the host (0 when none, or unknown)."""
+    async def reserve(self, platform: str, host: str, gap: float, turns: int = 1) -> float | None:
+        """Take the host's next `turns` starts, `gap` apart; the seconds to wait for the first, or None
+        when the shared budget cannot be reached (this process then spaces its own starts)."""
         ...
 
     def publish_block(self, platform: str, host: str, seconds: float) -> None:
@@ -82,6 +78,11 @@ class _Slots:
 
 
 HOST_CACHE = 4096  # URLs whose host is remembered
+# A fleet reservation takes at most this many turns, reaching at most this far ahead: turns a replica
+# reserved but cannot use (its polls finished or were cancelled) are lost to the whole fleet.
+BLOCK_TURNS = 64
+BLOCK_SPAN = 1.0
+LATE_TURN = 0.005
 
 
 @dataclass(slots=True)
@@ -89,6 +90,10 @@ class _HostState:
     slots: _Slots
     next_start: float = 0.0
     blocked_until: float = 0.0
+    # Fleet mode: start times reserved in the shared budget and not yet used, and the starts waiting to
+    # reserve more (one reservation in flight per host, `lock`).
+    turns: deque[float] = field(default_factory=deque)
+    queued: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -145,27 +150,55 @@ class HostLimiter:
                 return
 
     async def _take_turn(self, platform: str, host: str, state: _HostState, gap: float) -> None:
-        """A turn from the fleet's shared budget (`shared`), ordered by the host's lock."""
+        """A turn from the fleet's shared budget (`shared`). A reservation takes a block of turns, one for
+        every start waiting on this host here, so a busy host costs a database round trip per block, not
+        per start; the starts then wait for their turns without holding anything."""
         assert self.shared is not None
         while True:
-            # Re-checked after every sleep: a 429 that arrives meanwhile pushes the block further.
-            while (wait := max(state.next_start, state.blocked_until) - self.clock.monotonic()) > 0:
+            now = self.clock.monotonic()
+            # A turn gone by unused is given up: starting late on it could come within a gap of another
+            # replica's turn. Late by less than an event loop's usual delay is not gone by.
+            while state.turns and state.turns[0] < now - max(gap / 2, LATE_TURN):
+                state.turns.popleft()
+            if not state.turns:
+                await self._reserve_block(platform, host, state, gap)
+                continue
+            start = state.turns.popleft()
+            if start > now:
+                await self.clock.sleep(start - now)
+            # Another replica's 429 reaches this limiter as it is written (FleetBudget listens for holds):
+            # the turns reserved before it are void, and the next block is reserved after the hold.
+            if state.blocked_until <= self.clock.monotonic():
+                return
+            state.turns.clear()
+
+    async def _reserve_block(self, platform: str, host: str, state: _HostState, gap: float) -> None:
+        assert self.shared is not None
+        state.queued += 1
+        try:
+            await state.lock.acquire()
+        finally:
+            state.queued -= 1
+        try:
+            if state.turns:  # the reservation this start queued behind brought enough
+                return
+            # Re-checked after every sleep: a 429 that arrives meanwhile pushes the hold further.
+            while (wait := state.blocked_until - self.clock.monotonic()) > 0:
                 self.on_wait(platform, wait)
                 await self.clock.sleep(wait)
-            wait = await self.shared.reserve(platform, host, gap)
+            turns = min(1 + state.queued, max(1, int(BLOCK_SPAN / gap)), BLOCK_TURNS)
+            wait = await self.shared.reserve(platform, host, gap, turns)
+            now = self.clock.monotonic()
             if wait is None:
                 # The fleet's budget is out of reach: keep to this replica's share of the rate.
-                state.next_start = self.clock.monotonic() + gap * self.shared.replicas
-                return
-            state.next_start = self.clock.monotonic() + gap
-            if wait <= 0:
-                return
-            await self.clock.sleep(wait)
-            # Another replica may have met a 429 while this start waited for its turn.
-            held = await self.shared.blocked_for(platform, host)
-            if held <= 0:
-                return
-            self.hold(platform, host, held)
+                start = max(now, state.next_start)
+                state.next_start = start + gap * self.shared.replicas
+                state.turns.append(start)
+            else:
+                first = now + max(wait, 0.0)
+                state.turns.extend(first + i * gap for i in range(turns))
+        finally:
+            state.lock.release()
 
     def block(self, platform: str, url: str, seconds: float) -> None:
         """Honour `Retry-After`: nothing starts on this host for `seconds` (in a fleet: on any replica)."""
@@ -205,9 +238,7 @@ class _Slot:
             if limiter.shared is None:
                 await limiter._reserve_turn(self.platform, state, gap)
             else:
-                # The lock orders waiters so the gap is kept between consecutive starts, not just on average.
-                async with state.lock:
-                    await limiter._take_turn(self.platform, self.host, state, gap)
+                await limiter._take_turn(self.platform, self.host, state, gap)
         except BaseException:
             await state.slots.__aexit__()
             raise
