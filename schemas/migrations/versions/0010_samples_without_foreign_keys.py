@@ -10,7 +10,8 @@ samples (was `CASCADE`), deleting a broadcast clears its samples' `session_id` (
 PostgreSQL drops the two constraints (catalog only; the partitions' copies go with them) and runs one
 statement per delete statement; SQLite copies the table into one declared without them (its keys
 cannot be dropped in place) and runs its triggers per deleted row, also when the connection has
-foreign keys off.
+foreign keys off. A later migration that renames `samples` away on SQLite (as `_sqlite_rebuild` does)
+must drop the triggers first: SQLite rewrites trigger bodies to follow a renamed table.
 
 Revision ID: 0010
 Revises: 0009
