@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import Integer, String, Text, case, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,6 +37,24 @@ POSTGRES_SAMPLE_INSERT = (
     f"INSERT INTO samples ({', '.join(SAMPLE_COLUMNS)}) SELECT * FROM unnest($1::integer[], "
     f"$2::varchar[], $3::timestamptz[], $4::float8[], $5::varchar[], $6::integer[], $7::varchar[]) {_SAMPLE_KEY}"
 )
+
+
+async def _postgres_insert_samples(conn: AsyncConnection, columns: list[list[Any]]) -> int:
+    """A binary COPY straight into `samples`, in a savepoint: the cheapest way in (no conflict
+    arbitration, no per-row plan). A sample already stored (a spool replay, a retried batch whose first
+    commit did land) fails the COPY on the primary key; the savepoint is rolled back and the batch goes
+    in again by one `INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING`, which skips what is there."""
+    rows = list(zip(*columns, strict=True))
+    driver = (await conn.get_raw_connection()).driver_connection
+    try:
+        # begin_nested starts the batch's transaction if needed, so the COPY is part of it.
+        async with conn.begin_nested():
+            status = await driver.copy_records_to_table("samples", records=rows, columns=SAMPLE_COLUMNS)
+    except asyncpg.UniqueViolationError:
+        result = await conn.exec_driver_sql(POSTGRES_SAMPLE_INSERT, tuple(columns))
+        return max(result.rowcount, 0)
+    return int(status.rsplit(" ", 1)[1])  # "COPY <rows>"
+
 
 # A replayed older record (the spool, a replica that died holding the target) never overwrites a newer state.
 _STATE_UPSERT = (
@@ -407,8 +426,8 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             columns[2] = [sqlite_time(at) for at in columns[2]]
             result = await conn.exec_driver_sql(SQLITE_SAMPLE_INSERT, list(zip(*columns, strict=True)))
-        else:  # one statement over arrays: one round trip, and a status line that counts the new rows
-            result = await conn.exec_driver_sql(POSTGRES_SAMPLE_INSERT, tuple(columns))
+        else:
+            return await _postgres_insert_samples(conn, columns)
         return max(result.rowcount, 0)
 
     async def _insert_session(

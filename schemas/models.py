@@ -144,14 +144,15 @@ class SampleRow(Base):
         {"postgresql_partition_by": "RANGE (observed_at)"},
     )
 
-    target_id: Mapped[int] = mapped_column(
-        ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
+    # No foreign keys (migration 0010): per-row checks cost as much as the insert, and the writer, the
+    # only producer, writes a target's and a broadcast's row first. Triggers on `targets` and
+    # `live_sessions` do what `ON DELETE` did: a target's samples go with it, a broadcast's lose its id.
+    target_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     metric: Mapped[str] = mapped_column(String(32), primary_key=True)
     observed_at: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
     value: Mapped[float] = mapped_column(Double)
     provenance: Mapped[str] = mapped_column(String(16))
-    session_id: Mapped[int | None] = mapped_column(ForeignKey("live_sessions.id", ondelete="SET NULL"))
+    session_id: Mapped[int | None] = mapped_column(Integer)
     currency: Mapped[str | None] = mapped_column(String(3))
 
 

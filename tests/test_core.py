@@ -88,6 +88,27 @@ def record(at: datetime, viewers: float, room: str = "7400000000000000001") -> P
     return PollRecord("shop", at, Outcome.OK, samples, SessionObservation(room, LiveStatus.LIVE, "Sale 9.9"))
 
 
+async def test_a_batch_overlapping_stored_samples_or_itself_stores_and_counts_only_new_ones(
+    database_url: str,
+) -> None:
+    """On PostgreSQL the samples go in by COPY, which a stored key makes fail: the batch then goes in
+    by the insert that skips stored keys, in the same transaction, and counts only what it added."""
+    store = Store(database_url)
+    try:
+        await store.sync_targets([target("shop")], T0)
+        first, second, third = (record(T0 + timedelta(seconds=20 * i), 100 + i) for i in range(3))
+        assert await store.write([first]) == 2
+        assert await store.write([first, second]) == 2  # first is stored already
+        assert await store.write([third, third]) == 2  # a batch repeating a record
+        async with store.engine.connect() as conn:
+            stored = (await conn.execute(select(SampleRow.observed_at, SampleRow.value))).all()
+        assert sorted(stored) == sorted(
+            (r.observed_at, s.value) for r in (first, second, third) for s in r.samples
+        )
+    finally:
+        await store.close()
+
+
 async def test_rewriting_a_batch_never_duplicates_and_sessions_keep_their_peak(database_url: str) -> None:
     store = Store(database_url)
     try:
