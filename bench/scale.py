@@ -28,6 +28,7 @@ from bench.fleet import cpu_seconds, runqueue_wait_seconds
 from bench.poll import ACCOUNT, simulator
 from collector.adapters import registered_adapters
 from collector.config import Config, build_config
+from collector.heap import startup_heap_frozen
 from collector.http import HttpClient
 from collector.metrics import LiveState, SelfMetrics, start_metrics_server
 from collector.poller import Poller
@@ -130,23 +131,24 @@ async def one_size(sim: str, sim_pid: int, size: int, port: int) -> None:
                                   on_skip=lambda t: metrics.skipped.labels(t.name).inc(), hold_off=poller.hold_off,
                                   on_lag=lag)  # fmt: skip
             server = await start_metrics_server(c.metrics_listen, metrics, lambda: None, writer.readiness)
-            stop, scrapes = asyncio.Event(), []
-            tasks = [
-                asyncio.create_task(writer.run()),
-                asyncio.create_task(scheduler.run(stop)),
-                asyncio.create_task(scrape_every(f"http://{c.metrics_listen}/metrics", stop, scrapes)),
-            ]
-            await asyncio.sleep(WARMUP)
-            since, wall = time.monotonic(), time.perf_counter()
-            until = since + DURATION
-            usage = {"collector": Usage(os.getpid()), "simulator": Usage(sim_pid)}
-            await asyncio.sleep(DURATION)
-            took = time.perf_counter() - wall
-            cores = ", ".join(f"{name} {u.per_second(took)}" for name, u in usage.items())
-            backlog = len(writer.pending) + spool.depth
-            stop.set()
-            await asyncio.gather(tasks[1], tasks[2])
-            await scheduler.drain(5.0)
+            with startup_heap_frozen():  # as `collector run` polls
+                stop, scrapes = asyncio.Event(), []
+                tasks = [
+                    asyncio.create_task(writer.run()),
+                    asyncio.create_task(scheduler.run(stop)),
+                    asyncio.create_task(scrape_every(f"http://{c.metrics_listen}/metrics", stop, scrapes)),
+                ]
+                await asyncio.sleep(WARMUP)
+                since, wall = time.monotonic(), time.perf_counter()
+                until = since + DURATION
+                usage = {"collector": Usage(os.getpid()), "simulator": Usage(sim_pid)}
+                await asyncio.sleep(DURATION)
+                took = time.perf_counter() - wall
+                cores = ", ".join(f"{name} {u.per_second(took)}" for name, u in usage.items())
+                backlog = len(writer.pending) + spool.depth
+                stop.set()
+                await asyncio.gather(tasks[1], tasks[2])
+                await scheduler.drain(5.0)
             tasks[0].cancel()
             await writer.flush(time.monotonic() + 30)
             await server.cleanup()

@@ -167,8 +167,7 @@ class HttpClient:
                     proxy=proxy or self.settings.proxy,
                     allow_redirects=False,
                 ) as resp:
-                    location = resp.headers.get("Location")
-                    if resp.status in _REDIRECTS and location:
+                    if resp.status in _REDIRECTS and (location := resp.headers.get("Location")):
                         url, params = urljoin(str(resp.url), location), None
                         if resp.status in (301, 302, 303):
                             method, json = "GET", None
