@@ -180,8 +180,8 @@ class LiveState:
         # costly part) stands unless the value or its labels changed or the line was withdrawn.
         if (
             previous is None
-            or previous[0] != latest[0]
-            or previous[2:] != latest[2:]
+            or previous.value != latest.value
+            or (previous.provenance, previous.currency) != (latest.provenance, latest.currency)
             or target not in lines.values
         ):
             lines.values[target] = prefixes[0] + f"{floatToGoString(latest.value)}\n".encode()
