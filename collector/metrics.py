@@ -29,7 +29,7 @@ from prometheus_client.utils import floatToGoString
 from collector.config import HostPort, TargetConfig
 from collector.outcomes import Outcome
 from collector.ready_metrics import ReadyFamily, label_set
-from schemas.types import LIVE_STATUS_CODE, LiveStatus, Sample
+from schemas.types import LIVE_STATUS_CODE, LiveStatus, Provenance, Sample
 from schemas.types import Metric as SampleMetric
 
 # Every counter would otherwise carry a `_created` twin, doubling the series for nothing a query uses.
@@ -83,6 +83,11 @@ class _Latest(NamedTuple):  # a tuple: a frozen dataclass's __init__ was a visib
     currency: str | None
 
 
+# Enum members' `.value` is a property lookup; a poll reads it for every sample.
+_METRIC_NAME = {m: m.value for m in SampleMetric}
+_PROVENANCE_NAME = {p: p.value for p in Provenance}
+
+
 def stale_after(target: TargetConfig) -> float:
     return max(STALE_AFTER_POLLS * target.interval, STALE_AFTER_MIN)
 
@@ -96,20 +101,23 @@ class LiveState:
 
     def __init__(self, targets: Iterable[TargetConfig]) -> None:
         self._targets = {t.name: t for t in targets}
+        self._stale_after = {name: stale_after(t) for name, t in self._targets.items()}
         self._latest: dict[tuple[str, str], _Latest] = {}
         self._lines: dict[str, _Lines] = {}
         # (target, metric, provenance, currency) -> the two lines' label parts: formatted once per series
-        self._prefixes: dict[tuple[str, str, str, str | None], tuple[str, str]] = {}
-        self._stamp: tuple[datetime | None, float, str] = (None, 0.0, "")  # the last observed time formatted
+        self._prefixes: dict[tuple[str, str, str, str | None], tuple[bytes, bytes]] = {}
+        # The last observed time and its line ending: a poll's samples share one observed time.
+        self._stamp: tuple[datetime | None, float, bytes] = (None, 0.0, b"")
 
     def set_targets(self, targets: Iterable[TargetConfig]) -> None:
         """A reload: series of targets no longer configured leave /metrics at once; the others are
         formatted again, as their labels (campaign, kind) or stale window may have changed."""
         self._targets = {t.name: t for t in targets}
+        self._stale_after = {name: stale_after(t) for name, t in self._targets.items()}
         self._latest = {key: v for key, v in self._latest.items() if key[0] in self._targets}
         self._lines, self._prefixes = {}, {}
         for key, latest in self._latest.items():
-            self._format(key, latest)
+            self._format(key, latest, None)
 
     @property
     def targets(self) -> list[TargetConfig]:
@@ -117,10 +125,12 @@ class LiveState:
 
     def update(self, samples: Iterable[Sample]) -> None:
         fresh, ended = set(), set()
+        latest_of = self._latest
         for s in samples:
-            key = (s.target, s.metric.value)
-            self._latest[key] = latest = _Latest(s.value, s.observed_at, s.provenance.value, s.currency)
-            self._format(key, latest)
+            key = (s.target, _METRIC_NAME[s.metric])
+            latest = _Latest(s.value, s.observed_at, _PROVENANCE_NAME[s.provenance], s.currency)
+            self._format(key, latest, latest_of.get(key))
+            latest_of[key] = latest
             fresh.add(key)
             if s.metric is SampleMetric.LIVE_STATUS and s.value == ENDED:
                 ended.add(s.target)
@@ -136,7 +146,7 @@ class LiveState:
                     if lines := self._lines.get(metric.value):
                         lines.drop(target)
 
-    def _format(self, key: tuple[str, str], latest: _Latest) -> None:
+    def _format(self, key: tuple[str, str], latest: _Latest, previous: _Latest | None) -> None:
         target, metric = key
         config = self._targets.get(target)
         if config is None:
@@ -154,19 +164,27 @@ class LiveState:
             if currency is not None:
                 labels["currency"] = currency
             prefixes = self._prefixes[(target, metric, latest.provenance, currency)] = (
-                f"{PREFIX}_{metric}{{{label_set(**labels)}}} ",
-                f"{OBSERVED}{{{label_set(metric=metric, target=target)}}} ",
+                f"{PREFIX}_{metric}{{{label_set(**labels)}}} ".encode(),
+                f"{OBSERVED}{{{label_set(metric=metric, target=target)}}} ".encode(),
             )
-        if latest.observed_at is not self._stamp[0]:  # a poll's samples share one observed time
+        if latest.observed_at is not self._stamp[0]:
             at = latest.observed_at.timestamp()
-            self._stamp = (latest.observed_at, at, floatToGoString(at))
-        _, at, at_text = self._stamp
+            self._stamp = (latest.observed_at, at, f"{floatToGoString(at)}\n".encode())
+        _, at, at_end = self._stamp
         lines = self._lines.get(metric) or self._lines.setdefault(metric, _Lines())
         # A value nobody has confirmed for several polls is withdrawn rather than shown as current:
         # a target failing for hours must not keep last night's viewers on the dashboard.
-        lines.until[target] = at + stale_after(config)
-        value, observed = f"{prefixes[0]}{floatToGoString(latest.value)}\n", f"{prefixes[1]}{at_text}\n"
-        lines.values[target], lines.observed[target] = value.encode(), observed.encode()
+        lines.until[target] = at + self._stale_after[target]
+        lines.observed[target] = prefixes[1] + at_end
+        # Most counters read the same as on the last poll: their value line (a float formatted, the
+        # costly part) stands unless the value or its labels changed or the line was withdrawn.
+        if (
+            previous is None
+            or previous.value != latest.value
+            or (previous.provenance, previous.currency) != (latest.provenance, latest.currency)
+            or target not in lines.values
+        ):
+            lines.values[target] = prefixes[0] + f"{floatToGoString(latest.value)}\n".encode()
 
     def render(self) -> bytes:
         """The live-value families in the text format (the same text in OpenMetrics)."""

@@ -18,7 +18,7 @@ from collector.config import TargetConfig
 
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 1.0
-FIRST_POLL_SPREAD = 10.0
+FIRST_POLL_SPREAD = 60.0
 
 
 class Scheduler:
@@ -81,7 +81,10 @@ class Scheduler:
             heapq.heappush(due, (max(when + step, self.clock.monotonic() + step / 2), order, target))
 
     def _enter(self, target: TargetConfig, delay: float | None = None) -> None:
-        # Random phases spread the first polls; capped so a 10-minute target still reports early.
+        # Random phases over the whole interval spread the polls evenly: spread over less, they bunch
+        # (15-s targets spread over 10 s kept 1.5x the mean rate due for two thirds of every interval
+        # until the jitter evened them out, minutes later). Capped so a 10-minute target still reports
+        # within a minute.
         if delay is None:
             delay = self.rng.random() * min(target.interval, FIRST_POLL_SPREAD)
         first = self.clock.monotonic() + delay

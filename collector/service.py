@@ -22,6 +22,7 @@ from collector.change_filter import ChangeFilter
 from collector.config import Config, TargetConfig
 from collector.fleet import Fleet, Leases
 from collector.fleet_budget import fleet_budget
+from collector.heap import startup_heap_frozen
 from collector.http import HttpClient, OutboundGuard
 from collector.jobs import JobBook, this_process, utcnow
 from collector.metrics import Check, LiveState, SelfMetrics, start_metrics_server
@@ -276,9 +277,10 @@ async def run_service(config: Config, *, on_ready: Callable[[str], None] | None 
             if on_ready is not None:
                 on_ready(f"http://{listen}")
             try:
-                await scheduler.run(stop)
-                log.info("stopping: no new polls")
-                await scheduler.drain(config.collector.shutdown_grace)
+                with startup_heap_frozen():
+                    await scheduler.run(stop)
+                    log.info("stopping: no new polls")
+                    await scheduler.drain(config.collector.shutdown_grace)
             finally:
                 background = [
                     t for t in (jobs_task, writer_task, partitions_task, fleet_task) if t is not None

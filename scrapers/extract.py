@@ -70,6 +70,8 @@ class MetricSpec:
 
 
 def _count(spec: MetricSpec, raw: object) -> int:
+    if type(raw) is int:  # what JSON counters mostly are: parse_count's answer, without its checks
+        return raw
     if not isinstance(raw, str | int | float):
         # Not handed to parse_count: its error message reprs the value, which fails for deep nesting.
         raise ParseFailure("bad_number", f"{spec.metric}: a {type(raw).__name__}, not a number")

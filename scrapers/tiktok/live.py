@@ -194,7 +194,8 @@ def _time(value: object) -> datetime | None:
 def _owner(owner: object) -> str | None:
     """The room owner's handle, lower case (handles ignore case): links the room to the shop's view."""
     handle = owner.get("display_id") if isinstance(owner, dict) else None
-    return account_handle(handle).lower() if isinstance(handle, str) and account_handle(handle) else None  # type: ignore[union-attr]
+    account = account_handle(handle) if isinstance(handle, str) else None
+    return account.lower() if account else None
 
 
 def _webcast_error(doc: dict[str, Any], room_id: str | None) -> ParseResult:
