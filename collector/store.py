@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, String, Text, case, event, func, or_, select, update
+from sqlalchemy import Integer, String, Text, case, event, func, make_url, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
@@ -20,6 +20,7 @@ from sqlalchemy.types import TypeEngine
 from collector import links
 from collector.api import PollRecord, RawResponse, TargetConfig
 from collector.batch_sql import batch_statement, sqlite_time
+from collector.driver_statements import DriverStatements
 from collector.outcomes import Outcome
 from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow, TargetStateRow, UtcDateTime
 from schemas.types import Metric, Sample, SessionObservation
@@ -138,7 +139,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(database_url: str) -> AsyncEngine:
-    engine = create_async_engine(database_url, pool_pre_ping=True)
+    # A SQLite connection is a file handle, not a socket a server can drop: a ping per checkout (a
+    # statement and its thread hops, every batch) would find nothing.
+    sqlite_file = make_url(database_url).get_backend_name() == "sqlite"
+    engine = create_async_engine(database_url, pool_pre_ping=not sqlite_file)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
@@ -214,9 +218,10 @@ class Store:
         # rolled-back insert must not leave the cache pointing at a row that does not exist.
         sessions: dict[tuple[str, str], int] = {}
         async with self.engine.begin() as conn:
-            await self._upsert_sessions(conn, records, sessions)
+            statements = DriverStatements(conn)
+            await self._upsert_sessions(conn, statements, records, sessions)
             columns = self._sample_columns([s for r in records for s in r.samples], sessions)
-            inserted = await self._insert_samples(conn, columns) if columns[0] else 0
+            samples = await self._insert_samples(statements, columns) if columns[0] else None
             snapshots = [self._snapshot_row(r, raw, reason) for r in records for raw, reason in r.snapshots]
             if snapshots:
                 stmt = self._insert(RawSnapshotRow).on_conflict_do_nothing(
@@ -224,10 +229,11 @@ class Store:
                 )
                 await conn.execute(stmt, snapshots)
             if poll_outcomes:
-                await self._record_outcomes(conn, records)
-            await self._upsert_states(conn, records)
+                await self._record_outcomes(statements, records)
+            await self._upsert_states(statements, records)
+            await statements.finish()
         self._session_ids.update(sessions)
-        return inserted
+        return 0 if samples is None else statements.rowcount(samples)
 
     async def load_target_states(self, names: Sequence[str]) -> dict[str, Any]:
         """The stored state of each of these targets that has one, by target name."""
@@ -251,7 +257,9 @@ class Store:
         counts = {"added": 0, "changed": 0, "unchanged": 0}
         sessions: dict[tuple[str, str], int] = {}
         async with self.engine.begin() as conn:
-            await self._upsert_sessions(conn, records, sessions)
+            statements = DriverStatements(conn)
+            await self._upsert_sessions(conn, statements, records, sessions)
+            await statements.finish()
             columns = self._sample_columns([s for r in records for s in r.samples], sessions)
             rows = [dict(zip(SAMPLE_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)]
             if not rows:
@@ -303,7 +311,11 @@ class Store:
         return False
 
     async def _upsert_sessions(
-        self, conn: AsyncConnection, records: Sequence[PollRecord], sessions: dict[tuple[str, str], int]
+        self,
+        conn: AsyncConnection,
+        statements: DriverStatements,
+        records: Sequence[PollRecord],
+        sessions: dict[tuple[str, str], int],
     ) -> None:
         """Every broadcast the batch reports on, merged in memory first. Broadcasts already known (or
         linked across sources by account) are updated by id in one executemany; new ones without an
@@ -324,7 +336,8 @@ class Store:
             else:
                 sessions[key] = session_id
                 by_id.append({f"n_{name}": value for name, value in row.items()} | {"n_id": session_id})
-        await self._session_update.run(conn, by_id)
+        if by_id:
+            await statements.execute(self._session_update.sql, self._session_update.driver_params(by_id))
         if new:  # executemany: the statement compiles once, the driver batches the rows
             result = await conn.execute(self._session_upsert, new)
             for session_id, platform, key in result:
@@ -380,7 +393,7 @@ class Store:
         row["account"] = row["account"] or obs.account
         return key
 
-    async def _upsert_states(self, conn: AsyncConnection, records: Sequence[PollRecord]) -> None:
+    async def _upsert_states(self, statements: DriverStatements, records: Sequence[PollRecord]) -> None:
         """Each target's newest state in the batch, in one statement."""
         newest: dict[str, PollRecord] = {}
         for record in records:
@@ -394,22 +407,21 @@ class Store:
         states = [orjson.dumps(r.state).decode() for r in newest.values()]
         times = [r.observed_at for r in newest.values()]
         if self.engine.dialect.name == "sqlite":
-            await conn.exec_driver_sql(
+            await statements.execute(
                 SQLITE_STATE_UPSERT, list(zip(ids, states, [sqlite_time(at) for at in times], strict=True))
             )
         else:
-            await conn.exec_driver_sql(POSTGRES_STATE_UPSERT, (ids, states, times))
+            await statements.execute(POSTGRES_STATE_UPSERT, (ids, states, times))
 
-    async def _insert_samples(self, conn: AsyncConnection, columns: list[list[Any]]) -> int:
+    async def _insert_samples(self, statements: DriverStatements, columns: list[list[Any]]) -> int:
         """The batch's samples (one list per column of SAMPLE_COLUMNS) in one driver call, past
-        SQLAlchemy's per-value processing; returns how many were new (a replayed sample hits the
-        unique key and is skipped)."""
+        SQLAlchemy's per-value processing; its row count (`statements.rowcount` of the returned index)
+        is how many were new (a replayed sample hits the unique key and is skipped)."""
         if self.engine.dialect.name == "sqlite":
             columns[2] = [sqlite_time(at) for at in columns[2]]
-            result = await conn.exec_driver_sql(SQLITE_SAMPLE_INSERT, list(zip(*columns, strict=True)))
-        else:  # one statement over arrays: one round trip, and a status line that counts the new rows
-            result = await conn.exec_driver_sql(POSTGRES_SAMPLE_INSERT, tuple(columns))
-        return max(result.rowcount, 0)
+            return await statements.execute(SQLITE_SAMPLE_INSERT, list(zip(*columns, strict=True)))
+        # one statement over arrays: one round trip, and a status line that counts the new rows
+        return await statements.execute(POSTGRES_SAMPLE_INSERT, tuple(columns))
 
     async def _insert_session(
         self, conn: AsyncConnection, record: PollRecord, platform: str, peak: float | None
@@ -477,7 +489,7 @@ class Store:
             "body_zlib": zlib.compress(raw.body, 6),
         }
 
-    async def _record_outcomes(self, conn: AsyncConnection, records: Sequence[PollRecord]) -> None:
+    async def _record_outcomes(self, statements: DriverStatements, records: Sequence[PollRecord]) -> None:
         latest: dict[str, PollRecord] = {}
         for record in records:
             latest[record.target] = record
@@ -493,7 +505,8 @@ class Store:
             }
             for name, r in latest.items()
         ]
-        await self._outcome_update.run(conn, rows)
+        if rows:
+            await statements.execute(self._outcome_update.sql, self._outcome_update.driver_params(rows))
 
     async def target_status(self) -> list[TargetRow]:
         async with self.engine.connect() as conn:
