@@ -89,7 +89,10 @@ class BatchStatement:
         """What the driver takes for `rows`: one tuple per row (SQLite's executemany) or one array per
         parameter (PostgreSQL)."""
         if self._sqlite:
-            return list(zip(*(self._column(rows, p) for p in self._positions), strict=True))
+            # A parameter used at several positions (the session merge reads last_seen_at three times)
+            # is gathered and converted once.
+            columns = {p: self._column(rows, p) for p in set(self._positions)}
+            return list(zip(*(columns[p] for p in self._positions), strict=True))
         return tuple(p.value if isinstance(p, _Literal) else self._column(rows, p) for p in self._positions)
 
     @staticmethod

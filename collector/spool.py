@@ -4,6 +4,8 @@ Every record is appended here before the writer queues it. Each append is one os
 buffer), so the record is in the page cache and survives kill -9. `sync` fsyncs once per batch, which
 covers a machine crash. `ack` marks the records committed to the database. On start, `replay` returns
 what was never acknowledged. The database writes are idempotent, so a record replayed twice is harmless.
+That is also why the mark is not fsynced: the writer acknowledges only commits the database has made
+durable, so a mark that a machine crash sets back (or empties) only replays records the database skips.
 
 Layout: `<first seq, 20 digits>.jsonl` segments holding one `{"seq":…, "record":{…}}` line each, an `ack`
 file with the highest acknowledged sequence, and a `lock` file so two processes never share the spool.
@@ -44,6 +46,7 @@ _FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in (Sample, SessionOb
 # with orjson reading each field of each sample by name and the names repeated in every line.
 _sample_fields = operator.attrgetter(*_FIELDS[Sample])
 _VALUE = _FIELDS[Sample].index("value")
+_sample_value = operator.attrgetter("value")
 
 
 def _plain(obj: Any) -> dict[str, Any]:
@@ -77,7 +80,7 @@ def encode(r: PollRecord) -> dict[str, Any]:
     """The record as types orjson writes. Datetimes and enums it writes natively (the same text `_plain`
     would give), which spares an object per field; only nan/inf need `_out`'s text."""
     samples = [_sample_fields(s) for s in r.samples]
-    if not all(math.isfinite(s.value) for s in r.samples):
+    if not all(map(math.isfinite, map(_sample_value, r.samples))):
         samples = [(*row[:_VALUE], _out(row[_VALUE]), *row[_VALUE + 1 :]) for row in samples]
     return {
         "target": r.target,
@@ -236,15 +239,15 @@ class Spool:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, b"%d\n" % seq)
-            os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, self.dir / "ack")  # atomic: a crash leaves the old mark or the new one
-        _fsync_dir(self.dir)
+        # Atomic for a process that dies: the old mark or the new one. Not fsynced (see the module's
+        # docstring): two fsyncs per batch on the event loop bought nothing the database does not hold.
+        os.replace(tmp, self.dir / "ack")
         self._acked = seq
         self._raise_floor(seq)
-        # The mark is durable first, so a crash mid-deletion only leaves acknowledged records behind.
-        # The current segment stays: it is still being appended to.
+        # Acknowledged records are durable in the database, so deleting their segments loses nothing
+        # whatever a crash does to the mark. The current segment stays: it is still being appended to.
         while len(self._segments) > 1 and self._segments[1].first - 1 <= seq:
             self._remove(self._segments.pop(0))
 

@@ -130,9 +130,12 @@ class ExportRow:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets `collector export` read while the service writes; NORMAL is durable at checkpoints.
+    # WAL lets `collector export` read while the service writes. FULL fsyncs the WAL at every commit:
+    # the writer acknowledges a batch in the spool once its commit returns, and the spool then forgets
+    # it, so the commit must survive a machine crash too. NORMAL is durable only at checkpoints: a power
+    # cut could roll back batches the spool had already let go.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
