@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 Params = Sequence[tuple[Any, ...]] | tuple[Any, ...]
@@ -45,7 +46,13 @@ class DriverStatements:
 
         def run_all() -> list[int]:
             db: sqlite3.Connection = driver._conn
-            return [max(db.executemany(sql, rows).rowcount, 0) for sql, rows in queued]
+            counts = []
+            for sql, rows in queued:
+                try:
+                    counts.append(max(db.executemany(sql, rows).rowcount, 0))
+                except sqlite3.Error as exc:  # raised as SQLAlchemy would, for callers that catch its errors
+                    raise DBAPIError.instance(sql, rows, exc, sqlite3.Error, ismulti=True) from exc
+            return counts
 
         # aiosqlite's own way into its thread (SQLAlchemy's adapter reaches in the same way): no public
         # call runs a function there.
