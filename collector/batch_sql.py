@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import DateTime, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable, Subquery
 from sqlalchemy.types import TypeEngine
 
@@ -86,15 +85,15 @@ class BatchStatement:
             )
             self._positions.append((name, (sqlite_time if self._sqlite else utc) if times else None))
 
-    async def run(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
+    def driver_params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]] | tuple[Any, ...]:
+        """What the driver takes for `rows`: one tuple per row (SQLite's executemany) or one array per
+        parameter (PostgreSQL)."""
         if self._sqlite:
-            columns = [self._column(rows, p) for p in self._positions]
-            await conn.exec_driver_sql(self.sql, list(zip(*columns, strict=True)))
-        else:
-            arrays = (p.value if isinstance(p, _Literal) else self._column(rows, p) for p in self._positions)
-            await conn.exec_driver_sql(self.sql, tuple(arrays))
+            # A parameter used at several positions (the session merge reads last_seen_at three times)
+            # is gathered and converted once.
+            columns = {p: self._column(rows, p) for p in set(self._positions)}
+            return list(zip(*(columns[p] for p in self._positions), strict=True))
+        return tuple(p.value if isinstance(p, _Literal) else self._column(rows, p) for p in self._positions)
 
     @staticmethod
     def _column(rows: Sequence[Mapping[str, Any]], position: tuple[str, Any] | _Literal) -> list[Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import Integer, String, Text, case, event, func, or_, select, update
+from sqlalchemy import Integer, String, Text, case, event, func, make_url, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeEngine
@@ -21,6 +21,7 @@ from sqlalchemy.types import TypeEngine
 from collector import links
 from collector.api import PollRecord, RawResponse, TargetConfig
 from collector.batch_sql import batch_statement, sqlite_time
+from collector.driver_statements import DriverStatements
 from collector.outcomes import Outcome
 from schemas.models import LiveSessionRow, RawSnapshotRow, SampleRow, TargetRow, TargetStateRow, UtcDateTime
 from schemas.types import Metric, Sample, SessionObservation
@@ -148,16 +149,22 @@ class ExportRow:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets `collector export` read while the service writes; NORMAL is durable at checkpoints.
+    # WAL lets `collector export` read while the service writes. FULL fsyncs the WAL at every commit:
+    # the writer acknowledges a batch in the spool once its commit returns, and the spool then forgets
+    # it, so the commit must survive a machine crash too. NORMAL is durable only at checkpoints: a power
+    # cut could roll back batches the spool had already let go.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 
 
 def create_engine(database_url: str) -> AsyncEngine:
-    engine = create_async_engine(database_url, pool_pre_ping=True)
+    # A SQLite connection is a file handle, not a socket a server can drop: a ping per checkout (a
+    # statement and its thread hops, every batch) would find nothing.
+    sqlite_file = make_url(database_url).get_backend_name() == "sqlite"
+    engine = create_async_engine(database_url, pool_pre_ping=not sqlite_file)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
@@ -233,9 +240,10 @@ class Store:
         # rolled-back insert must not leave the cache pointing at a row that does not exist.
         sessions: dict[tuple[str, str], int] = {}
         async with self.engine.begin() as conn:
-            await self._upsert_sessions(conn, records, sessions)
+            statements = DriverStatements(conn)
+            await self._upsert_sessions(conn, statements, records, sessions)
             columns = self._sample_columns([s for r in records for s in r.samples], sessions)
-            inserted = await self._insert_samples(conn, columns) if columns[0] else 0
+            samples = await self._insert_samples(statements, columns) if columns[0] else None
             snapshots = [self._snapshot_row(r, raw, reason) for r in records for raw, reason in r.snapshots]
             if snapshots:
                 stmt = self._insert(RawSnapshotRow).on_conflict_do_nothing(
@@ -243,10 +251,11 @@ class Store:
                 )
                 await conn.execute(stmt, snapshots)
             if poll_outcomes:
-                await self._record_outcomes(conn, records)
-            await self._upsert_states(conn, records)
+                await self._record_outcomes(statements, records)
+            await self._upsert_states(statements, records)
+            await statements.finish()
         self._session_ids.update(sessions)
-        return inserted
+        return 0 if samples is None else statements.rowcount(samples)
 
     async def load_target_states(self, names: Sequence[str]) -> dict[str, Any]:
         """The stored state of each of these targets that has one, by target name."""
@@ -270,7 +279,9 @@ class Store:
         counts = {"added": 0, "changed": 0, "unchanged": 0}
         sessions: dict[tuple[str, str], int] = {}
         async with self.engine.begin() as conn:
-            await self._upsert_sessions(conn, records, sessions)
+            statements = DriverStatements(conn)
+            await self._upsert_sessions(conn, statements, records, sessions)
+            await statements.finish()
             columns = self._sample_columns([s for r in records for s in r.samples], sessions)
             rows = [dict(zip(SAMPLE_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)]
             if not rows:
@@ -322,7 +333,11 @@ class Store:
         return False
 
     async def _upsert_sessions(
-        self, conn: AsyncConnection, records: Sequence[PollRecord], sessions: dict[tuple[str, str], int]
+        self,
+        conn: AsyncConnection,
+        statements: DriverStatements,
+        records: Sequence[PollRecord],
+        sessions: dict[tuple[str, str], int],
     ) -> None:
         """Every broadcast the batch reports on, merged in memory first. Broadcasts already known (or
         linked across sources by account) are updated by id in one executemany; new ones without an
@@ -343,7 +358,8 @@ class Store:
             else:
                 sessions[key] = session_id
                 by_id.append({f"n_{name}": value for name, value in row.items()} | {"n_id": session_id})
-        await self._session_update.run(conn, by_id)
+        if by_id:
+            await statements.execute(self._session_update.sql, self._session_update.driver_params(by_id))
         if new:  # executemany: the statement compiles once, the driver batches the rows
             result = await conn.execute(self._session_upsert, new)
             for session_id, platform, key in result:
@@ -399,7 +415,7 @@ class Store:
         row["account"] = row["account"] or obs.account
         return key
 
-    async def _upsert_states(self, conn: AsyncConnection, records: Sequence[PollRecord]) -> None:
+    async def _upsert_states(self, statements: DriverStatements, records: Sequence[PollRecord]) -> None:
         """Each target's newest state in the batch, in one statement."""
         newest: dict[str, PollRecord] = {}
         for record in records:
@@ -413,22 +429,20 @@ class Store:
         states = [orjson.dumps(r.state).decode() for r in newest.values()]
         times = [r.observed_at for r in newest.values()]
         if self.engine.dialect.name == "sqlite":
-            await conn.exec_driver_sql(
+            await statements.execute(
                 SQLITE_STATE_UPSERT, list(zip(ids, states, [sqlite_time(at) for at in times], strict=True))
             )
         else:
-            await conn.exec_driver_sql(POSTGRES_STATE_UPSERT, (ids, states, times))
+            await statements.execute(POSTGRES_STATE_UPSERT, (ids, states, times))
 
-    async def _insert_samples(self, conn: AsyncConnection, columns: list[list[Any]]) -> int:
+    async def _insert_samples(self, statements: DriverStatements, columns: list[list[Any]]) -> int:
         """The batch's samples (one list per column of SAMPLE_COLUMNS) in one driver call, past
-        SQLAlchemy's per-value processing; returns how many were new (a replayed sample hits the
-        unique key and is skipped)."""
+        SQLAlchemy's per-value processing; its row count (`statements.rowcount` of the returned index)
+        is how many were new (a replayed sample hits the unique key and is skipped)."""
         if self.engine.dialect.name == "sqlite":
             columns[2] = [sqlite_time(at) for at in columns[2]]
-            result = await conn.exec_driver_sql(SQLITE_SAMPLE_INSERT, list(zip(*columns, strict=True)))
-        else:
-            return await _postgres_insert_samples(conn, columns)
-        return max(result.rowcount, 0)
+            return await statements.execute(SQLITE_SAMPLE_INSERT, list(zip(*columns, strict=True)))
+        return await statements.direct(lambda conn: _postgres_insert_samples(conn, columns))
 
     async def _insert_session(
         self, conn: AsyncConnection, record: PollRecord, platform: str, peak: float | None
@@ -496,7 +510,7 @@ class Store:
             "body_zlib": zlib.compress(raw.body, 6),
         }
 
-    async def _record_outcomes(self, conn: AsyncConnection, records: Sequence[PollRecord]) -> None:
+    async def _record_outcomes(self, statements: DriverStatements, records: Sequence[PollRecord]) -> None:
         latest: dict[str, PollRecord] = {}
         for record in records:
             latest[record.target] = record
@@ -512,7 +526,8 @@ class Store:
             }
             for name, r in latest.items()
         ]
-        await self._outcome_update.run(conn, rows)
+        if rows:
+            await statements.execute(self._outcome_update.sql, self._outcome_update.driver_params(rows))
 
     async def target_status(self) -> list[TargetRow]:
         async with self.engine.connect() as conn:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from collector.api import PollRecord, RawResponse
 from collector.outcomes import Outcome
-from collector.spool import Spool, decode, encode
+from collector.spool import Spool, _plain, decode, encode
 from schemas.types import LiveStatus, Metric, Provenance, Sample, SessionObservation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -340,3 +340,10 @@ def test_non_finite_values_round_trip(value: float) -> None:
     record = make_record(1)
     record.samples = [Sample("shop", "tiktok", "live", Metric.VIEWERS, value, T0, Provenance.OBSERVED)]
     assert decode(orjson.loads(orjson.dumps(encode(record)))).samples[0].value == value
+
+
+@settings(max_examples=50)
+@given(records)
+def test_records_spooled_with_a_sample_object_each_still_read_back(record: PollRecord) -> None:
+    older = encode(record) | {"samples": [_plain(s) for s in record.samples]}  # the layout before arrays
+    assert decode(orjson.loads(orjson.dumps(older))) == record
