@@ -25,17 +25,20 @@ import logging
 import os
 import statistics
 import time
+from contextlib import suppress
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
-from playwright.async_api import async_playwright
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Request, Route, async_playwright
 
 from bench.poll import simulator
 from collector.adapters import registered_adapters
 from collector.browser import LAUNCH_ARGS, BrowserPool, find_chromium
 from collector.config import Config, build_config
-from collector.http import HttpClient
+from collector.http import HttpClient, is_internal
 from collector.metrics import LiveState, SelfMetrics
 from collector.poller import Poller
 from collector.service import browser_pool
@@ -181,7 +184,25 @@ class Collector:
         return took
 
 
-async def bare_loop(sim: str, pages: int) -> float:
+# What the collector does per page beyond the bare loop, each addable to it alone (`--attribute`).
+ADDITIONS = {
+    "route": "the outbound guard's Python route handler on every request",
+    "click": "a click on the video element",
+    "content": "page.content() (the DOM serialised)",
+    "listeners": "listeners on request, requestfinished and requestfailed",
+}
+
+
+async def _guard_route(route: Route) -> None:
+    # What the pool's handler did per request before issue 9: a round trip through Python for each.
+    host = (urlsplit(route.request.url).hostname or "").lower()
+    if is_internal(host) and host != "127.0.0.1":  # the simulator is allowed
+        await route.abort("blockedbyclient")
+    else:
+        await route.continue_()
+
+
+async def bare_loop(sim: str, pages: int, additions: frozenset[str] = frozenset()) -> float:
     url = _share_url(sim)
     bodies: list[int] = []
     async with async_playwright() as playwright:
@@ -189,17 +210,30 @@ async def bare_loop(sim: str, pages: int) -> float:
             executable_path=find_chromium(None), headless=True, args=LAUNCH_ARGS
         )
         contexts = [await browser.new_context() for _ in range(TARGETS)]
+        if "route" in additions:
+            for context in contexts:
+                await context.route("**/*", _guard_route)
 
         async def one(i: int) -> None:
             page = await contexts[i % TARGETS].new_page()
+            if "listeners" in additions:
+                in_flight: set[Request] = set()
+                page.on("request", lambda request: in_flight.add(request))
+                page.on("requestfinished", lambda request: in_flight.discard(request))
+                page.on("requestfailed", lambda request: in_flight.discard(request))
             try:
                 async with (
                     page.expect_response(lambda r: "/joinv2" in r.url) as joined,
                     page.expect_response(lambda r: "/more_items" in r.url) as bag,
                 ):
                     await page.goto(url, wait_until="domcontentloaded")
+                    if "click" in additions:
+                        with suppress(PlaywrightError):
+                            await page.click("video", timeout=10_000)
                 for response in (await joined.value, await bag.value):
                     bodies.append(len(await response.body()))
+                if "content" in additions:
+                    await page.content()
             finally:
                 await page.close()
 
@@ -211,6 +245,32 @@ async def bare_loop(sim: str, pages: int) -> float:
     if len(bodies) != 2 * pages or not all(bodies):
         raise SystemExit("the bare loop lost responses")
     return took
+
+
+async def attribute(sim: str, config: Config, pages: int, rounds: int) -> None:
+    """The bare loop, the bare loop plus each addition alone, and the collector; rounds alternate."""
+    variants: dict[str, Callable[[], Awaitable[float]]] = {"bare": lambda: bare_loop(sim, pages)}
+    for name in ADDITIONS:
+        variants[f"bare + {name}"] = lambda name=name: bare_loop(sim, pages, frozenset({name}))
+    variants["bare + all four"] = lambda: bare_loop(sim, pages, frozenset(ADDITIONS))
+
+    async def collector() -> float:
+        async with Collector(config) as pool:
+            return await pool.run(pages, lambda _done: None)
+
+    variants["collector"] = collector
+    took: dict[str, list[float]] = {name: [] for name in variants}
+    loads = [os.getloadavg()[0]]
+    for _ in range(rounds):
+        for name, run in variants.items():
+            took[name].append(await run())
+        loads.append(os.getloadavg()[0])
+    per_min = {name: pages / statistics.median(runs) * 60 for name, runs in took.items()}
+    print(f"what each addition costs: {pages} pages per round, {IN_FLIGHT} in flight, {TARGETS} targets, "
+          f"median of {rounds} alternating rounds; 1-min load {min(loads):.1f}-{max(loads):.1f}")  # fmt: skip
+    for name, rate in per_min.items():
+        what = ADDITIONS.get(name.removeprefix("bare + "), "")
+        print(f"  {name:18s} {rate:6.0f} pages/min {rate / per_min['bare']:6.2f}x  {what}")
 
 
 async def set_fault(session: aiohttp.ClientSession, sim: str, on: bool) -> None:
@@ -245,10 +305,13 @@ def _print_memory(samples: list[tuple[int, float, float, float]]) -> None:
         print(f"  {pages:6d} {own:11.0f} MiB {driver:7.0f} MiB {chromium:9.0f} MiB")
 
 
-async def measure(rss_pages: int | None) -> None:
+async def measure(rss_pages: int | None, attribution: tuple[int, int] | None) -> None:
     logging.getLogger("collector").setLevel(logging.ERROR)  # the fault rounds' expected failures
     async with simulator() as sim:
         config = bench_config(sim)
+        if attribution:
+            await attribute(sim, config, *attribution)
+            return
         if rss_pages:
             samples: list[tuple[int, float, float, float]] = []
             async with Collector(config) as collector:
@@ -283,8 +346,15 @@ async def measure(rss_pages: int | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.browser", description=__doc__.splitlines()[0])
     parser.add_argument("--rss-pages", type=int, help="only the memory row, over this many pages")
+    parser.add_argument(
+        "--attribute",
+        nargs=2,
+        type=int,
+        metavar=("PAGES", "ROUNDS"),
+        help="only what each of the collector's additions to the bare loop costs",
+    )
     args = parser.parse_args(argv)
-    asyncio.run(measure(args.rss_pages))
+    asyncio.run(measure(args.rss_pages, tuple(args.attribute) if args.attribute else None))
 
 
 if __name__ == "__main__":
