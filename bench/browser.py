@@ -25,8 +25,8 @@ import logging
 import os
 import statistics
 import time
-from contextlib import suppress
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 

@@ -50,6 +50,17 @@ document.getElementById('env').textContent =
   Intl.DateTimeFormat().resolvedOptions().timeZone + ' ' + navigator.language;
 </script><pre id="headers">{headers}</pre></body></html>"""
 
+# 2130706434 and 0x7f000002 are 127.0.0.2 (Chromium rewrites them before the request is made).
+LOOPBACK_ALIASES = (
+    "127.0.0.2",
+    "2130706434",
+    "0x7f000002",
+    "[::1]",
+    "LOCALHOST",
+    "localhost.",
+    "a.localhost",
+)
+
 
 def html(text: str, status: int = 200):  # type: ignore[no-untyped-def]
     async def handler(_request: web.Request) -> web.Response:
@@ -90,6 +101,8 @@ class Site:
         app.router.add_get("/hang", self.hang)
         app.router.add_get("/leaky", self.leaky)
         app.router.add_get("/api/leak", self.api_data)
+        app.router.add_get("/leaks", self.leaks)
+        app.router.add_get("/api/leak/{i}", self.api_data)
         self.runner = web.AppRunner(app, shutdown_timeout=0.5)
 
     @web.middleware
@@ -127,6 +140,13 @@ class Site:
         port = self.base.rsplit(":", 1)[1]
         script = f"<script>fetch('http://localhost:{port}/api/leak').catch(() => {{}})</script>"
         return web.Response(text=f"<p>leaky</p>{script}", content_type="text/html")
+
+    async def leaks(self, _request: web.Request) -> web.Response:
+        # Loopback under every name and form Chromium accepts for it; none is the platform host.
+        port = self.base.rsplit(":", 1)[1]
+        calls = "".join(f"fetch('http://{host}:{port}/api/leak/{i}').catch(() => {{}});"
+                        for i, host in enumerate(LOOPBACK_ALIASES))  # fmt: skip
+        return web.Response(text=f"<p>leaks</p><script>{calls}</script>", content_type="text/html")
 
     async def hang(self, _request: web.Request) -> web.Response:
         await asyncio.sleep(3)
@@ -393,6 +413,27 @@ async def test_the_guard_refuses_foreign_pages_and_internal_subresources(chromiu
         capture = await fetcher.capture(f"{site.base}/leaky", wait_for=("/api/leak",), timeout=2)
         assert "/api/leak" not in capture.responses
         assert site.hits.get("/api/leak", 0) == before
+    finally:
+        await pool.close()
+
+
+async def test_the_guard_refuses_loopback_under_any_name(chromium: str, site: Site) -> None:
+    # Only requests to IP literals and localhost names reach the guard's handler (the rest stay in the
+    # driver); every form of an internal host that is not the platform's own must still be refused.
+    metrics = SelfMetrics(LiveState([]))
+    pool = BrowserPool(
+        BrowserSettings(executable_path=chromium), HttpSettings(), metrics, OutboundGuard([site.base])
+    )
+    await pool.start()
+    try:
+        wanted = [f"/api/leak/{i}" for i in range(len(LOOPBACK_ALIASES))]
+        before = sum(site.hits.get(w, 0) for w in wanted)
+        capture = await pool.fetcher(target("guarded"), []).capture(
+            f"{site.base}/leaks", wait_for=wanted, timeout=5
+        )
+        assert capture.responses == {}
+        assert capture.failed == dict.fromkeys(wanted, "net::ERR_BLOCKED_BY_CLIENT.Inspector")  # the guard
+        assert sum(site.hits.get(w, 0) for w in wanted) == before
     finally:
         await pool.close()
 
