@@ -32,11 +32,11 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Request, Route, async_playwright
+from playwright.async_api import Page, Request, Route, async_playwright
 
 from bench.poll import simulator
 from collector.adapters import registered_adapters
-from collector.browser import LAUNCH_ARGS, BrowserPool, find_chromium
+from collector.browser import LAUNCH_ARGS, BrowserPool, find_chromium, maybe_internal_pattern
 from collector.config import Config, build_config
 from collector.http import HttpClient, is_internal
 from collector.metrics import LiveState, SelfMetrics
@@ -191,6 +191,11 @@ ADDITIONS = {
     "content": "page.content() (the DOM serialised)",
     "listeners": "listeners on request, requestfinished and requestfailed",
 }
+# What it could do instead.
+ALTERNATIVES = {
+    "guard pattern": "the route handler only for IP-literal and localhost hosts (maybe_internal_pattern)",
+    "page reuse": "each target's page kept and navigated again, not a new page per load",
+}
 
 
 async def _guard_route(route: Route) -> None:
@@ -210,12 +215,16 @@ async def bare_loop(sim: str, pages: int, additions: frozenset[str] = frozenset(
             executable_path=find_chromium(None), headless=True, args=LAUNCH_ARGS
         )
         contexts = [await browser.new_context() for _ in range(TARGETS)]
-        if "route" in additions:
-            for context in contexts:
+        for context in contexts:
+            if "route" in additions:
                 await context.route("**/*", _guard_route)
+            if "guard pattern" in additions:
+                await context.route(maybe_internal_pattern(frozenset({"127.0.0.1"})), _guard_route)
+        idle: list[list[Page]] = [[] for _ in contexts]
 
         async def one(i: int) -> None:
-            page = await contexts[i % TARGETS].new_page()
+            kept = idle[i % TARGETS]
+            page = kept.pop() if kept else await contexts[i % TARGETS].new_page()
             if "listeners" in additions:
                 in_flight: set[Request] = set()
                 page.on("request", lambda request: in_flight.add(request))
@@ -235,7 +244,10 @@ async def bare_loop(sim: str, pages: int, additions: frozenset[str] = frozenset(
                 if "content" in additions:
                     await page.content()
             finally:
-                await page.close()
+                if "page reuse" in additions:
+                    kept.append(page)
+                else:
+                    await page.close()
 
         for i in range(TARGETS):
             await one(i)
@@ -250,7 +262,7 @@ async def bare_loop(sim: str, pages: int, additions: frozenset[str] = frozenset(
 async def attribute(sim: str, config: Config, pages: int, rounds: int) -> None:
     """The bare loop, the bare loop plus each addition alone, and the collector; rounds alternate."""
     variants: dict[str, Callable[[], Awaitable[float]]] = {"bare": lambda: bare_loop(sim, pages)}
-    for name in ADDITIONS:
+    for name in [*ADDITIONS, *ALTERNATIVES]:
         variants[f"bare + {name}"] = lambda name=name: bare_loop(sim, pages, frozenset({name}))
     variants["bare + all four"] = lambda: bare_loop(sim, pages, frozenset(ADDITIONS))
 
@@ -269,8 +281,8 @@ async def attribute(sim: str, config: Config, pages: int, rounds: int) -> None:
     print(f"what each addition costs: {pages} pages per round, {IN_FLIGHT} in flight, {TARGETS} targets, "
           f"median of {rounds} alternating rounds; 1-min load {min(loads):.1f}-{max(loads):.1f}")  # fmt: skip
     for name, rate in per_min.items():
-        what = ADDITIONS.get(name.removeprefix("bare + "), "")
-        print(f"  {name:18s} {rate:6.0f} pages/min {rate / per_min['bare']:6.2f}x  {what}")
+        what = {**ADDITIONS, **ALTERNATIVES}.get(name.removeprefix("bare + "), "")
+        print(f"  {name:22s} {rate:6.0f} pages/min {rate / per_min['bare']:6.2f}x  {what}")
 
 
 async def set_fault(session: aiohttp.ClientSession, sim: str, on: bool) -> None:

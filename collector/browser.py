@@ -467,19 +467,35 @@ class BrowserPool:
                         await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))
                     if loop.time() >= deadline:
                         break
-            body = (await page.content()).encode("utf-8")
+            page_raw = await _page_raw(
+                page, main, served_will_do=bool(wanted) and captured.keys() >= set(wanted)
+            )
         finally:
             pending = [task for task in (clicker, *readers) if task is not None]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        # content() raised above if the page or browser died while we waited. It is the DOM serialised
-        # as HTML, whatever the response's own type and charset were.
-        page_raw = _raw(main, body, page.url, content_type="text/html; charset=utf-8")
         responses = {w: captured[w] for w in wanted if w in captured}
         return BrowserCapture(
             page_raw, responses, {w: failed[w] for w in wanted if w in failed and w not in responses}
         )
+
+
+async def _page_raw(page: Page, main: Response | None, *, served_will_do: bool) -> RawResponse:
+    """The page for the status and marker checks, and for a snapshot: the document as served when the
+    page's calls gave the adapter everything, else the DOM after JavaScript ran (what a missing call's
+    adapter classifies). The DOM costs ~70 ms a page: Playwright builds an isolated world in it first."""
+    if served_will_do and main is not None:
+        try:
+            return _raw(main, (await main.body())[:MAX_BODY_BYTES], page.url)
+        except PlaywrightError as exc:
+            if _is_gone(exc):
+                raise
+            # Chromium evicted the body (or never kept it): serialise the DOM instead.
+    # content() raises if the page or browser died while we waited. It is the DOM serialised as HTML,
+    # whatever the response's own type and charset were.
+    body = (await page.content()).encode("utf-8")
+    return _raw(main, body, page.url, content_type="text/html; charset=utf-8")
 
 
 async def _click(page: Page, selector: str, timeout: float) -> None:

@@ -196,7 +196,7 @@ def pool(shared: tuple[BrowserPool, SelfMetrics]) -> BrowserPool:
     return shared[0]
 
 
-async def test_capture_returns_the_fetched_json_and_the_rendered_page(pool: BrowserPool, site: Site) -> None:
+async def test_capture_returns_the_fetched_json_and_the_page(pool: BrowserPool, site: Site) -> None:
     kept: list[RawResponse] = []
     result = await pool.fetcher(target("a"), kept).capture(f"{site.base}/live", wait_for=["/api/data"])
 
@@ -205,9 +205,19 @@ async def test_capture_returns_the_fetched_json_and_the_rendered_page(pool: Brow
     assert data.status == 200 and data.content_type.startswith("application/json")
     assert data.url == f"{site.base}/api/data"
     assert result.page.status == 200 and result.page.url == f"{site.base}/live"
-    # The page body is the DOM after JavaScript ran, not the HTML the server sent.
-    assert b'<div id="out">rendered 1234 viewers</div>' in result.page.body
+    # Every wanted call answered: the page body is the HTML the server sent (the DOM is not needed).
+    assert result.page.body == RENDERS_AFTER_LOAD.encode()
+    assert result.page.content_type.startswith("text/html")
     assert kept == [result.page, data]
+
+
+async def test_a_page_missing_a_wanted_call_is_the_rendered_dom(pool: BrowserPool, site: Site) -> None:
+    result = await pool.fetcher(target("a"), []).capture(
+        f"{site.base}/live", wait_for=["/api/data", "/api/never"], timeout=2
+    )
+    assert "/api/data" in result.responses
+    # The adapter classifies what the page shows, so it gets the DOM after JavaScript ran.
+    assert b'<div id="out">rendered 1234 viewers</div>' in result.page.body
 
 
 async def test_the_request_fired_by_a_click_is_captured(pool: BrowserPool, site: Site) -> None:
