@@ -57,8 +57,10 @@ LAUNCH_ARGS = [
 ]
 
 
-# How long after its load event a page may take to make a wanted call of its own before it is clicked.
+# A page is clicked when it has made none of the wanted calls CLICK_GRACE seconds after its load event,
+# or after CLICK_LOAD_WAIT + CLICK_GRACE if its load event is later than that (slow images).
 CLICK_GRACE = 1.0
+CLICK_LOAD_WAIT = 3.0
 
 
 class _BrowserGone(Exception):
@@ -505,12 +507,15 @@ async def _click(page: Page, selector: str, timeout: float) -> None:
 
 
 async def _click_unless_called(page: Page, selector: str, called: asyncio.Event, deadline: float) -> None:
-    # Pages that also make their calls on load (Shopee's share page) need no click, and a click is
-    # costly (actionability checks, scrolling, mouse events): click only when the page has loaded and
-    # CLICK_GRACE later has still made none of the wanted calls.
+    # Pages that also make their calls on load (Shopee's share page) need no click, and a click costs
+    # ~0.2 s of actionability checks, scrolling and mouse events: click only a page that has not made
+    # any of the wanted calls by a grace after its load.
     loop = asyncio.get_running_loop()
-    with suppress(PlaywrightError, TimeoutError):
-        await page.wait_for_load_state("load", timeout=max(deadline - loop.time(), 0.001) * 1000)
+    with suppress(PlaywrightError):  # the load timed out, or the page went away (then the click fails)
+        await page.wait_for_load_state(
+            "load", timeout=max(min(CLICK_LOAD_WAIT, deadline - loop.time()), 0.001) * 1000
+        )
+    with suppress(TimeoutError):
         await asyncio.wait_for(called.wait(), CLICK_GRACE)
         return
     await _click(page, selector, deadline - loop.time())
