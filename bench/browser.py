@@ -310,11 +310,13 @@ async def fault_rounds(sim: str, config: Config) -> dict[str, list[float]]:
     return times
 
 
-def _print_memory(samples: list[tuple[int, float, float, float]]) -> None:
+def _print_memory_header() -> None:
     print(f"memory every {SAMPLE_EVERY} pages through the pool (recycle_after = {RECYCLE_AFTER}):")
     print(f"  {'pages':>6s} {'collector RSS':>14s} {'driver RSS':>11s} {'Chromium PSS':>13s}")
-    for pages, own, driver, chromium in samples:
-        print(f"  {pages:6d} {own:11.0f} MiB {driver:7.0f} MiB {chromium:9.0f} MiB")
+
+
+def _print_memory_row(pages: int, own: float, driver: float, chromium: float) -> None:
+    print(f"  {pages:6d} {own:11.0f} MiB {driver:7.0f} MiB {chromium:9.0f} MiB", flush=True)
 
 
 async def measure(rss_pages: int | None, attribution: tuple[int, int] | None) -> None:
@@ -325,14 +327,13 @@ async def measure(rss_pages: int | None, attribution: tuple[int, int] | None) ->
             await attribute(sim, config, *attribution)
             return
         if rss_pages:
-            samples: list[tuple[int, float, float, float]] = []
+            _print_memory_header()  # row by row: a long run is worth reading before it ends
             async with Collector(config) as collector:
-                samples.append((0, *memory_mib()))
-                await collector.run(rss_pages, lambda done: samples.append((done, *memory_mib())))
-            _print_memory(samples)
+                _print_memory_row(0, *memory_mib())
+                await collector.run(rss_pages, lambda done: _print_memory_row(done, *memory_mib()))
             return
         took: dict[str, list[float]] = {"collector": [], "bare": []}
-        samples = []
+        samples: list[tuple[int, float, float, float]] = []
         for r in range(ROUNDS):
             async with Collector(config) as collector:
                 took["collector"].append(
@@ -352,7 +353,9 @@ async def measure(rss_pages: int | None, attribution: tuple[int, int] | None) ->
         print(f"wall time per poll, one at a time, median of {FAULT_POLLS * FAULT_ROUNDS}:")
         print(f"{'  joinv2 connection reset (network_error)':42s} {failed:8.3f} s")
         print(f"{'  baseline: clean poll (ok)':42s} {clean:8.3f} s")
-        _print_memory(samples)
+        _print_memory_header()
+        for row in samples:
+            _print_memory_row(*row)
 
 
 def main(argv: list[str] | None = None) -> None:
