@@ -4,10 +4,10 @@ The simulator runs in its own process (`collector simulate`, clock frozen while 
 is live); everything else runs here. Three figures, each next to a baseline measured in the same run:
 
 1. pages per minute at IN_FLIGHT pages in flight on clean pages, through the service's own path: the
-   `BrowserPool` that `collector run` starts (`service.browser_pool`: outbound guard routing every
-   request, the configured recycle) and `Poller.poll` on Shopee `live` targets in browser mode (the share
-   page loaded, the video clicked, joinv2 and more_items captured, parsed into samples; records go to a
-   list, the writer is not part of this row). The baseline is a bare Playwright loop on the same Chromium
+   `BrowserPool` that `collector run` starts (`service.browser_pool`: the outbound guard's route, the
+   configured recycle) and `Poller.poll` on Shopee `live` targets in browser mode (the share page
+   loaded, the video clicked if the page made no call by itself, joinv2 and more_items captured, parsed
+   into samples; records go to a list, the writer is not part of this row). The baseline is a bare Playwright loop on the same Chromium
    with the same launch flags: one context per target, a new page per load, `goto` the same share URL and
    wait for the same two JSON responses and read their bodies. Rounds alternate; medians are printed.
 2. wall time per poll, one at a time, when the simulator resets every joinv2 connection (the page's
