@@ -4,10 +4,10 @@ The simulator runs in its own process (`collector simulate`, clock frozen while 
 is live); everything else runs here. Three figures, each next to a baseline measured in the same run:
 
 1. pages per minute at IN_FLIGHT pages in flight on clean pages, through the service's own path: the
-   `BrowserPool` that `collector run` starts (`service.browser_pool`: outbound guard routing every
-   request, the configured recycle) and `Poller.poll` on Shopee `live` targets in browser mode (the share
-   page loaded, the video clicked, joinv2 and more_items captured, parsed into samples; records go to a
-   list, the writer is not part of this row). The baseline is a bare Playwright loop on the same Chromium
+   `BrowserPool` that `collector run` starts (`service.browser_pool`: the outbound guard's route, the
+   configured recycle) and `Poller.poll` on Shopee `live` targets in browser mode (the share page
+   loaded, the video clicked if the page made no call by itself, joinv2 and more_items captured, parsed
+   into samples; records go to a list, the writer is not part of this row). The baseline is a bare Playwright loop on the same Chromium
    with the same launch flags: one context per target, a new page per load, `goto` the same share URL and
    wait for the same two JSON responses and read their bodies. Rounds alternate; medians are printed.
 2. wall time per poll, one at a time, when the simulator resets every joinv2 connection (the page's
@@ -26,16 +26,19 @@ import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
-from playwright.async_api import async_playwright
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Request, Route, async_playwright
 
 from bench.poll import simulator
 from collector.adapters import registered_adapters
-from collector.browser import LAUNCH_ARGS, BrowserPool, find_chromium
+from collector.browser import LAUNCH_ARGS, BrowserPool, find_chromium, maybe_internal_pattern
 from collector.config import Config, build_config
-from collector.http import HttpClient
+from collector.http import HttpClient, is_internal
 from collector.metrics import LiveState, SelfMetrics
 from collector.poller import Poller
 from collector.service import browser_pool
@@ -181,7 +184,30 @@ class Collector:
         return took
 
 
-async def bare_loop(sim: str, pages: int) -> float:
+# What the collector does per page beyond the bare loop, each addable to it alone (`--attribute`).
+ADDITIONS = {
+    "route": "the outbound guard's Python route handler on every request",
+    "click": "a click on the video element",
+    "content": "page.content() (the DOM serialised)",
+    "listeners": "listeners on request, requestfinished and requestfailed",
+}
+# What it could do instead.
+ALTERNATIVES = {
+    "guard pattern": "the route handler only for IP-literal and localhost hosts (maybe_internal_pattern)",
+    "page reuse": "each target's page kept and navigated again, not a new page per load",
+}
+
+
+async def _guard_route(route: Route) -> None:
+    # What the pool's handler did per request before issue 9: a round trip through Python for each.
+    host = (urlsplit(route.request.url).hostname or "").lower()
+    if is_internal(host) and host != "127.0.0.1":  # the simulator is allowed
+        await route.abort("blockedbyclient")
+    else:
+        await route.continue_()
+
+
+async def bare_loop(sim: str, pages: int, additions: frozenset[str] = frozenset()) -> float:
     url = _share_url(sim)
     bodies: list[int] = []
     async with async_playwright() as playwright:
@@ -189,19 +215,39 @@ async def bare_loop(sim: str, pages: int) -> float:
             executable_path=find_chromium(None), headless=True, args=LAUNCH_ARGS
         )
         contexts = [await browser.new_context() for _ in range(TARGETS)]
+        for context in contexts:
+            if "route" in additions:
+                await context.route("**/*", _guard_route)
+            if "guard pattern" in additions:
+                await context.route(maybe_internal_pattern(frozenset({"127.0.0.1"})), _guard_route)
+        idle: list[list[Page]] = [[] for _ in contexts]
 
         async def one(i: int) -> None:
-            page = await contexts[i % TARGETS].new_page()
+            kept = idle[i % TARGETS]
+            page = kept.pop() if kept else await contexts[i % TARGETS].new_page()
+            if "listeners" in additions:
+                in_flight: set[Request] = set()
+                page.on("request", lambda request: in_flight.add(request))
+                page.on("requestfinished", lambda request: in_flight.discard(request))
+                page.on("requestfailed", lambda request: in_flight.discard(request))
             try:
                 async with (
                     page.expect_response(lambda r: "/joinv2" in r.url) as joined,
                     page.expect_response(lambda r: "/more_items" in r.url) as bag,
                 ):
                     await page.goto(url, wait_until="domcontentloaded")
+                    if "click" in additions:
+                        with suppress(PlaywrightError):
+                            await page.click("video", timeout=10_000)
                 for response in (await joined.value, await bag.value):
                     bodies.append(len(await response.body()))
+                if "content" in additions:
+                    await page.content()
             finally:
-                await page.close()
+                if "page reuse" in additions:
+                    kept.append(page)
+                else:
+                    await page.close()
 
         for i in range(TARGETS):
             await one(i)
@@ -211,6 +257,32 @@ async def bare_loop(sim: str, pages: int) -> float:
     if len(bodies) != 2 * pages or not all(bodies):
         raise SystemExit("the bare loop lost responses")
     return took
+
+
+async def attribute(sim: str, config: Config, pages: int, rounds: int) -> None:
+    """The bare loop, the bare loop plus each addition alone, and the collector; rounds alternate."""
+    variants: dict[str, Callable[[], Awaitable[float]]] = {"bare": lambda: bare_loop(sim, pages)}
+    for name in [*ADDITIONS, *ALTERNATIVES]:
+        variants[f"bare + {name}"] = lambda name=name: bare_loop(sim, pages, frozenset({name}))
+    variants["bare + all four"] = lambda: bare_loop(sim, pages, frozenset(ADDITIONS))
+
+    async def collector() -> float:
+        async with Collector(config) as pool:
+            return await pool.run(pages, lambda _done: None)
+
+    variants["collector"] = collector
+    took: dict[str, list[float]] = {name: [] for name in variants}
+    loads = [os.getloadavg()[0]]
+    for _ in range(rounds):
+        for name, run in variants.items():
+            took[name].append(await run())
+        loads.append(os.getloadavg()[0])
+    per_min = {name: pages / statistics.median(runs) * 60 for name, runs in took.items()}
+    print(f"what each addition costs: {pages} pages per round, {IN_FLIGHT} in flight, {TARGETS} targets, "
+          f"median of {rounds} alternating rounds; 1-min load {min(loads):.1f}-{max(loads):.1f}")  # fmt: skip
+    for name, rate in per_min.items():
+        what = {**ADDITIONS, **ALTERNATIVES}.get(name.removeprefix("bare + "), "")
+        print(f"  {name:22s} {rate:6.0f} pages/min {rate / per_min['bare']:6.2f}x  {what}")
 
 
 async def set_fault(session: aiohttp.ClientSession, sim: str, on: bool) -> None:
@@ -238,26 +310,30 @@ async def fault_rounds(sim: str, config: Config) -> dict[str, list[float]]:
     return times
 
 
-def _print_memory(samples: list[tuple[int, float, float, float]]) -> None:
+def _print_memory_header() -> None:
     print(f"memory every {SAMPLE_EVERY} pages through the pool (recycle_after = {RECYCLE_AFTER}):")
     print(f"  {'pages':>6s} {'collector RSS':>14s} {'driver RSS':>11s} {'Chromium PSS':>13s}")
-    for pages, own, driver, chromium in samples:
-        print(f"  {pages:6d} {own:11.0f} MiB {driver:7.0f} MiB {chromium:9.0f} MiB")
 
 
-async def measure(rss_pages: int | None) -> None:
+def _print_memory_row(pages: int, own: float, driver: float, chromium: float) -> None:
+    print(f"  {pages:6d} {own:11.0f} MiB {driver:7.0f} MiB {chromium:9.0f} MiB", flush=True)
+
+
+async def measure(rss_pages: int | None, attribution: tuple[int, int] | None) -> None:
     logging.getLogger("collector").setLevel(logging.ERROR)  # the fault rounds' expected failures
     async with simulator() as sim:
         config = bench_config(sim)
+        if attribution:
+            await attribute(sim, config, *attribution)
+            return
         if rss_pages:
-            samples: list[tuple[int, float, float, float]] = []
+            _print_memory_header()  # row by row: a long run is worth reading before it ends
             async with Collector(config) as collector:
-                samples.append((0, *memory_mib()))
-                await collector.run(rss_pages, lambda done: samples.append((done, *memory_mib())))
-            _print_memory(samples)
+                _print_memory_row(0, *memory_mib())
+                await collector.run(rss_pages, lambda done: _print_memory_row(done, *memory_mib()))
             return
         took: dict[str, list[float]] = {"collector": [], "bare": []}
-        samples = []
+        samples: list[tuple[int, float, float, float]] = []
         for r in range(ROUNDS):
             async with Collector(config) as collector:
                 took["collector"].append(
@@ -277,14 +353,23 @@ async def measure(rss_pages: int | None) -> None:
         print(f"wall time per poll, one at a time, median of {FAULT_POLLS * FAULT_ROUNDS}:")
         print(f"{'  joinv2 connection reset (network_error)':42s} {failed:8.3f} s")
         print(f"{'  baseline: clean poll (ok)':42s} {clean:8.3f} s")
-        _print_memory(samples)
+        _print_memory_header()
+        for row in samples:
+            _print_memory_row(*row)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.browser", description=__doc__.splitlines()[0])
     parser.add_argument("--rss-pages", type=int, help="only the memory row, over this many pages")
+    parser.add_argument(
+        "--attribute",
+        nargs=2,
+        type=int,
+        metavar=("PAGES", "ROUNDS"),
+        help="only what each of the collector's additions to the bare loop costs",
+    )
     args = parser.parse_args(argv)
-    asyncio.run(measure(args.rss_pages))
+    asyncio.run(measure(args.rss_pages, tuple(args.attribute) if args.attribute else None))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,12 @@ LAUNCH_ARGS = [
 ]
 
 
+# A page is clicked when it has made none of the wanted calls CLICK_GRACE seconds after its load event,
+# or after CLICK_LOAD_WAIT + CLICK_GRACE if its load event is later than that (slow images).
+CLICK_GRACE = 1.0
+CLICK_LOAD_WAIT = 3.0
+
+
 class _BrowserGone(Exception):
     """The page, its context or the whole browser went away under a capture: worth one retry."""
 
@@ -73,6 +79,25 @@ def _first_line(exc: PlaywrightError) -> str:
     # Playwright appends a multi-line call log; the first line says what happened.
     net = re.search(r"net::ERR_[A-Z0-9_]+", exc.message)
     return net.group(0) if net else exc.message.strip().splitlines()[0]
+
+
+# A URL whose host is an IP literal or a localhost name: every host `is_internal` can call internal is one,
+# so the guard's Python handler sees every request it may have to refuse, and the driver passes all
+# others (CDNs, the platforms) straight on. Chromium canonicalises hosts before a request is made
+# (lowercase; hex, octal and integer IPv4 forms as dotted quads), which is the form matched here.
+_MAYBE_INTERNAL = (
+    r"^[a-z][a-z0-9+.-]*://(?:[^/?#@]*@)?{allowed}"
+    r"(?:\d+(?:\.\d+){{3}}\.?|\[[^\]/?#]*\]|(?:[^/?#:@\[\]]*\.)?localhost\.?)(?::\d*)?(?:[/?#]|$)"
+)
+
+
+def maybe_internal_pattern(internal_ok: frozenset[str]) -> re.Pattern[str]:
+    """Requests the outbound guard must look at; hosts in `internal_ok` (the simulator) are left out.
+
+    Serialised to the Playwright driver, which runs it as a JavaScript RegExp: only syntax both share."""
+    hosts = sorted(f"\\[{re.escape(h)}\\]" if ":" in h else re.escape(h) for h in internal_ok)
+    allowed = f"(?!(?:{'|'.join(hosts)})(?::\\d*)?(?:[/?#]|$))" if hosts else ""
+    return re.compile(_MAYBE_INTERNAL.format(allowed=allowed), re.IGNORECASE)
 
 
 def find_chromium(configured: str | None) -> str:
@@ -161,6 +186,7 @@ class BrowserPool:
         guard: OutboundGuard | None = None,
     ) -> None:
         self.settings, self.http, self.metrics, self.guard = settings, http, metrics, guard
+        self._guarded = maybe_internal_pattern(guard.internal_ok) if guard is not None else None
         self._executable = ""
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
@@ -306,16 +332,17 @@ class BrowserPool:
                 )
                 self._context_proxy[target] = proxy
                 context.on("close", lambda c: self._forget(target, c))
-                if self.guard is not None:
-                    await context.route("**/*", self._route)
+                if self._guarded is not None:
+                    await context.route(self._guarded, self._route)
                 self._contexts[target] = context
             return context
 
     async def _route(self, route: Route) -> None:
         # Pages load scripts and images from CDNs, so subresources are not held to the platform hosts;
-        # internal addresses are refused unless a platform itself lives there (the simulator).
+        # internal addresses are refused unless a platform itself lives there (the simulator). Only
+        # requests matching `maybe_internal_pattern` come here. A trailing dot names the same host.
         assert self.guard is not None
-        host = (urlsplit(route.request.url).hostname or "").lower()
+        host = (urlsplit(route.request.url).hostname or "").lower().rstrip(".")
         if is_internal(host) and host not in self.guard.internal_ok:
             await route.abort("blockedbyclient")
         else:
@@ -391,6 +418,12 @@ class BrowserPool:
 
         failed: dict[str, str] = {}
         in_flight: set[Request] = set()
+        called = asyncio.Event()  # the page has made a wanted call
+
+        def on_request(request: Request) -> None:
+            in_flight.add(request)
+            if not called.is_set() and any(w in request.url for w in wanted):
+                called.set()
 
         def on_request_done(request: Request) -> None:
             in_flight.discard(request)
@@ -409,7 +442,7 @@ class BrowserPool:
 
         # Listen before navigating, so a request fired during load is not missed.
         page.on("response", on_response)
-        page.on("request", lambda request: in_flight.add(request))  # Playwright cannot wrap set.add
+        page.on("request", on_request)
         page.on("requestfinished", on_request_done)
         page.on("requestfailed", on_request_failed)
         page.on("close", lambda _: changed.set())
@@ -422,7 +455,9 @@ class BrowserPool:
         clicker = None
         try:
             if status < 400:  # an error page will not fire the wanted requests: do not wait for them
-                if click:
+                if click and wanted:
+                    clicker = asyncio.create_task(_click_unless_called(page, click, called, deadline))
+                elif click:
                     clicker = asyncio.create_task(_click(page, click, deadline - loop.time()))
                 if not wanted and clicker is not None:
                     await clicker
@@ -434,25 +469,56 @@ class BrowserPool:
                         await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))
                     if loop.time() >= deadline:
                         break
-            body = (await page.content()).encode("utf-8")
+            page_raw = await _page_raw(
+                page, main, served_will_do=bool(wanted) and captured.keys() >= set(wanted)
+            )
         finally:
             pending = [task for task in (clicker, *readers) if task is not None]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        # content() raised above if the page or browser died while we waited. It is the DOM serialised
-        # as HTML, whatever the response's own type and charset were.
-        page_raw = _raw(main, body, page.url, content_type="text/html; charset=utf-8")
         responses = {w: captured[w] for w in wanted if w in captured}
         return BrowserCapture(
             page_raw, responses, {w: failed[w] for w in wanted if w in failed and w not in responses}
         )
 
 
+async def _page_raw(page: Page, main: Response | None, *, served_will_do: bool) -> RawResponse:
+    """The page for the status and marker checks, and for a snapshot: the document as served when the
+    page's calls gave the adapter everything, else the DOM after JavaScript ran (what a missing call's
+    adapter classifies). The DOM costs ~70 ms a page: Playwright builds an isolated world in it first."""
+    if served_will_do and main is not None:
+        try:
+            return _raw(main, (await main.body())[:MAX_BODY_BYTES], page.url)
+        except PlaywrightError as exc:
+            if _is_gone(exc):
+                raise
+            # Chromium evicted the body (or never kept it): serialise the DOM instead.
+    # content() raises if the page or browser died while we waited. It is the DOM serialised as HTML,
+    # whatever the response's own type and charset were.
+    body = (await page.content()).encode("utf-8")
+    return _raw(main, body, page.url, content_type="text/html; charset=utf-8")
+
+
 async def _click(page: Page, selector: str, timeout: float) -> None:
     # The control may never appear (autoplay, a new layout); the wanted responses tell whether it mattered.
     with suppress(PlaywrightError):
         await page.click(selector, timeout=max(timeout, 0.001) * 1000)
+
+
+async def _click_unless_called(page: Page, selector: str, called: asyncio.Event, deadline: float) -> None:
+    # Pages that also make their calls on load (Shopee's share page) need no click, and a click costs
+    # ~0.2 s of actionability checks, scrolling and mouse events: click only a page that has not made
+    # any of the wanted calls by a grace after its load.
+    loop = asyncio.get_running_loop()
+    with suppress(PlaywrightError):  # the load timed out, or the page went away (then the click fails)
+        await page.wait_for_load_state(
+            "load", timeout=max(min(CLICK_LOAD_WAIT, deadline - loop.time()), 0.001) * 1000
+        )
+    with suppress(TimeoutError):
+        await asyncio.wait_for(called.wait(), CLICK_GRACE)
+        return
+    await _click(page, selector, deadline - loop.time())
 
 
 def _raw(response: Response | None, body: bytes, url: str, content_type: str | None = None) -> RawResponse:
