@@ -519,11 +519,19 @@ async def test_a_targets_page_is_navigated_again_by_its_next_poll(pool: BrowserP
 
     assert kept_page(pool, "reused") is page and pool.pages_opened == opened  # no new page
     assert len(page.context.pages) == 1
-    # The previous document kept calling until the new one replaced it; none of its calls (answered, or
-    # aborted by the navigation) is taken for this load's.
+    # None of the previous document's calls (answered, or aborted by the parking) is taken for this load's.
     assert json.loads(first.responses["/api/tick"].body)["load"] == site.loads - 1
     assert json.loads(second.responses["/api/tick"].body)["load"] == site.loads
     assert b"load %d" % site.loads in second.page.body
+
+
+async def test_a_kept_page_is_parked_and_calls_nothing_between_polls(pool: BrowserPool, site: Site) -> None:
+    await pool.fetcher(target("parked"), []).capture(f"{site.base}/ticker", wait_for=["/api/tick"])
+    assert kept_page(pool, "parked").url == "about:blank"
+    await asyncio.sleep(0.6)  # calls the page had in flight end (aborted) or arrive
+    ticks = site.hits["/api/tick"]
+    await asyncio.sleep(0.6)  # the ticker calls every 30 ms while it shows
+    assert site.hits["/api/tick"] == ticks
 
 
 async def test_a_failed_polls_page_is_closed_not_reused(pool: BrowserPool, site: Site) -> None:
