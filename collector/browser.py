@@ -4,7 +4,9 @@ The browser counterpart of `collector.http`: adapters get a `BrowserFetcher` per
 network response it captures is remembered in the poll's `responses` like an HTTP fetch is, and the page
 status goes through the same `check_status`. Each target keeps its own BrowserContext, so cookies never
 leak between targets; the browser is replaced every `recycle_after` pages (Chromium grows) and after a
-crash, with the targets' cookies carried over.
+crash, with the targets' cookies carried over. A target's page is kept after a good poll and navigated
+again by its next one: a new page costs Chromium a new renderer, which made page creation the largest
+cost of a poll.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import asyncio
 import logging
 import re
 import shutil
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +26,7 @@ from urllib.parse import urlsplit
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    Frame,
     Page,
     Playwright,
     Request,
@@ -61,6 +65,11 @@ LAUNCH_ARGS = [
 # or after CLICK_LOAD_WAIT + CLICK_GRACE if its load event is later than that (slow images).
 CLICK_GRACE = 1.0
 CLICK_LOAD_WAIT = 3.0
+
+# Idle pages kept for reuse, per page the pool may have in flight: each holds a renderer (~30-100 MiB),
+# so the bound follows the pool's size; the least recently used page beyond it is closed.
+KEPT_PER_SLOT = 2
+PARK_TIMEOUT_MS = 5_000
 
 
 class _BrowserGone(Exception):
@@ -158,9 +167,13 @@ class BrowserFetcher:
         self.responses.extend(result.responses.values())
         if self.limiter and result.page.retry_after is not None and result.page.status in (429, 503):
             self.limiter.block(self.target.platform, url, result.page.retry_after)
-        if self.pool.guard is not None and result.page.url != url:
-            self.pool.guard.check(result.page.url)  # where the page's redirects ended up
-        check_status(result.page, self.markers)
+        try:
+            if self.pool.guard is not None and result.page.url != url:
+                self.pool.guard.check(result.page.url)  # where the page's redirects ended up
+            check_status(result.page, self.markers)
+        except BaseException:
+            self.pool.discard_kept(self.target.name)  # a refused or blocked page is not loaded again
+            raise
         return result
 
     async def _capture_retrying_once(self, args: tuple[Any, ...]) -> BrowserCapture:
@@ -196,6 +209,11 @@ class BrowserPool:
         self._saved_state: dict[str, Any] = {}  # storage_state per target, carried over a recycle
         self._context_proxy: dict[str, str | None] = {}  # the proxy each target's context was made with
         self._context_lock = asyncio.Lock()
+        # Each target's idle page on the current browser, least recently used first.
+        self._kept: OrderedDict[str, Page] = OrderedDict()
+        self._kept_bound = KEPT_PER_SLOT * settings.max_pages
+        self._closing: set[asyncio.Task[None]] = set()  # pages being closed outside any poll
+        self.pages_opened = 0  # on any browser; a reused page is not counted again
         self._slots = asyncio.Semaphore(settings.max_pages)
         self._swap = asyncio.Lock()  # held while a page starts or the browser is replaced
         self._idle = asyncio.Event()  # no page in flight
@@ -231,6 +249,8 @@ class BrowserPool:
 
     async def close(self) -> None:
         self._closed = True
+        self._kept.clear()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         if self._browser is not None:
             with suppress(PlaywrightError):
                 await self._browser.close()
@@ -265,6 +285,41 @@ class BrowserPool:
         if not self._closed and browser is self._browser:
             log.warning("Chromium disconnected unexpectedly; relaunching on the next page")
 
+    def discard_kept(self, target: str) -> None:
+        """Close the target's kept page: its last poll ended on a page that must not be loaded again."""
+        if (page := self._kept.pop(target, None)) is not None:
+            self._close_later(page)
+
+    def _close_later(self, page: Page) -> None:
+        # Not awaited, so a cancelled poll cannot leave a page neither kept nor closed.
+        task = asyncio.create_task(_close(page))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _on_idle_crash(self, page: Page) -> None:
+        # A renderer that died between polls: loading it again would fail the next poll.
+        for target, kept in list(self._kept.items()):
+            if kept is page:
+                del self._kept[target]
+                self._close_later(page)
+
+    def _reusable(self, target: str, context: BrowserContext) -> Page | None:
+        page = self._kept.pop(target, None)
+        if page is not None and (page.is_closed() or page.context is not context):
+            self._close_later(page)  # its context was replaced (a new proxy) or the page died
+            return None
+        return page
+
+    def _keep(self, target: str, page: Page, browser: Browser) -> None:
+        if browser is not self._browser or browser is self._suspect or page.is_closed():
+            self._close_later(page)  # a recycle or a crash happened meanwhile
+            return
+        if (displaced := self._kept.pop(target, None)) is not None:
+            self._close_later(displaced)  # two captures of one target at once: keep the later page
+        self._kept[target] = page
+        while len(self._kept) > self._kept_bound:
+            self._close_later(self._kept.popitem(last=False)[1])
+
     def _forget(self, target: str, context: BrowserContext) -> None:
         # A closed context (its browser died or was recycled) must not be handed out again.
         if self._contexts.get(target) is context:
@@ -282,6 +337,7 @@ class BrowserPool:
                     log.warning("could not save cookies of %s before a browser restart: %s", name, exc)
         self._contexts.clear()
         self._applied_cookies.clear()
+        self._kept.clear()  # their pages close with the old browser
         if old is not None:
             with suppress(PlaywrightError):
                 await old.close()  # also reaps the process of a crashed browser
@@ -371,12 +427,24 @@ class BrowserPool:
                 if cookies and self._applied_cookies.get(target) != cookies:
                     await context.add_cookies(_cookies(cookies, url))
                     self._applied_cookies[target] = cookies
-                page = await context.new_page()
+                page = self._reusable(target, context)
+                if page is None:
+                    page = await context.new_page()
+                    page.once("crash", self._on_idle_crash)
+                    self.pages_opened += 1
+                    fresh = True
+                else:
+                    fresh = False
                 try:
-                    return await self._load(page, url, wanted, click, limit)
-                finally:
-                    with suppress(PlaywrightError):
-                        await page.close()
+                    result = await self._load(page, url, wanted, click, limit, fresh=fresh)
+                except BaseException:
+                    self._close_later(page)  # a failed load may leave the page in any state
+                    raise
+                if result.page.status < 400 and not result.failed and await _parked(page):
+                    self._keep(target, page, browser)
+                else:
+                    self._close_later(page)
+                return result
             except PlaywrightTimeout:
                 raise Transient(Outcome.TIMEOUT, f"no page within {limit:g}s: {url}", url=url) from None
             except PlaywrightError as exc:
@@ -391,7 +459,7 @@ class BrowserPool:
                 self._end()
 
     async def _load(
-        self, page: Page, url: str, wanted: tuple[str, ...], click: str | None, limit: float
+        self, page: Page, url: str, wanted: tuple[str, ...], click: str | None, limit: float, *, fresh: bool
     ) -> BrowserCapture:
         loop = asyncio.get_running_loop()
         captured: dict[str, RawResponse] = {}
@@ -408,7 +476,18 @@ class BrowserPool:
                 captured.update(dict.fromkeys(keys, _raw(response, body[:MAX_BODY_BYTES], response.url)))
             changed.set()
 
+        # A kept page's previous document runs until the new one commits: its requests are not this poll's.
+        current = fresh
+        ours: set[Request] = set()
+
+        def on_navigated(frame: Frame) -> None:
+            nonlocal current
+            if frame == page.main_frame:
+                current = True
+
         def on_response(response: Response) -> None:
+            if response.request not in ours:
+                return
             # A redirect has no body; the response it leads to is the one the adapter wants.
             keys = [w for w in wanted if w not in claimed and w in response.url]
             if keys and not 300 <= response.status < 400:
@@ -421,6 +500,9 @@ class BrowserPool:
         called = asyncio.Event()  # the page has made a wanted call
 
         def on_request(request: Request) -> None:
+            if not current:
+                return
+            ours.add(request)
             in_flight.add(request)
             if not called.is_set() and any(w in request.url for w in wanted):
                 called.set()
@@ -430,6 +512,8 @@ class BrowserPool:
             changed.set()
 
         def on_request_failed(request: Request) -> None:
+            if request not in ours:
+                return
             if keys := [w for w in wanted if w not in claimed and w in request.url]:
                 failed.update(dict.fromkeys(keys, request.failure or "request failed"))
             on_request_done(request)
@@ -440,20 +524,29 @@ class BrowserPool:
             # until the deadline would make a failed call cost the whole navigation timeout.
             return captured.keys() | failed >= set(wanted) or (bool(failed) and not in_flight)
 
-        # Listen before navigating, so a request fired during load is not missed.
-        page.on("response", on_response)
-        page.on("request", on_request)
-        page.on("requestfinished", on_request_done)
-        page.on("requestfailed", on_request_failed)
-        page.on("close", lambda _: changed.set())
-        page.on("crash", lambda _: changed.set())
-        page.set_default_timeout(limit * 1000)
-        deadline = loop.time() + limit
-        main = await page.goto(url, wait_until="domcontentloaded", timeout=limit * 1000)
-        self.metrics.browser_pages.inc()
-        status = main.status if main is not None else 200
+        def on_gone(_: Page) -> None:
+            changed.set()
+
+        # Listen before navigating, so a request fired during load is not missed; the listeners go after
+        # the poll, so a kept page does not gather one set per poll.
+        listeners: list[tuple[str, Callable[..., None]]] = [
+            ("framenavigated", on_navigated),
+            ("response", on_response),
+            ("request", on_request),
+            ("requestfinished", on_request_done),
+            ("requestfailed", on_request_failed),
+            ("close", on_gone),
+            ("crash", on_gone),
+        ]
+        for event, listener in listeners:
+            page.on(event, listener)
         clicker = None
         try:
+            page.set_default_timeout(limit * 1000)
+            deadline = loop.time() + limit
+            main = await page.goto(url, wait_until="domcontentloaded", timeout=limit * 1000)
+            self.metrics.browser_pages.inc()
+            status = main.status if main is not None else 200
             if status < 400:  # an error page will not fire the wanted requests: do not wait for them
                 if click and wanted:
                     clicker = asyncio.create_task(_click_unless_called(page, click, called, deadline))
@@ -473,6 +566,8 @@ class BrowserPool:
                 page, main, served_will_do=bool(wanted) and captured.keys() >= set(wanted)
             )
         finally:
+            for event, listener in listeners:
+                page.remove_listener(event, listener)
             pending = [task for task in (clicker, *readers) if task is not None]
             for task in pending:
                 task.cancel()
@@ -481,6 +576,22 @@ class BrowserPool:
         return BrowserCapture(
             page_raw, responses, {w: failed[w] for w in wanted if w in failed and w not in responses}
         )
+
+
+async def _parked(page: Page) -> bool:
+    """Empty a page kept for the next poll. Left showing, its document (a live video, its timers and
+    calls) would go on loading from the platform between polls, through the proxy and outside every
+    politeness limit. Parking costs ~60 ms and the next load from it ~95, against ~200 for a new page."""
+    try:
+        await page.goto("about:blank", timeout=PARK_TIMEOUT_MS)
+    except PlaywrightError:  # a page that cannot even do this is not worth keeping
+        return False
+    return True
+
+
+async def _close(page: Page) -> None:
+    with suppress(PlaywrightError):
+        await page.close()
 
 
 async def _page_raw(page: Page, main: Response | None, *, served_will_do: bool) -> RawResponse:

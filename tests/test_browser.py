@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -18,7 +19,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from collector.api import RawResponse
+from collector.api import PageMarkers, RawResponse
 from collector.browser import CHROMIUM_NAMES, BrowserPool
 from collector.config import BrowserSettings, HttpSettings, TargetConfig
 from collector.http import OutboundGuard
@@ -89,6 +90,7 @@ class Site:
         self.hits: dict[str, int] = {}
         self.stalls = 0  # how many more /api/slow requests stall, each announced on `stalled`
         self.stalled: asyncio.Queue[None] = asyncio.Queue()
+        self.loads = 0  # /ticker pages served
         app = web.Application()
         app.middlewares.append(self.count)
         app.router.add_get("/live", html(RENDERS_AFTER_LOAD))
@@ -109,6 +111,8 @@ class Site:
         app.router.add_get("/api/leak", self.api_data)
         app.router.add_get("/leaks", self.leaks)
         app.router.add_get("/api/leak/{i}", self.api_data)
+        app.router.add_get("/ticker", self.ticker)
+        app.router.add_get("/api/tick", self.api_tick)
         self.runner = web.AppRunner(app, shutdown_timeout=0.5)
 
     @web.middleware
@@ -157,6 +161,18 @@ class Site:
         calls = "".join(f"fetch('http://{host}:{port}/api/leak/{i}').catch(() => {{}});"
                         for i, host in enumerate(LOOPBACK_ALIASES))  # fmt: skip
         return web.Response(text=f"<p>leaks</p><script>{calls}</script>", content_type="text/html")
+
+    async def ticker(self, _request: web.Request) -> web.Response:
+        # Each load names itself in the calls it keeps making; served slowly, so a kept page's previous
+        # document is still calling while the next load is on its way.
+        self.loads += 1
+        await asyncio.sleep(0.3)
+        script = f"<script>setInterval(() => fetch('/api/tick?load={self.loads}'), 30)</script>"
+        return web.Response(text=f"<p>load {self.loads}</p>{script}", content_type="text/html")
+
+    async def api_tick(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(0.5)  # still in flight when the next load replaces the page: aborted then
+        return web.json_response({"load": int(request.query["load"])})
 
     async def hang(self, _request: web.Request) -> web.Response:
         await asyncio.sleep(3)
@@ -485,3 +501,107 @@ async def test_the_pool_is_alive_from_start_to_close(chromium: str) -> None:
     finally:
         await pool.close()
     assert not pool.alive()
+
+
+def kept_page(pool: BrowserPool, name: str) -> Any:
+    return pool._kept.get(name)
+
+
+async def background_closes(pool: BrowserPool) -> None:
+    await asyncio.gather(*pool._closing)
+
+
+async def test_a_targets_page_is_navigated_again_by_its_next_poll(pool: BrowserPool, site: Site) -> None:
+    fetcher = pool.fetcher(target("reused"), [])
+    first = await fetcher.capture(f"{site.base}/ticker", wait_for=["/api/tick"])
+    page, opened = kept_page(pool, "reused"), pool.pages_opened
+    second = await fetcher.capture(f"{site.base}/ticker", wait_for=["/api/tick"])
+
+    assert kept_page(pool, "reused") is page and pool.pages_opened == opened  # no new page
+    assert len(page.context.pages) == 1
+    # None of the previous document's calls (answered, or aborted by the parking) is taken for this load's.
+    assert json.loads(first.responses["/api/tick"].body)["load"] == site.loads - 1
+    assert json.loads(second.responses["/api/tick"].body)["load"] == site.loads
+    assert b"load %d" % site.loads in second.page.body
+
+
+async def test_a_kept_page_is_parked_and_calls_nothing_between_polls(pool: BrowserPool, site: Site) -> None:
+    await pool.fetcher(target("parked"), []).capture(f"{site.base}/ticker", wait_for=["/api/tick"])
+    assert kept_page(pool, "parked").url == "about:blank"
+    await asyncio.sleep(0.6)  # calls the page had in flight end (aborted) or arrive
+    ticks = site.hits["/api/tick"]
+    await asyncio.sleep(0.6)  # the ticker calls every 30 ms while it shows
+    assert site.hits["/api/tick"] == ticks
+
+
+async def test_a_failed_polls_page_is_closed_not_reused(pool: BrowserPool, site: Site) -> None:
+    fetcher = pool.fetcher(target("failing"), [])
+    await fetcher.capture(f"{site.base}/quiet")
+    for fail in (
+        fetcher.capture(f"{site.base}/banned"),  # 403
+        fetcher.capture(f"{site.base}/hang", timeout=0.5),  # timeout
+    ):
+        page = kept_page(pool, "failing")
+        with pytest.raises((Blocked, Transient)):
+            await fail
+        assert kept_page(pool, "failing") is None
+        await background_closes(pool)
+        assert page.is_closed()
+        await fetcher.capture(f"{site.base}/quiet")  # a new page again
+        assert kept_page(pool, "failing") not in (None, page)
+    # A wanted call that failed, and a block page the adapter's markers name, end reuse too.
+    page = kept_page(pool, "failing")
+    await fetcher.capture(f"{site.base}/fails", wait_for=["/api/reset"], timeout=20)
+    assert kept_page(pool, "failing") is None
+    await fetcher.capture(f"{site.base}/quiet")
+    page = kept_page(pool, "failing")
+    marked = pool.fetcher(target("failing"), [], markers=PageMarkers(blocked=(re.compile(b"no requests"),)))
+    with pytest.raises(Blocked):
+        await marked.capture(f"{site.base}/quiet")
+    assert kept_page(pool, "failing") is None
+    await background_closes(pool)
+    assert page.is_closed()
+
+
+async def test_idle_pages_beyond_the_bound_close_least_recently_used_first(chromium: str, site: Site) -> None:
+    pool, _ = await started(chromium, max_pages=1)  # keeps 2 idle pages
+    try:
+        for name in ("a", "b", "c"):
+            await pool.fetcher(target(name), []).capture(f"{site.base}/quiet")
+        assert list(pool._kept) == ["b", "c"] and pool.pages_opened == 3
+        await pool.fetcher(target("b"), []).capture(f"{site.base}/quiet")  # reused: b is now the newest
+        await pool.fetcher(target("a"), []).capture(f"{site.base}/quiet")  # a new page; c goes
+        assert list(pool._kept) == ["b", "a"] and pool.pages_opened == 4
+        await background_closes(pool)
+        assert len(pool._contexts["c"].pages) == 0
+    finally:
+        await pool.close()
+
+
+async def test_a_kept_page_does_not_gather_listeners(pool: BrowserPool, site: Site) -> None:
+    fetcher = pool.fetcher(target("listened"), [])
+    await fetcher.capture(f"{site.base}/live", wait_for=["/api/data"])
+    page = kept_page(pool, "listened")
+    events = ("request", "response", "requestfinished", "requestfailed", "framenavigated", "close", "crash")
+    counts = {e: len(page._impl_obj.listeners(e)) for e in events}
+    for _ in range(5):
+        result = await fetcher.capture(f"{site.base}/live", wait_for=["/api/data"])
+        assert json.loads(result.responses["/api/data"].body)["viewers"] == 1234
+    assert kept_page(pool, "listened") is page
+    assert {e: len(page._impl_obj.listeners(e)) for e in events} == counts
+    assert counts["response"] == counts["request"] == 0  # none of a poll's stays after it
+
+
+async def test_a_recycle_drops_the_kept_pages(chromium: str, site: Site) -> None:
+    pool, metrics = await started(chromium, recycle_after=2)
+    try:
+        fetcher = pool.fetcher(target("a"), [])
+        await fetcher.capture(f"{site.base}/quiet")
+        await fetcher.capture(f"{site.base}/quiet")
+        page = kept_page(pool, "a")
+        await fetcher.capture(f"{site.base}/quiet")  # on a new browser
+        assert restarts(metrics, "recycled") == 1
+        assert page.is_closed() and kept_page(pool, "a") not in (None, page)
+        assert pool.pages_opened == 2
+    finally:
+        await pool.close()
